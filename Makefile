@@ -1,0 +1,79 @@
+# neoconn — see README.md. `make test` and `make demo` install what is
+# missing (as root, with apt-get) before they start.
+LUA ?= lua5.4
+ifeq ($(LUA),luajit)
+  LUA_PC := luajit
+  LUA_BIN := luajit
+else
+  LUA_PC := $(LUA)
+  LUA_BIN := $(LUA)
+endif
+
+PG_INCDIR := $(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
+LUA_CFLAGS := $(shell pkg-config --cflags $(LUA_PC) 2>/dev/null)
+CC ?= cc
+CFLAGS ?= -O2 -g
+NC_CFLAGS := -std=c99 -fPIC -Wall -Wextra -Werror -fvisibility=hidden $(LUA_CFLAGS) -I$(PG_INCDIR)
+LDLIBS := -lpq
+
+BUILD := build/$(LUA)
+SRCS := $(wildcard src/*.c)
+OBJS := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
+CORE := $(BUILD)/neoconn/core.so
+TOOLS := build/tools/silent_listener
+BUSTED := $(LUA_BIN) /usr/bin/busted
+
+.PHONY: all env deps test check-specs lint demo bench memcheck install clean
+
+all: $(CORE) $(TOOLS)
+
+$(BUILD)/obj/%.o: src/%.c src/neoconn.h src/compat.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(NC_CFLAGS) -c -o $@ $<
+
+$(CORE): $(OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -shared -o $@ $(OBJS) $(LDFLAGS) $(LDLIBS)
+
+build/tools/%: spec/support/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -std=c99 -Wall -Wextra -Werror -o $@ $<
+
+# eval "$(make -s env)" makes require("neoconn") work from this checkout.
+env:
+	@echo "export LUA_PATH='$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;'"
+	@echo "export LUA_CPATH='$(CURDIR)/$(BUILD)/?.so;;'"
+
+deps:
+	@sh spec/support/deps.sh
+
+lint:
+	luacheck --quiet lua spec bench examples bin
+
+test: deps
+	@$(MAKE) --no-print-directory all lint
+	@spec/support/with-cluster.sh $(BUSTED) --lpath='$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua' \
+	  --cpath='$(CURDIR)/$(BUILD)/?.so' spec
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@spec/support/with-cluster.sh $(LUA_BIN) examples/demo.lua
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@spec/support/with-cluster.sh $(LUA_BIN) bench/catalog.lua
+
+# The specs under valgrind: no invalid access, no definite leak in neoconn.
+memcheck: deps
+	@$(MAKE) --no-print-directory all
+	@NEOCONN_VALGRIND=1 spec/support/with-cluster.sh valgrind --quiet --error-exitcode=99 \
+	  --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite \
+	  --suppressions=spec/support/valgrind.supp \
+	  $(BUSTED) --lpath='$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua' \
+	  --cpath='$(CURDIR)/$(BUILD)/?.so' spec
+
+install:
+	luarocks make neoconn-scm-1.rockspec PQ_INCDIR=$(PG_INCDIR)
+
+clean:
+	rm -rf build

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Runs a command next to a throwaway PostgreSQL 15: a cluster in a temporary
+# directory on private ports and a private socket, SCRAM passwords, TLS with
+# a generated certificate; a second copy without TLS; a listener that never
+# answers. Everything is stopped and removed when the command ends, however
+# it ends. As root, the server runs as the postgres user (it refuses root).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+pgbin=$(ls -d /usr/lib/postgresql/15/bin 2>/dev/null || dirname "$(command -v initdb)")
+tmp=$(mktemp -d /tmp/neoconn-test.XXXXXX)
+chmod 755 "$tmp"
+pids=()
+
+as_pg() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+cleanup() {
+  set +e
+  for d in data plain; do
+    [ -f "$tmp/$d/postmaster.pid" ] && as_pg "$pgbin/pg_ctl" -D "$tmp/$d" -m immediate -w stop >/dev/null 2>&1
+  done
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+next_port=$((20000 + ($$ * 7) % 30000))
+free_port() {
+  while ! port_free "$next_port"; do next_port=$((next_port + 1)); done
+  echo "$next_port"; next_port=$((next_port + 1))
+}
+
+admin=neoconn_admin
+admin_pw="admin-$RANDOM$RANDOM"
+port=$(free_port); plain_port=$(free_port); silent_port=$(free_port); refused_port=$(free_port)
+
+mkdir -p "$tmp/sock"
+echo "$admin_pw" >"$tmp/pwfile"
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=localhost" \
+  -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+  -keyout "$tmp/server.key" -out "$tmp/server.crt" >/dev/null 2>&1
+chmod 600 "$tmp/server.key"
+[ "$(id -u)" = 0 ] && chown -R postgres:postgres "$tmp"
+
+as_pg "$pgbin/initdb" -D "$tmp/data" -U "$admin" --pwfile="$tmp/pwfile" \
+  --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >"$tmp/initdb.log" 2>&1 \
+  || { cat "$tmp/initdb.log"; exit 1; }
+cat >"$tmp/data/pg_hba.conf" <<HBA
+local all all trust
+host all neoconn_hba_rejected 127.0.0.1/32 reject
+host all all 127.0.0.1/32 scram-sha-256
+host all all ::1/128 scram-sha-256
+HBA
+as_pg cp -a "$tmp/data" "$tmp/plain"
+common="listen_addresses = 'localhost'
+unix_socket_directories = '$tmp/sock'
+password_encryption = 'scram-sha-256'
+max_connections = 60
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+logging_collector = off"
+as_pg sh -c "cat >>'$tmp/data/postgresql.conf'" <<CONF
+$common
+port = $port
+ssl = on
+ssl_cert_file = '$tmp/server.crt'
+ssl_key_file = '$tmp/server.key'
+CONF
+as_pg sh -c "cat >>'$tmp/plain/postgresql.conf'" <<CONF
+$common
+port = $plain_port
+ssl = off
+CONF
+for d in data plain; do
+  as_pg "$pgbin/pg_ctl" -D "$tmp/$d" -l "$tmp/$d.log" -w -t 60 start >/dev/null \
+    || { cat "$tmp/$d.log"; exit 1; }
+done
+
+"$top/build/tools/silent_listener" "$silent_port" 3600 &
+pids+=($!)
+
+export NEOCONN_TEST_HOST=127.0.0.1
+export NEOCONN_TEST_PORT=$port
+export NEOCONN_TEST_PLAIN_PORT=$plain_port
+export NEOCONN_TEST_SILENT_PORT=$silent_port
+export NEOCONN_TEST_REFUSED_PORT=$refused_port
+export NEOCONN_TEST_SOCKET=$tmp/sock
+export NEOCONN_TEST_CA=$tmp/server.crt
+export NEOCONN_TEST_ADMIN=$admin
+export NEOCONN_TEST_ADMIN_PASSWORD=$admin_pw
+export NEOCONN_TEST_TMP=$tmp
+export LUA_PATH="$top/lua/?.lua;$top/lua/?/init.lua;${LUA_PATH:-;}"
+export LUA_CPATH="$top/build/${LUA:-lua5.4}/?.so;${LUA_CPATH:-;}"
+cd "$top"
+set +e
+"$@"
+status=$?
+exit $status

@@ -1,0 +1,318 @@
+/* The connection object and the connect state machine. Connecting is
+ * PQconnectStartParams + PQconnectPoll, bounded by neoconn's own deadline;
+ * the same steps are exposed (connect_start/connect_poll) so that an event
+ * loop (nginx, a fleet check) can drive them without blocking. */
+#include <stdio.h>
+#include <string.h>
+#include "neoconn.h"
+
+nc_conn *nc_check_conn(lua_State *L, int idx)
+{
+  return (nc_conn *)luaL_checkudata(L, idx, NC_CONN_MT);
+}
+
+nc_conn *nc_test_conn(lua_State *L, int idx)
+{
+  return (nc_conn *)luaL_testudata(L, idx, NC_CONN_MT);
+}
+
+void nc_conn_close(nc_conn *c)
+{
+  if (c->pg != NULL) {
+    PQfinish(c->pg);
+    c->pg = NULL;
+  }
+  c->ready = 0;
+  memset(c->secret, 0, sizeof c->secret);
+}
+
+double nc_opt_timeout(lua_State *L, int opts, const char *fname)
+{
+  double t = NC_DEFAULT_TIMEOUT;
+  if (lua_isnoneornil(L, opts))
+    return t;
+  if (lua_type(L, opts) != LUA_TTABLE)
+    luaL_argerror(L, opts, lua_pushfstring(L, "options table expected, got %s",
+                                           luaL_typename(L, opts)));
+  lua_getfield(L, opts, "timeout");
+  if (!lua_isnil(L, -1)) {
+    if (lua_type(L, -1) != LUA_TNUMBER || lua_tonumber(L, -1) <= 0)
+      luaL_argerror(L, opts, lua_pushfstring(L, "%s: timeout must be a positive number of "
+                                                "seconds", fname));
+    t = lua_tonumber(L, -1);
+  }
+  lua_pop(L, 1);
+  return t;
+}
+
+static nc_conn *new_conn(lua_State *L)
+{
+  nc_conn *c = (nc_conn *)nc_newuserdata(L, sizeof *c);
+  int i;
+  memset(c, 0, sizeof *c);
+  for (i = 0; i < NC_STAGE_COUNT; i++)
+    c->stage_done[i] = -1;
+  nc_setmetatable(L, NC_CONN_MT);
+  return c;
+}
+
+static nc_stage stage_of(ConnStatusType s)
+{
+  switch (s) {
+  case CONNECTION_SSL_STARTUP:
+  case CONNECTION_GSS_STARTUP:
+    return NC_STAGE_TLS;
+  case CONNECTION_AWAITING_RESPONSE:
+    return NC_STAGE_AUTHENTICATE;
+  case CONNECTION_AUTH_OK:
+  case CONNECTION_SETENV:
+  case CONNECTION_CHECK_WRITABLE:
+  case CONNECTION_CONSUME:
+  case CONNECTION_CHECK_TARGET:
+  case CONNECTION_CHECK_STANDBY:
+    return NC_STAGE_SESSION;
+  default:
+    return NC_STAGE_CONNECT;
+  }
+}
+
+/* Records the time at which each stage was left behind. */
+static void observe(nc_conn *c, nc_stage now_in)
+{
+  double t = nc_now() - c->started;
+  int s;
+  for (s = c->stage; s < (int)now_in; s++)
+    if (c->stage_done[s] < 0)
+      c->stage_done[s] = t;
+  if (now_in == NC_STAGE_TLS)
+    c->tls_seen = 1;
+  c->stage = now_in;
+}
+
+static void copy_field(char *dst, size_t cap, const char *src)
+{
+  snprintf(dst, cap, "%s", src != NULL ? src : "");
+}
+
+static void fail(nc_conn *c, const char *message, int timed_out)
+{
+  nc_classify_connect_failure(c, message, timed_out); /* copies before PQfinish */
+  c->failed = 1;
+  if (c->pg != NULL) {
+    PQfinish(c->pg);
+    c->pg = NULL;
+  }
+}
+
+static int connect_begin(lua_State *L, nc_conn *c, int target)
+{
+  int top = lua_gettop(L), n = 0, params;
+  const char **kw, **val;
+
+  c->stage = NC_STAGE_CONFIG;
+  if (!nc_push_params(L, target, &c->error)) {
+    c->failed = 1;
+    lua_settop(L, top);
+    return 0;
+  }
+  params = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, params) != 0) {
+    n++;
+    lua_pop(L, 1);
+  }
+  kw = (const char **)nc_newuserdata(L, sizeof(char *) * (size_t)(2 * n + 2));
+  val = kw + n + 1;
+  n = 0;
+  lua_pushnil(L);
+  while (lua_next(L, params) != 0) {
+    kw[n] = lua_tostring(L, -2);
+    val[n] = lua_tostring(L, -1); /* anchored in the params table */
+    if (strcmp(kw[n], "password") == 0)
+      copy_field(c->secret, sizeof c->secret, val[n]);
+    n++;
+    lua_pop(L, 1);
+  }
+  kw[n] = val[n] = NULL;
+
+  c->started = nc_now();
+  c->stage = NC_STAGE_CONNECT;
+  c->pg = PQconnectStartParams(kw, val, 0); /* libpq copies every value */
+  lua_settop(L, top);
+  if (c->pg == NULL) {
+    nc_error_set(&c->error, "unknown", NC_STAGE_CONNECT, "out of memory");
+    c->failed = 1;
+    return 0;
+  }
+  PQsetErrorVerbosity(c->pg, PQERRORS_VERBOSE);
+  copy_field(c->user, sizeof c->user, PQuser(c->pg));
+  copy_field(c->host, sizeof c->host, PQhost(c->pg));
+  copy_field(c->port, sizeof c->port, PQport(c->pg));
+  copy_field(c->dbname, sizeof c->dbname, PQdb(c->pg));
+  if (PQstatus(c->pg) == CONNECTION_BAD) {
+    const char *m = PQerrorMessage(c->pg);
+    /* libpq fails at once either on its options or on the first host. */
+    if (strstr(m, "connection to server") == NULL && strstr(m, "could not translate host") == NULL)
+      c->stage = NC_STAGE_CONFIG;
+    fail(c, m, 0);
+    return 0;
+  }
+  c->want_write = 1;
+  return 1;
+}
+
+/* One step of the handshake: 1 ready, 0 wait on the socket, -1 failed. */
+static int connect_step(nc_conn *c)
+{
+  PostgresPollingStatusType st = PQconnectPoll(c->pg);
+  observe(c, stage_of(PQstatus(c->pg)));
+  switch (st) {
+  case PGRES_POLLING_OK:
+    observe(c, NC_STAGE_INTROSPECT);
+    c->ready = 1;
+    memset(c->secret, 0, sizeof c->secret);
+    if (PQsetnonblocking(c->pg, 1) != 0) {
+      fail(c, "could not switch the connection to non-blocking mode", 0);
+      return -1;
+    }
+    return 1;
+  case PGRES_POLLING_FAILED:
+    fail(c, PQerrorMessage(c->pg), 0);
+    return -1;
+  case PGRES_POLLING_READING:
+    c->want_write = 0;
+    return 0;
+  default:
+    c->want_write = 1;
+    return 0;
+  }
+}
+
+nc_conn *nc_connect(lua_State *L, int target, double timeout)
+{
+  nc_conn *c = new_conn(L);
+  double deadline;
+  if (!connect_begin(L, c, target))
+    return c;
+  deadline = c->started + timeout;
+  for (;;) {
+    int w = nc_wait_fd(PQsocket(c->pg), c->want_write, deadline);
+    if (w <= 0) {
+      fail(c, w == 0 ? "" : "waiting on the connection's socket failed", w == 0);
+      return c;
+    }
+    if (connect_step(c) != 0)
+      return c;
+  }
+}
+
+/* Pushes nil, err for a failed connection and forgets the password. */
+static int push_failure(lua_State *L, nc_conn *c)
+{
+  lua_pushnil(L);
+  nc_push_error(L, &c->error, c->secret);
+  memset(c->secret, 0, sizeof c->secret);
+  return 2;
+}
+
+/* neoconn.connect(target [, opts]) -> conn | nil, err */
+static int l_connect(lua_State *L)
+{
+  double timeout = nc_opt_timeout(L, 2, "connect");
+  nc_conn *c;
+  luaL_checkany(L, 1);
+  c = nc_connect(L, 1, timeout);
+  if (c->failed)
+    return push_failure(L, c);
+  return 1;
+}
+
+/* neoconn.connect_start(target) -> conn | nil, err
+ * The handshake is then driven with conn:connect_poll(). */
+static int l_connect_start(lua_State *L)
+{
+  nc_conn *c;
+  luaL_checkany(L, 1);
+  c = new_conn(L);
+  if (!connect_begin(L, c, 1))
+    return push_failure(L, c);
+  return 1;
+}
+
+/* conn:connect_poll() -> true | false, "read"|"write", fd | nil, err */
+static int l_connect_poll(lua_State *L)
+{
+  nc_conn *c = nc_check_conn(L, 1);
+  int r;
+  if (c->ready) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  if (c->failed || c->pg == NULL)
+    luaL_argerror(L, 1, "connection is closed");
+  r = connect_step(c);
+  if (r < 0)
+    return push_failure(L, c);
+  lua_pushboolean(L, r > 0);
+  if (r > 0)
+    return 1;
+  lua_pushstring(L, c->want_write ? "write" : "read");
+  lua_pushinteger(L, PQsocket(c->pg));
+  return 3;
+}
+
+/* conn:connect_timeout() -> nil, err: gives up a handshake in progress. */
+static int l_connect_timeout(lua_State *L)
+{
+  nc_conn *c = nc_check_conn(L, 1);
+  if (c->ready || c->failed || c->pg == NULL)
+    luaL_argerror(L, 1, "no handshake in progress");
+  fail(c, "", 1);
+  return push_failure(L, c);
+}
+
+static int l_close(lua_State *L)
+{
+  nc_conn_close(nc_check_conn(L, 1));
+  return 0;
+}
+
+static int l_tostring(lua_State *L)
+{
+  nc_conn *c = nc_check_conn(L, 1);
+  const char *state = c->ready ? "" : c->pg != NULL ? " connecting" : " closed";
+  lua_pushfstring(L, "neoconn.connection{%s@%s:%s/%s%s}: %p", c->user, c->host, c->port,
+                  c->dbname, state, (void *)c);
+  return 1;
+}
+
+void nc_register_conn(lua_State *L)
+{
+  static const luaL_Reg methods[] = {
+    { "close", l_close },
+    { "connect_poll", l_connect_poll },
+    { "connect_timeout", l_connect_timeout },
+    { NULL, NULL }
+  };
+  static const luaL_Reg meta[] = {
+    { "__gc", l_close },
+    { "__close", l_close },
+    { "__tostring", l_tostring },
+    { NULL, NULL }
+  };
+  luaL_newmetatable(L, NC_CONN_MT);
+  luaL_setfuncs(L, meta, 0);
+  lua_pushliteral(L, NC_CONN_MT);
+  lua_setfield(L, -2, "__name");
+  luaL_newlib(L, methods);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+}
+
+void nc_register_connect(lua_State *L)
+{
+  lua_pushcfunction(L, l_connect);
+  lua_setfield(L, -2, "connect");
+  lua_pushcfunction(L, l_connect_start);
+  lua_setfield(L, -2, "connect_start");
+}

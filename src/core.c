@@ -1,0 +1,27 @@
+/* neoconn.core: the C half of neoconn. `require("neoconn")` is the Lua
+ * module lua/neoconn/init.lua, which re-exports these functions. */
+#include "neoconn.h"
+
+#define NC_VERSION "0.1.0"
+
+__attribute__((visibility("default"))) int luaopen_neoconn_core(lua_State *L)
+{
+  static const luaL_Reg functions[] = {
+    { "test", nc_l_test },
+    { "requirements", nc_l_requirements },
+    { "quote_ident", nc_l_quote_ident },
+    { "parse_name", nc_l_parse_name },
+    { NULL, NULL }
+  };
+  nc_register_box(L);
+  nc_register_error_mt(L);
+  nc_register_conn(L);
+  nc_register_result(L);
+  luaL_newlib(L, functions);
+  nc_register_connect(L);
+  lua_pushliteral(L, NC_VERSION);
+  lua_setfield(L, -2, "version");
+  lua_pushinteger(L, PQlibVersion());
+  lua_setfield(L, -2, "libpq_version");
+  return 1;
+}

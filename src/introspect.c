@@ -1,0 +1,485 @@
+/* neoconn.test: connect, then read in one READ ONLY transaction and one
+ * round trip what the session role may do, as PostgreSQL itself decides it
+ * (has_*_privilege on OIDs, pg_has_role, row_security_active), never from
+ * information_schema. Column names with a dot shape the report (result.c). */
+#include <stdio.h>
+#include <string.h>
+#include "neoconn.h"
+
+#define USER_SCHEMA(n) n ".nspname !~ '^pg_' AND " n ".nspname <> 'information_schema'"
+#define RELKINDS "('r','p','v','m','f')"
+
+/* Tables in scope: every user table, those of $1 (schemas), plus the listed
+ * tables $2.$3 (looked up by index, so a few tables are fast in any catalog). */
+#define SCOPE_CTE                                                                        \
+  "scope AS ("                                                                           \
+  " SELECT c.oid, n.nspname, c.relname, c.relkind, c.relowner, c.relrowsecurity,"        \
+  "  c.relforcerowsecurity"                                                              \
+  " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"                       \
+  " WHERE c.relkind IN " RELKINDS " AND " USER_SCHEMA("n")                               \
+  "  AND (($1::text[] IS NULL AND $2::text[] IS NULL) OR n.nspname = ANY($1::text[]))"   \
+  " UNION ALL"                                                                           \
+  " SELECT c.oid, n.nspname, c.relname, c.relkind, c.relowner, c.relrowsecurity,"        \
+  "  c.relforcerowsecurity"                                                              \
+  " FROM (SELECT DISTINCT * FROM unnest($2::text[], $3::text[])) AS w(nsp, rel)"         \
+  " JOIN pg_namespace n ON n.nspname = w.nsp"                                            \
+  " JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = w.rel"                     \
+  " WHERE c.relkind IN " RELKINDS                                                        \
+  "  AND NOT (n.nspname = ANY(coalesce($1::text[], '{}'::text[]))))"
+
+#define COVERAGE(priv, extra)                                                            \
+  "(SELECT CASE WHEN bool_and(has_column_privilege(s.oid, a.attnum, '" priv "'))"        \
+  " THEN 'all' WHEN bool_or(has_column_privilege(s.oid, a.attnum, '" priv "'))"          \
+  " THEN 'some' ELSE 'none' END FROM pg_attribute a"                                     \
+  " WHERE a.attrelid = s.oid AND a.attnum > 0 AND NOT a.attisdropped" extra ")"
+
+/* A permissive policy for cmd that applies to the role (PUBLIC is OID 0). */
+#define POLICY(cmd)                                                                      \
+  "EXISTS (SELECT 1 FROM pg_policy pol WHERE pol.polrelid = s.oid AND pol.polpermissive" \
+  " AND pol.polcmd IN ('" cmd "', '*') AND EXISTS (SELECT 1 FROM unnest(pol.polroles) r" \
+  " WHERE CASE WHEN r = 0 THEN true ELSE pg_has_role(r, 'USAGE') END))"
+
+static const char SQL_SERVER[] =
+  "SELECT version() AS \"server.version\","
+  " current_setting('server_version_num')::int AS \"server.version_num\","
+  " pg_is_in_recovery() AS \"server.in_hot_standby\","
+  " current_user AS \"session.user\", session_user AS \"session.session_user\","
+  " current_database() AS \"session.database\"";
+
+static const char SQL_ROLE[] =
+  "WITH RECURSIVE me AS (SELECT oid FROM pg_roles WHERE rolname = current_user),"
+  " m(roleid) AS (SELECT a.roleid FROM pg_auth_members a, me WHERE a.member = me.oid"
+  "  UNION SELECT a.roleid FROM pg_auth_members a JOIN m ON a.member = m.roleid)"
+  " SELECT r.rolname AS name, r.rolsuper AS superuser, r.rolcreatedb AS createdb,"
+  " r.rolcreaterole AS createrole, r.rolreplication AS replication,"
+  " r.rolbypassrls AS bypassrls, r.rolcanlogin AS can_login,"
+  " to_char(r.rolvaliduntil AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS valid_until,"
+  " ARRAY(SELECT g.rolname::text FROM m JOIN pg_roles g ON g.oid = m.roleid"
+  "  WHERE pg_has_role(me.oid, g.oid, 'USAGE') ORDER BY 1) AS inherits,"
+  " ARRAY(SELECT g.rolname::text FROM m JOIN pg_roles g ON g.oid = m.roleid"
+  "  WHERE NOT pg_has_role(me.oid, g.oid, 'USAGE') ORDER BY 1) AS set_role_only"
+  " FROM pg_roles r JOIN me ON r.oid = me.oid";
+
+static const char SQL_DATABASE[] =
+  "SELECT d.datname AS name, pg_get_userbyid(d.datdba) AS owner,"
+  " has_database_privilege(d.oid, 'CONNECT') AS connect,"
+  " has_database_privilege(d.oid, 'CREATE') AS \"create\","
+  " has_database_privilege(d.oid, 'TEMP') AS temp"
+  " FROM pg_database d WHERE d.datname = current_database()";
+
+static const char SQL_SCHEMAS[] =
+  "SELECT n.nspname AS name, pg_get_userbyid(n.nspowner) AS owner,"
+  " has_schema_privilege(n.oid, 'USAGE') AS usage,"
+  " has_schema_privilege(n.oid, 'CREATE') AS \"create\""
+  " FROM pg_namespace n WHERE " USER_SCHEMA("n")
+  " AND (($1::text[] IS NULL AND $2::text[] IS NULL) OR n.nspname = ANY($1::text[])"
+  "  OR n.nspname = ANY($2::text[]))"
+  " ORDER BY 1";
+
+/* %s: the MAINTAIN privilege on PostgreSQL 17 and later. */
+static const char SQL_TABLES[] =
+  "WITH " SCOPE_CTE
+  " SELECT s.nspname AS \"schema\", s.relname AS name,"
+  " CASE s.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'partitioned table'"
+  "  WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' ELSE 'foreign table' END AS kind,"
+  " pg_get_userbyid(s.relowner) AS \"owner.name\","
+  " pg_get_userbyid(s.relowner) = current_user AS \"owner.is_self\","
+  " pg_has_role(s.relowner, 'USAGE') AS \"owner.is_member\","
+  " p.sel AS \"privileges.SELECT\", p.ins AS \"privileges.INSERT\","
+  " p.upd AS \"privileges.UPDATE\", p.del AS \"privileges.DELETE\","
+  " p.trn AS \"privileges.TRUNCATE\", p.ref AS \"privileges.REFERENCES\","
+  " p.trg AS \"privileges.TRIGGER\"%s,"
+  " CASE WHEN p.sel THEN 'all' ELSE " COVERAGE("SELECT", "") " END AS \"columns.SELECT\","
+  " CASE WHEN p.ins THEN 'all' ELSE " COVERAGE("INSERT", " AND a.attgenerated = ''")
+  " END AS \"columns.INSERT\","
+  " CASE WHEN p.upd THEN 'all' ELSE " COVERAGE("UPDATE", " AND a.attgenerated = ''")
+  " END AS \"columns.UPDATE\","
+  " s.relrowsecurity AS \"rls.enabled\", s.relforcerowsecurity AS \"rls.forced\","
+  " CASE WHEN s.relrowsecurity THEN row_security_active(s.oid) ELSE false END AS \"rls.applies\","
+  " CASE WHEN s.relrowsecurity THEN " POLICY("a") " END AS \"rls.insert_policy\","
+  " CASE WHEN s.relrowsecurity THEN " POLICY("w") " END AS \"rls.update_policy\","
+  " CASE WHEN s.relrowsecurity THEN " POLICY("r") " END AS \"rls.select_policy\""
+  " FROM scope s CROSS JOIN LATERAL (SELECT has_table_privilege(s.oid, 'SELECT') AS sel,"
+  "  has_table_privilege(s.oid, 'INSERT') AS ins, has_table_privilege(s.oid, 'UPDATE') AS upd,"
+  "  has_table_privilege(s.oid, 'DELETE') AS del, has_table_privilege(s.oid, 'TRUNCATE') AS trn,"
+  "  has_table_privilege(s.oid, 'REFERENCES') AS ref,"
+  "  has_table_privilege(s.oid, 'TRIGGER') AS trg%s) p"
+  " ORDER BY 1, 2";
+
+/* Sequences owned by tables in scope (serial and identity columns), and,
+ * without a table list, every sequence of the schemas in scope. */
+#define SEQUENCE_COLUMNS                                                                 \
+  " SELECT sn.nspname AS \"schema\", sq.relname AS name,"                                \
+  " pg_get_userbyid(sq.relowner) AS owner,"                                              \
+  " otn.nspname AS \"owned_by.schema\", ot.relname AS \"owned_by.table\","               \
+  " a.attname AS \"owned_by.column\","                                                   \
+  " has_sequence_privilege(sq.oid, 'USAGE') AS \"privileges.USAGE\","                    \
+  " has_sequence_privilege(sq.oid, 'SELECT') AS \"privileges.SELECT\","                  \
+  " has_sequence_privilege(sq.oid, 'UPDATE') AS \"privileges.UPDATE\""
+
+#define SEQUENCE_OWNER_JOINS                                                             \
+  " JOIN pg_namespace sn ON sn.oid = sq.relnamespace"                                    \
+  " LEFT JOIN pg_class ot ON ot.oid = d.refobjid"                                        \
+  " LEFT JOIN pg_namespace otn ON otn.oid = ot.relnamespace"                             \
+  " LEFT JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid"
+
+static const char SQL_SEQUENCES[] =
+  "WITH " SCOPE_CTE
+  SEQUENCE_COLUMNS
+  " FROM scope s"
+  " JOIN pg_depend d ON d.refclassid = 'pg_class'::regclass AND d.refobjid = s.oid"
+  "  AND d.classid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') AND d.refobjsubid > 0"
+  " JOIN pg_class sq ON sq.oid = d.objid AND sq.relkind = 'S'"
+  SEQUENCE_OWNER_JOINS
+  " UNION"
+  SEQUENCE_COLUMNS
+  " FROM pg_class sq"
+  " LEFT JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = sq.oid"
+  "  AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') AND d.refobjsubid > 0"
+  SEQUENCE_OWNER_JOINS
+  " WHERE sq.relkind = 'S' AND $2::text[] IS NULL AND " USER_SCHEMA("sn")
+  "  AND ($1::text[] IS NULL OR sn.nspname = ANY($1::text[]))"
+  " ORDER BY 1, 2";
+
+static const char SQL_FUNCTIONS[] =
+  "WITH " SCOPE_CTE
+  " SELECT pn.nspname AS \"schema\", p.proname AS name,"
+  " pg_get_function_identity_arguments(p.oid) AS arguments,"
+  " pg_get_userbyid(p.proowner) AS owner,"
+  " has_function_privilege(p.oid, 'EXECUTE') AS \"privileges.EXECUTE\","
+  " s.nspname AS \"used_by.schema\", s.relname AS \"used_by.table\","
+  " a.attname AS \"used_by.column\""
+  " FROM scope s"
+  " JOIN pg_attrdef ad ON ad.adrelid = s.oid"
+  " JOIN pg_attribute a ON a.attrelid = s.oid AND a.attnum = ad.adnum AND NOT a.attisdropped"
+  " JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid"
+  "  AND d.refclassid = 'pg_proc'::regclass"
+  " JOIN pg_proc p ON p.oid = d.refobjid"
+  " JOIN pg_namespace pn ON pn.oid = p.pronamespace"
+  " ORDER BY 6, 7, 8, 1, 2";
+
+static const char SQL_NOT_FOUND[] =
+  "SELECT w.nsp AS \"schema\", w.rel AS name"
+  " FROM (SELECT DISTINCT * FROM unnest($2::text[], $3::text[])) AS w(nsp, rel)"
+  " WHERE NOT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+  "  WHERE n.nspname = w.nsp AND c.relname = w.rel AND c.relkind IN " RELKINDS ")"
+  " UNION ALL"
+  " SELECT s, NULL FROM unnest($1::text[]) AS s"
+  " WHERE NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = s)"
+  " ORDER BY 1, 2";
+
+enum { Q_SERVER, Q_ROLE, Q_DATABASE, Q_SCHEMAS, Q_TABLES, Q_SEQUENCES, Q_FUNCTIONS,
+       Q_NOT_FOUND, Q_COUNT };
+
+/* Pushes the text[] literal ({"a","b \"c\""}) of the n strings in table t. */
+static void push_array_literal(lua_State *L, int t, int n)
+{
+  size_t size = 3, at = 0, len, j;
+  int i;
+  char *out;
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, t, i);
+    lua_tolstring(L, -1, &len);
+    size += 2 * len + 3;
+    lua_pop(L, 1);
+  }
+  out = (char *)nc_newuserdata(L, size);
+  out[at++] = '{';
+  for (i = 1; i <= n; i++) {
+    const char *s;
+    lua_rawgeti(L, t, i);
+    s = lua_tolstring(L, -1, &len);
+    if (i > 1)
+      out[at++] = ',';
+    out[at++] = '"';
+    for (j = 0; j < len; j++) {
+      if (s[j] == '"' || s[j] == '\\')
+        out[at++] = '\\';
+      out[at++] = s[j];
+    }
+    out[at++] = '"';
+    lua_pop(L, 1);
+  }
+  out[at++] = '}';
+  lua_pushlstring(L, out, at);
+  lua_remove(L, -2);
+}
+
+static void check_name(lua_State *L, int arg, const char *what, int i, int idx)
+{
+  size_t len;
+  const char *s;
+  if (lua_type(L, idx) != LUA_TSTRING)
+    luaL_argerror(L, arg, lua_pushfstring(L, "%s[%d]: string expected, got %s", what, i,
+                                          luaL_typename(L, idx)));
+  s = lua_tolstring(L, idx, &len);
+  if (len == 0 || memchr(s, '\0', len) != NULL)
+    luaL_argerror(L, arg, lua_pushfstring(L, "%s[%d]: empty name or zero byte", what, i));
+}
+
+/* Pushes the parameters $1 (schemas), $2 and $3 (table schemas and names):
+ * each a text[] literal or nil. Raises on malformed options. */
+static void push_scope_params(lua_State *L, int opts, int arg)
+{
+  int list, i, n, schemas, names;
+  if (lua_isnoneornil(L, opts)) {
+    lua_pushnil(L);
+    lua_pushnil(L);
+    lua_pushnil(L);
+    return;
+  }
+  lua_getfield(L, opts, "schemas");
+  if (lua_isnil(L, -1)) {
+    /* keep nil as $1 */
+  } else if (lua_type(L, -1) != LUA_TTABLE) {
+    luaL_argerror(L, arg, "schemas: list of schema names expected");
+  } else {
+    list = lua_gettop(L);
+    n = (int)lua_rawlen(L, list);
+    for (i = 1; i <= n; i++) {
+      lua_rawgeti(L, list, i);
+      check_name(L, arg, "schemas", i, -1);
+      lua_pop(L, 1);
+    }
+    push_array_literal(L, list, n);
+    lua_replace(L, list);
+  }
+
+  lua_getfield(L, opts, "tables");
+  if (lua_isnil(L, -1)) {
+    lua_pushnil(L);
+    return;
+  }
+  if (lua_type(L, -1) != LUA_TTABLE)
+    luaL_argerror(L, arg, "tables: list of tables expected ({ schema=, name= } or \"schema.name\")");
+  list = lua_gettop(L);
+  n = (int)lua_rawlen(L, list);
+  lua_createtable(L, n, 0);
+  schemas = lua_gettop(L);
+  lua_createtable(L, n, 0);
+  names = lua_gettop(L);
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, list, i);
+    if (lua_type(L, -1) == LUA_TTABLE) {
+      lua_getfield(L, -1, "schema");
+      if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_pushliteral(L, "public");
+      }
+      check_name(L, arg, "tables (schema)", i, -1);
+      lua_getfield(L, -2, "name");
+      check_name(L, arg, "tables (name)", i, -1);
+    } else if (lua_type(L, -1) == LUA_TSTRING) {
+      const char *err = nc_parse_qualified(L, lua_tostring(L, -1));
+      if (err != NULL)
+        luaL_argerror(L, arg, lua_pushfstring(L, "tables[%d]: %s", i, err));
+      if (lua_isnil(L, -2)) {
+        lua_pushliteral(L, "public");
+        lua_replace(L, -3);
+      }
+    } else {
+      luaL_argerror(L, arg, lua_pushfstring(L, "tables[%d]: table or qualified name expected, "
+                                               "got %s", i, luaL_typename(L, -1)));
+    }
+    lua_rawseti(L, names, i);
+    lua_rawseti(L, schemas, i);
+    lua_pop(L, 1);
+  }
+  push_array_literal(L, schemas, n);
+  push_array_literal(L, names, n);
+  lua_replace(L, list);
+  lua_replace(L, list + 1);
+  lua_settop(L, list + 1);
+}
+
+static void set_number(lua_State *L, const char *key, double v)
+{
+  lua_pushnumber(L, v);
+  lua_setfield(L, -2, key);
+}
+
+static void set_bool(lua_State *L, const char *key, int v)
+{
+  lua_pushboolean(L, v);
+  lua_setfield(L, -2, key);
+}
+
+static double ms(double seconds)
+{
+  return (double)(long)(seconds * 100000.0 + 0.5) / 100.0;
+}
+
+/* Pushes the stages list: the handshake stages from the connection's
+ * record, then introspection when it ran (introspect_ms >= 0). */
+static void push_stages(lua_State *L, const nc_conn *c, const nc_error *failure,
+                        double introspect_ms)
+{
+  int n = 0, s;
+  double prev = 0;
+  nc_stage failed_at = failure != NULL ? failure->stage : NC_STAGE_COUNT;
+  lua_newtable(L);
+  if (failed_at == NC_STAGE_CONFIG) {
+    lua_createtable(L, 0, 3);
+    lua_pushliteral(L, "config");
+    lua_setfield(L, -2, "name");
+    set_bool(L, "ok", 0);
+    set_number(L, "ms", 0);
+    lua_rawseti(L, -2, ++n);
+    return;
+  }
+  for (s = NC_STAGE_CONNECT; s <= NC_STAGE_SESSION && s <= (int)failed_at; s++) {
+    double done = c->stage_done[s];
+    int ok = (int)failed_at > s;
+    lua_createtable(L, 0, 4);
+    lua_pushstring(L, nc_stage_names[s]);
+    lua_setfield(L, -2, "name");
+    set_bool(L, "ok", ok);
+    if (s == NC_STAGE_TLS && !c->tls_seen && ok) {
+      set_number(L, "ms", 0);
+      set_bool(L, "skipped", 1);
+    } else {
+      if (done < 0)
+        done = prev;
+      set_number(L, "ms", ms(done - prev));
+      prev = done;
+    }
+    lua_rawseti(L, -2, ++n);
+  }
+  if (failed_at == NC_STAGE_INTROSPECT || introspect_ms >= 0) {
+    lua_createtable(L, 0, 3);
+    lua_pushliteral(L, "introspect");
+    lua_setfield(L, -2, "name");
+    set_bool(L, "ok", failed_at != NC_STAGE_INTROSPECT);
+    set_number(L, "ms", introspect_ms >= 0 ? introspect_ms : 0);
+    lua_rawseti(L, -2, ++n);
+  }
+}
+
+static void push_ssl(lua_State *L, PGconn *pg)
+{
+  const char *v;
+  lua_createtable(L, 0, 3);
+  set_bool(L, "in_use", PQsslInUse(pg));
+  if (PQsslInUse(pg)) {
+    if ((v = PQsslAttribute(pg, "protocol")) != NULL) {
+      lua_pushstring(L, v);
+      lua_setfield(L, -2, "protocol");
+    }
+    if ((v = PQsslAttribute(pg, "cipher")) != NULL) {
+      lua_pushstring(L, v);
+      lua_setfield(L, -2, "cipher");
+    }
+  }
+}
+
+/* report[key] = list[1][key]: a subtable of the first row. */
+static void first_row_field(lua_State *L, int list, const char *key, int report)
+{
+  lua_rawgeti(L, list, 1);
+  if (lua_istable(L, -1)) {
+    lua_getfield(L, -1, key);
+    lua_setfield(L, report, key);
+  }
+  lua_pop(L, 1);
+}
+
+/* neoconn.test(target_or_conn [, opts]) -> report */
+int nc_l_test(lua_State *L)
+{
+  static const char maintain_col[] = ", p.mnt AS \"privileges.MAINTAIN\"";
+  static const char maintain_fn[] = ", has_table_privilege(s.oid, 'MAINTAIN') AS mnt";
+  double timeout = nc_opt_timeout(L, 2, "test"), started = nc_now(), introspected;
+  nc_conn *c = nc_test_conn(L, 1);
+  int owned = (c == NULL), report, lists, i, params_at;
+  const char *params[3];
+  char *tables_sql;
+  size_t tables_len;
+  nc_query queries[Q_COUNT];
+  nc_error e;
+
+  luaL_checkany(L, 1);
+  lua_settop(L, 2);
+  push_scope_params(L, 2, 2);
+  params_at = lua_gettop(L) - 2;
+  if (c != NULL && (!c->ready || c->pg == NULL))
+    luaL_argerror(L, 1, "connection is closed");
+  if (owned)
+    c = nc_connect(L, 1, timeout);
+  else
+    lua_pushvalue(L, 1);
+  /* stack: target, opts, $1, $2, $3, conn */
+  lua_newtable(L);
+  report = lua_gettop(L);
+  if (c->failed) {
+    set_bool(L, "ok", 0);
+    nc_push_error(L, &c->error, c->secret);
+    lua_setfield(L, report, "error");
+    memset(c->secret, 0, sizeof c->secret);
+    push_stages(L, c, &c->error, -1);
+    lua_setfield(L, report, "stages");
+    return 1;
+  }
+
+  {
+    int modern = PQserverVersion(c->pg) >= 170000;
+    tables_len = sizeof SQL_TABLES + sizeof maintain_col + sizeof maintain_fn;
+    tables_sql = (char *)nc_newuserdata(L, tables_len); /* anchored until we return */
+    snprintf(tables_sql, tables_len, SQL_TABLES, modern ? maintain_col : "",
+             modern ? maintain_fn : "");
+  }
+  queries[Q_SERVER].sql = SQL_SERVER;
+  queries[Q_ROLE].sql = SQL_ROLE;
+  queries[Q_DATABASE].sql = SQL_DATABASE;
+  queries[Q_SCHEMAS].sql = SQL_SCHEMAS;
+  queries[Q_TABLES].sql = tables_sql;
+  queries[Q_SEQUENCES].sql = SQL_SEQUENCES;
+  queries[Q_FUNCTIONS].sql = SQL_FUNCTIONS;
+  queries[Q_NOT_FOUND].sql = SQL_NOT_FOUND;
+  for (i = 0; i < 3; i++)
+    params[i] = lua_tostring(L, params_at + i); /* NULL for nil: SQL NULL */
+
+  introspected = nc_now();
+  lists = lua_gettop(L) + 1;
+  if (!nc_run_readonly(L, c, queries, Q_COUNT, 3, params, started + timeout, &e)) {
+    set_bool(L, "ok", 0);
+    nc_push_error(L, &e, NULL);
+    lua_setfield(L, report, "error");
+    push_stages(L, c, &e, ms(nc_now() - introspected));
+    lua_setfield(L, report, "stages");
+    if (owned)
+      nc_conn_close(c);
+    return 1;
+  }
+  introspected = nc_now() - introspected;
+
+  set_bool(L, "ok", 1);
+  push_stages(L, c, NULL, ms(introspected));
+  lua_setfield(L, report, "stages");
+  first_row_field(L, lists + Q_SERVER, "server", report);
+  first_row_field(L, lists + Q_SERVER, "session", report);
+  lua_getfield(L, report, "session");
+  if (lua_istable(L, -1)) {
+    push_ssl(L, c->pg);
+    lua_setfield(L, -2, "ssl");
+  }
+  lua_pop(L, 1);
+  lua_rawgeti(L, lists + Q_ROLE, 1);
+  lua_setfield(L, report, "role");
+  lua_rawgeti(L, lists + Q_DATABASE, 1);
+  lua_setfield(L, report, "database");
+  lua_pushvalue(L, lists + Q_SCHEMAS);
+  lua_setfield(L, report, "schemas");
+  lua_pushvalue(L, lists + Q_TABLES);
+  lua_setfield(L, report, "tables");
+  lua_pushvalue(L, lists + Q_SEQUENCES);
+  lua_setfield(L, report, "sequences");
+  lua_pushvalue(L, lists + Q_FUNCTIONS);
+  lua_setfield(L, report, "functions");
+  lua_pushvalue(L, lists + Q_NOT_FOUND);
+  lua_setfield(L, report, "not_found");
+  set_number(L, "ms", ms(nc_now() - started));
+  if (owned)
+    nc_conn_close(c);
+  lua_settop(L, report);
+  return 1;
+}

@@ -1,0 +1,109 @@
+/* Declarations shared by the C files of neoconn.core. Everything here is
+ * hidden: the shared object exports luaopen_neoconn_core and nothing else. */
+#ifndef NEOCONN_H
+#define NEOCONN_H
+
+#include <stddef.h>
+#include <libpq-fe.h>
+#include "compat.h"
+
+#define NC_PRIVATE __attribute__((visibility("hidden")))
+
+#define NC_CONN_MT "neoconn.connection"
+#define NC_RESULT_MT "neoconn.result"
+#define NC_ERROR_MT "neoconn.error"
+#define NC_DEFAULT_TIMEOUT 10.0
+
+/* Stages of a test, in the order they happen. */
+typedef enum {
+  NC_STAGE_CONFIG,
+  NC_STAGE_CONNECT,
+  NC_STAGE_TLS,
+  NC_STAGE_AUTHENTICATE,
+  NC_STAGE_SESSION,
+  NC_STAGE_INTROSPECT,
+  NC_STAGE_COUNT
+} nc_stage;
+
+NC_PRIVATE extern const char *const nc_stage_names[NC_STAGE_COUNT];
+
+/* A classified failure, filled in C and pushed to Lua as one table. */
+typedef struct {
+  const char *code;
+  nc_stage stage;
+  char sqlstate[6];
+  char message[1024];
+  char hint[1536];
+} nc_error;
+
+/* A connection userdata. `pg` is NULL once closed. */
+typedef struct {
+  PGconn *pg;
+  int ready;                     /* handshake finished */
+  int failed;                    /* handshake failed; `error` says why */
+  nc_stage stage;                /* stage of the handshake in progress */
+  double started;                /* monotonic seconds */
+  double stage_done[NC_STAGE_COUNT]; /* seconds after `started`, < 0 if not reached */
+  int tls_seen;                  /* the handshake went through TLS negotiation */
+  int want_write;                /* the handshake waits for the socket to be writable */
+  char secret[256];              /* password, kept only to scrub it from messages */
+  char user[128], host[256], port[16], dbname[128];
+  nc_error error;
+} nc_conn;
+
+/* time.c */
+NC_PRIVATE double nc_now(void);
+/* Waits until fd is readable (mode 0), writable (1) or either (2);
+ * 1 ready, 0 deadline passed, -1 error. */
+NC_PRIVATE int nc_wait_fd(int fd, int mode, double deadline);
+
+/* ident.c */
+NC_PRIVATE size_t nc_quote_ident(char *out, const char *s, size_t len);
+NC_PRIVATE int nc_l_quote_ident(lua_State *L);
+
+/* names.c */
+NC_PRIVATE const char *nc_parse_qualified(lua_State *L, const char *s);
+NC_PRIVATE int nc_l_parse_name(lua_State *L);
+
+/* errors.c */
+NC_PRIVATE void nc_error_set(nc_error *e, const char *code, nc_stage stage, const char *message);
+NC_PRIVATE void nc_classify_connect_failure(nc_conn *c, const char *libpq_message, int timed_out);
+NC_PRIVATE void nc_classify_query_failure(nc_error *e, const PGresult *res, PGconn *pg, int timed_out);
+NC_PRIVATE void nc_push_error(lua_State *L, const nc_error *e, const char *secret);
+NC_PRIVATE void nc_register_error_mt(lua_State *L);
+
+/* conninfo.c: pushes a table keyword -> string for a Lua target (arg idx). */
+NC_PRIVATE int nc_push_params(lua_State *L, int idx, nc_error *e);
+
+/* conn.c */
+NC_PRIVATE nc_conn *nc_check_conn(lua_State *L, int idx);
+NC_PRIVATE nc_conn *nc_test_conn(lua_State *L, int idx);
+NC_PRIVATE nc_conn *nc_connect(lua_State *L, int target, double timeout);
+NC_PRIVATE void nc_conn_close(nc_conn *c);
+NC_PRIVATE void nc_register_conn(lua_State *L);
+NC_PRIVATE void nc_register_connect(lua_State *L); /* into the module table on top */
+NC_PRIVATE double nc_opt_timeout(lua_State *L, int opts, const char *fname);
+
+/* box.c: GC-owned holders for libpq allocations (see box.c). */
+NC_PRIVATE PGresult **nc_new_result_box(lua_State *L);
+NC_PRIVATE PQconninfoOption **nc_new_options_box(lua_State *L);
+NC_PRIVATE void nc_register_box(lua_State *L);
+
+/* result.c */
+NC_PRIVATE void nc_push_rows(lua_State *L, const PGresult *res);
+NC_PRIVATE void nc_register_result(lua_State *L);
+/* Runs the queries of a pipeline inside one READ ONLY transaction, in one
+ * round trip. Leaves one row list per query on the stack on success. */
+typedef struct {
+  const char *sql;
+} nc_query;
+NC_PRIVATE int nc_run_readonly(lua_State *L, nc_conn *c, const nc_query *queries, int nqueries,
+                               int nparams, const char *const *params, double deadline, nc_error *e);
+
+/* introspect.c */
+NC_PRIVATE int nc_l_test(lua_State *L);
+
+/* requirements.c */
+NC_PRIVATE int nc_l_requirements(lua_State *L);
+
+#endif
