@@ -26,6 +26,13 @@ void nc_error_set(nc_error *e, const char *code, nc_stage stage, const char *mes
   e->sqlstate[0] = '\0';
   e->hint[0] = '\0';
   copy_text(e->message, sizeof e->message, message != NULL ? message : "");
+  {
+    size_t n = strlen(e->message);
+    while (n > 0 && (e->message[n - 1] == '\n' || e->message[n - 1] == ' '))
+      e->message[--n] = '\0';
+  }
+  if (strcmp(code, "invalid_config") == 0)
+    copy_text(e->hint, sizeof e->hint, nc_config_hint);
 }
 
 static int is_sqlstate_char(char ch)
@@ -35,42 +42,62 @@ static int is_sqlstate_char(char ch)
 
 /* libpq is asked for verbose errors, which read "FATAL:  28P01: text" and
  * end with a "LOCATION:" line. Keeps the last SQLSTATE and rewrites the
- * message as the terse form a person expects. */
+ * message as one line a person expects: continuation lines joined with a
+ * space, repeated attempts (sslmode=prefer retries without TLS) said once,
+ * separate attempts (several hosts) joined with "; ". */
 static void tidy_server_message(nc_error *e, const char *raw)
 {
-  char *out = e->message;
-  size_t cap = sizeof e->message, n = 0;
+  char lines[sizeof e->message];
+  size_t cap = sizeof lines, n = 0, i;
   const char *p = raw;
+  char *line, *next;
+
+  /* First pass: logical lines separated by '\n', SQLSTATE taken out. */
   e->sqlstate[0] = '\0';
-  while (*p != '\0' && n + 1 < cap) {
-    if (strncmp(p, "LOCATION:", 9) == 0 && (p == raw || p[-1] == '\n')) {
-      while (*p != '\0' && *p != '\n')
+  while (*p != '\0' && n + 2 < cap) {
+    const char *end = strchr(p, '\n');
+    size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+    int continuation = (*p == '\t' || *p == ' ');
+    if (strncmp(p, "LOCATION:", 9) != 0) {
+      while (len > 0 && (*p == '\t' || *p == ' ')) {
         p++;
-      if (*p == '\n')
-        p++;
-      continue;
-    }
-    if (p[0] == ':' && p[1] == ' ' && p[2] == ' ' && is_sqlstate_char(p[3]) && is_sqlstate_char(p[4])
-        && is_sqlstate_char(p[5]) && is_sqlstate_char(p[6]) && is_sqlstate_char(p[7])
-        && p[8] == ':' && p[9] == ' ') {
-      memcpy(e->sqlstate, p + 3, 5);
-      e->sqlstate[5] = '\0';
-      if (n + 3 < cap) {
-        memcpy(out + n, ":  ", 3);
-        n += 3;
+        len--;
       }
-      p += 10;
-      continue;
+      if (len > 0 && n > 0)
+        lines[n++] = continuation ? ' ' : '\n';
+      for (i = 0; i < len && n + 2 < cap; i++) {
+        const char *q = p + i;
+        if (len - i >= 10 && q[0] == ':' && q[1] == ' ' && q[2] == ' ' && is_sqlstate_char(q[3])
+            && is_sqlstate_char(q[4]) && is_sqlstate_char(q[5]) && is_sqlstate_char(q[6])
+            && is_sqlstate_char(q[7]) && q[8] == ':' && q[9] == ' ') {
+          memcpy(e->sqlstate, q + 3, 5);
+          e->sqlstate[5] = '\0';
+          lines[n++] = ':';
+          lines[n++] = ' ';
+          i += 9;
+          continue;
+        }
+        lines[n++] = *q;
+      }
     }
-    out[n++] = *p++;
+    if (end == NULL)
+      break;
+    p = end + 1;
   }
-  while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == ' '))
-    n--;
-  out[n] = '\0';
-  /* Several failed attempts (hosts, TLS then plain) are separate lines. */
-  for (n = 0; out[n] != '\0'; n++)
-    if (out[n] == '\n')
-      out[n] = ';';
+  lines[n] = '\0';
+
+  /* Second pass: join with "; ", each distinct line once. */
+  e->message[0] = '\0';
+  for (line = lines; line != NULL; line = next) {
+    next = strchr(line, '\n');
+    if (next != NULL)
+      *next++ = '\0';
+    if (*line == '\0' || strstr(e->message, line) != NULL)
+      continue;
+    if (e->message[0] != '\0')
+      strncat(e->message, "; ", sizeof e->message - strlen(e->message) - 1);
+    strncat(e->message, line, sizeof e->message - strlen(e->message) - 1);
+  }
 }
 
 static int has(const char *text, const char *needle)
@@ -88,6 +115,10 @@ static const char *quoted(char *buf, size_t cap, const char *name)
   return buf;
 }
 
+const char nc_config_hint[] =
+  "fix the connection settings: a postgresql:// URL, key=value pairs or a table of libpq "
+  "keywords; sslmode is one of disable, allow, prefer, require, verify-ca, verify-full";
+
 static void set_hint(nc_conn *c)
 {
   nc_error *e = &c->error;
@@ -99,9 +130,7 @@ static void set_hint(nc_conn *c)
   size_t cap = sizeof e->hint;
 
   if (strcmp(code, "invalid_config") == 0)
-    snprintf(h, cap, "fix the connection settings: a postgresql:// URL, key=value pairs or "
-                     "a table of libpq keywords; sslmode is one of disable, allow, prefer, "
-                     "require, verify-ca, verify-full");
+    snprintf(h, cap, "%s", nc_config_hint);
   else if (strcmp(code, "dns") == 0)
     snprintf(h, cap, "the host name %s does not resolve: check the spelling, or use hostaddr "
                      "with the server's IP address", c->host);
@@ -235,12 +264,6 @@ void nc_classify_query_failure(nc_error *e, const PGresult *res, PGconn *pg, int
   } else {
     snprintf(e->hint, sizeof e->hint, "the catalog query failed on this server; report it "
                                       "with the server version");
-  }
-  /* Drop the trailing newline libpq keeps on connection-level messages. */
-  {
-    size_t n = strlen(e->message);
-    while (n > 0 && (e->message[n - 1] == '\n' || e->message[n - 1] == ' '))
-      e->message[--n] = '\0';
   }
 }
 

@@ -292,6 +292,7 @@ static void push_scope_params(lua_State *L, int opts, int arg)
   lua_settop(L, list + 1);
 }
 
+/* Both set a field of the table on top of the stack. */
 static void set_number(lua_State *L, const char *key, double v)
 {
   lua_pushnumber(L, v);
@@ -302,6 +303,12 @@ static void set_bool(lua_State *L, const char *key, int v)
 {
   lua_pushboolean(L, v);
   lua_setfield(L, -2, key);
+}
+
+static void report_bool(lua_State *L, int report, const char *key, int v)
+{
+  lua_pushboolean(L, v);
+  lua_setfield(L, report, key);
 }
 
 static double ms(double seconds)
@@ -411,7 +418,7 @@ int nc_l_test(lua_State *L)
   lua_newtable(L);
   report = lua_gettop(L);
   if (c->failed) {
-    set_bool(L, "ok", 0);
+    report_bool(L, report, "ok", 0);
     nc_push_error(L, &c->error, c->secret);
     lua_setfield(L, report, "error");
     memset(c->secret, 0, sizeof c->secret);
@@ -441,7 +448,7 @@ int nc_l_test(lua_State *L)
   introspected = nc_now();
   lists = lua_gettop(L) + 1;
   if (!nc_run_readonly(L, c, queries, Q_COUNT, 3, params, started + timeout, &e)) {
-    set_bool(L, "ok", 0);
+    report_bool(L, report, "ok", 0);
     nc_push_error(L, &e, NULL);
     lua_setfield(L, report, "error");
     push_stages(L, c, &e, ms(nc_now() - introspected));
@@ -452,7 +459,7 @@ int nc_l_test(lua_State *L)
   }
   introspected = nc_now() - introspected;
 
-  set_bool(L, "ok", 1);
+  report_bool(L, report, "ok", 1);
   push_stages(L, c, NULL, ms(introspected));
   lua_setfield(L, report, "stages");
   first_row_field(L, lists + Q_SERVER, "server", report);
@@ -477,7 +484,8 @@ int nc_l_test(lua_State *L)
   lua_setfield(L, report, "functions");
   lua_pushvalue(L, lists + Q_NOT_FOUND);
   lua_setfield(L, report, "not_found");
-  set_number(L, "ms", ms(nc_now() - started));
+  lua_pushnumber(L, ms(nc_now() - started));
+  lua_setfield(L, report, "ms");
   if (owned)
     nc_conn_close(c);
   lua_settop(L, report);

@@ -28,14 +28,16 @@ trap cleanup EXIT INT TERM
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 next_port=$((20000 + ($$ * 7) % 30000))
-free_port() {
+# Sets the named variable to a port nothing listens on (no subshell, so
+# successive calls hand out different ports).
+take_port() {
   while ! port_free "$next_port"; do next_port=$((next_port + 1)); done
-  echo "$next_port"; next_port=$((next_port + 1))
+  printf -v "$1" '%s' "$next_port"; next_port=$((next_port + 1))
 }
 
 admin=neoconn_admin
 admin_pw="admin-$RANDOM$RANDOM"
-port=$(free_port); plain_port=$(free_port); silent_port=$(free_port); refused_port=$(free_port)
+take_port port; take_port plain_port; take_port silent_port; take_port refused_port
 
 mkdir -p "$tmp/sock"
 echo "$admin_pw" >"$tmp/pwfile"
