@@ -161,15 +161,24 @@ static int connect_begin(lua_State *L, nc_conn *c, int target)
   return 1;
 }
 
+/* A library must not write to stderr: server notices are dropped. */
+static void ignore_notice(void *arg, const char *message)
+{
+  (void)arg;
+  (void)message;
+}
+
 /* One step of the handshake: 1 ready, 0 wait on the socket, -1 failed. */
 static int connect_step(nc_conn *c)
 {
   PostgresPollingStatusType st = PQconnectPoll(c->pg);
-  observe(c, stage_of(PQstatus(c->pg)));
+  if (PQstatus(c->pg) != CONNECTION_BAD) /* a failure keeps the stage it happened in */
+    observe(c, stage_of(PQstatus(c->pg)));
   switch (st) {
   case PGRES_POLLING_OK:
     observe(c, NC_STAGE_INTROSPECT);
     c->ready = 1;
+    PQsetNoticeProcessor(c->pg, ignore_notice, NULL);
     memset(c->secret, 0, sizeof c->secret);
     if (PQsetnonblocking(c->pg, 1) != 0) {
       fail(c, "could not switch the connection to non-blocking mode", 0);

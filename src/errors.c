@@ -217,7 +217,10 @@ void nc_classify_connect_failure(nc_conn *c, const char *libpq_message, int time
       code = "connect_denied";
       stage = NC_STAGE_SESSION;
     } else if (strcmp(st, "53300") == 0) {
+      /* The server refuses a session: no slot left, for the server, the
+       * database or the role. */
       code = "too_many_connections";
+      stage = NC_STAGE_SESSION;
     } else if (strcmp(st, "57P03") == 0) {
       code = "server_starting";
     }

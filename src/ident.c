@@ -1,6 +1,6 @@
 /* The one place where neoconn quotes SQL identifiers. An identifier is left
  * bare only when PostgreSQL would read it back unchanged: lower-case letters,
- * digits, '_' and '$', not starting with a digit or '$', and not a keyword
+ * digits and '_', not starting with a digit, and not a keyword
  * that needs quoting (PostgreSQL's reserved, column-name and
  * type/function-name keywords). Everything else is double-quoted with
  * embedded double quotes doubled. */
@@ -47,7 +47,7 @@ static int needs_quotes(const char *s, size_t len)
     return 1;
   for (i = 1; i < len; i++) {
     char ch = s[i];
-    if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' || ch == '$'))
+    if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_'))
       return 1;
   }
   return is_keyword(s, len);

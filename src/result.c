@@ -325,6 +325,7 @@ static int l_query(lua_State *L)
   double deadline;
   nc_error e;
 
+  lua_settop(L, 4);
   if (!lua_isnoneornil(L, 3)) {
     luaL_checktype(L, 3, LUA_TTABLE);
     nparams = (int)lua_rawlen(L, 3);

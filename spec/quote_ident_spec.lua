@@ -1,0 +1,67 @@
+local neoconn = require("neoconn")
+local pg = require("pg")
+
+describe("neoconn.quote_ident", function()
+  local names = { "users", "Users", "user", "select", "a b", 'say "hi"', "a.b", "ünïcødé",
+    "日本", "_x1", "1abc", "x$y", "$x", "", "order", "public", "ALLCAPS", "with-dash",
+    "tab\tname", "trailing ", 'only"' }
+
+  it("quotes exactly as PostgreSQL's quote_ident does", function()
+    for _, name in ipairs(names) do
+      if name ~= "" then
+        local expected = pg.exec("SELECT quote_ident($1) AS q", { name })[1].q
+        assert.are.equal(expected, neoconn.quote_ident(name), name)
+      end
+    end
+  end)
+
+  it("joins qualified names with dots", function()
+    assert.are.equal('"Odd Schema"."a.b"', neoconn.quote_ident("Odd Schema", "a.b"))
+    assert.are.equal("public.users", neoconn.quote_ident("public", "users"))
+  end)
+
+  it("produces names PostgreSQL reads back to the same object", function()
+    local schema = "Odd \"Schema\" ü"
+    pg.exec("CREATE SCHEMA IF NOT EXISTS " .. neoconn.quote_ident(schema))
+    for _, name in ipairs(names) do
+      if name ~= "" then
+        local q = neoconn.quote_ident(schema, name)
+        pg.exec("CREATE TABLE IF NOT EXISTS " .. q .. " (id int)")
+        local rows = pg.exec("SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n"
+          .. " ON n.oid = c.relnamespace WHERE c.oid = $1::regclass", { q })
+        assert.are.same({ nspname = schema, relname = name }, rows[1])
+      end
+    end
+  end)
+
+  it("rejects what is not a string", function()
+    assert.has_error(function() neoconn.quote_ident({}) end)
+    assert.has_error(function() neoconn.quote_ident() end)
+    assert.has_error(function() neoconn.quote_ident("a\0b") end)
+  end)
+end)
+
+describe("neoconn.parse_name", function()
+  it("reads PostgreSQL identifier syntax", function()
+    assert.are.same({ nil, "users" }, { neoconn.parse_name("users") })
+    assert.are.same({ "public", "users" }, { neoconn.parse_name("Public.USERS") })
+    assert.are.same({ "Odd Schema", "a.b" }, { neoconn.parse_name('"Odd Schema"."a.b"') })
+    assert.are.same({ "x", 'say "hi"' }, { neoconn.parse_name('x."say ""hi"""') })
+  end)
+
+  it("round-trips quote_ident", function()
+    for _, pair in ipairs({ { "Odd Schema", "a.b" }, { "public", 'q"uote' }, { "ü", "日本" },
+      { "select", "user" } }) do
+      assert.are.same(pair, { neoconn.parse_name(neoconn.quote_ident(pair[1], pair[2])) })
+    end
+  end)
+
+  it("explains malformed names", function()
+    for _, bad in ipairs({ "", "a.", '"open', "a.b.c", 'a"b', '""' }) do
+      local schema, name, err = neoconn.parse_name(bad)
+      assert.is_nil(schema)
+      assert.is_nil(name)
+      assert.is_string(err, bad)
+    end
+  end)
+end)

@@ -1,0 +1,87 @@
+--- Test helpers around the throwaway cluster started by with-cluster.sh.
+local neoconn = require("neoconn")
+
+local pg = {}
+local env = os.getenv
+
+pg.host = env("NEOCONN_TEST_HOST")
+pg.port = env("NEOCONN_TEST_PORT")
+pg.plain_port = env("NEOCONN_TEST_PLAIN_PORT")
+pg.silent_port = env("NEOCONN_TEST_SILENT_PORT")
+pg.refused_port = env("NEOCONN_TEST_REFUSED_PORT")
+pg.socket = env("NEOCONN_TEST_SOCKET")
+pg.ca = env("NEOCONN_TEST_CA")
+pg.admin_user = env("NEOCONN_TEST_ADMIN")
+pg.admin_password = env("NEOCONN_TEST_ADMIN_PASSWORD")
+pg.dbname = "neoconn_test"
+
+assert(pg.port, "run the specs through spec/support/with-cluster.sh (make test)")
+
+local admin_conn
+
+--- The superuser connection over the private socket.
+function pg.admin()
+  if not admin_conn then
+    local c = assert(neoconn.connect({ host = pg.socket, port = pg.port, user = pg.admin_user,
+      dbname = "postgres" }))
+    local rows = assert(c:query("SELECT 1 FROM pg_database WHERE datname = $1", { pg.dbname }))
+    if #rows == 0 then
+      assert(c:query("CREATE DATABASE " .. pg.dbname))
+    end
+    c:close()
+    admin_conn = assert(neoconn.connect({ host = pg.socket, port = pg.port, user = pg.admin_user,
+      dbname = pg.dbname }))
+  end
+  return admin_conn
+end
+
+--- Runs SQL as the superuser; fails the test on error.
+function pg.exec(sql, params)
+  local rows, err = pg.admin():query(sql, params)
+  if not rows then
+    error(tostring(err) .. "\nSQL: " .. sql, 2)
+  end
+  return rows
+end
+
+local counter = 0
+--- A fresh name for objects of one test.
+function pg.unique(prefix)
+  counter = counter + 1
+  return string.format("%s_%d_%d", prefix, os.time() % 100000, counter)
+end
+
+--- Connection settings for a login role over TCP with TLS available.
+function pg.target(user, password, extra)
+  local t = { host = pg.host, port = pg.port, user = user, password = password,
+    dbname = pg.dbname, sslmode = "prefer" }
+  for k, v in pairs(extra or {}) do t[k] = v end
+  return t
+end
+
+--- Creates a login role with a password; returns its name and password.
+function pg.login_role(prefix, attributes)
+  local name = pg.unique(prefix or "r")
+  local password = "pw-" .. name .. "-S3cret"
+  pg.exec(string.format("CREATE ROLE %s LOGIN PASSWORD '%s' %s", neoconn.quote_ident(name),
+    password, attributes or ""))
+  return name, password
+end
+
+--- Runs one statement on conn inside a transaction that is rolled back.
+-- Returns true, or false and the error.
+function pg.try(conn, sql)
+  assert(conn:query("BEGIN"))
+  local ok, err = conn:query(sql)
+  assert(conn:query("ROLLBACK"))
+  return ok ~= nil, err
+end
+
+--- The report's entry for a table.
+function pg.find_table(report, schema, name)
+  for _, t in ipairs(report.tables or {}) do
+    if t.schema == schema and t.name == name then return t end
+  end
+end
+
+return pg
