@@ -265,8 +265,8 @@ void nc_classify_query_failure(nc_error *e, const PGresult *res, PGconn *pg, int
                                       "raise the timeout or restrict the test to some "
                                       "schemas or tables");
   } else {
-    snprintf(e->hint, sizeof e->hint, "the catalog query failed on this server; report it "
-                                      "with the server version");
+    snprintf(e->hint, sizeof e->hint, "the server rejected the query: see the message and "
+                                      "its SQLSTATE");
   }
 }
 
