@@ -1,0 +1,163 @@
+-- neoconn.requirements describes exactly what a sync job's statements
+-- need: a role granted exactly the requirements runs them all, and with any
+-- one (not optional) requirement revoked, one of them fails.
+local neoconn = require("neoconn")
+local pg = require("pg")
+local q = neoconn.quote_ident
+
+local db = "neoconn_req"
+
+-- GRANT/REVOKE text for a requirement on the test objects.
+local function grant_sql(req, verb, names)
+  local to = verb == "GRANT" and " TO " or " FROM "
+  local privileges = table.concat(req.privileges, ", ")
+  local on = {
+    database = "DATABASE " .. q(db),
+    schema = "SCHEMA " .. names.schema,
+    table = "TABLE " .. names.table,
+    sequence = "SEQUENCE " .. names.sequence,
+  }
+  return verb .. " " .. privileges .. " ON " .. on[req.object_type] .. to .. names.role
+end
+
+local function statements(kind, opts, names)
+  if kind == "source" then
+    return { "SELECT id, v FROM " .. names.table }
+  end
+  local list = {}
+  if opts.on_conflict == "update" then
+    list[#list + 1] = "INSERT INTO " .. names.table .. " (id, v) VALUES (1, 'a')"
+      .. " ON CONFLICT (id) DO UPDATE SET v = EXCLUDED.v"
+  else
+    list[#list + 1] = "INSERT INTO " .. names.table .. " (id, v) VALUES (1, 'a')"
+      .. " ON CONFLICT DO NOTHING"
+  end
+  if opts.truncate then list[#list + 1] = "TRUNCATE " .. names.table end
+  if opts.reset_sequences then
+    list[#list + 1] = "SELECT setval('" .. names.sequence:gsub("'", "''") .. "', 10)"
+  end
+  if opts.init_schema then
+    list[#list + 1] = "CREATE TABLE " .. names.schema .. ".created_by_job (id int)"
+    list[#list + 1] = "CREATE SCHEMA " .. q(names.new_schema)
+  end
+  return list
+end
+
+local admin
+local function db_exec(sql)
+  local rows, err = admin:query(sql)
+  assert(rows, tostring(err) .. "\n" .. sql)
+  return rows
+end
+
+local function all_succeed(conn, list)
+  for _, sql in ipairs(list) do
+    local ok, err = pg.try(conn, sql)
+    if not ok then return false, sql .. ": " .. tostring(err) end
+  end
+  return true
+end
+
+local function prove(kind, opts)
+  local reqs = neoconn.requirements(kind, opts)
+  local user, password = pg.login_role("req")
+  local schema = pg.unique("req_s")
+  local names = { role = q(user), schema = q(schema), table = q(schema, "T a.b"),
+    sequence = q(schema, "T a.b_id_seq"), new_schema = pg.unique("new_s") }
+  db_exec(("CREATE SCHEMA %s; CREATE TABLE %s (id bigserial PRIMARY KEY, v text);"
+    .. " INSERT INTO %s (v) VALUES ('existing')")
+    :format(names.schema, names.table, names.table))
+  local granted = {}
+  for _, req in ipairs(reqs) do
+    if not req.optional and req.object_type ~= "policy" then
+      db_exec(grant_sql(req, "GRANT", names))
+      granted[#granted + 1] = req
+    end
+  end
+  local target = pg.target(user, password, { dbname = db })
+  local conn = assert(neoconn.connect(target))
+  local list = statements(kind, opts, names)
+  assert(all_succeed(conn, list))
+
+  for _, req in ipairs(granted) do
+    db_exec(grant_sql(req, "REVOKE", names))
+    if req.id == "database.connect" then
+      local c2, err = neoconn.connect(target)
+      assert.is_nil(c2, "connected without CONNECT")
+      assert.are.equal("connect_denied", err.code)
+    else
+      local ok = all_succeed(conn, list)
+      assert.is_false(ok, req.id .. " is not needed by " .. table.concat(list, "; "))
+    end
+    db_exec(grant_sql(req, "GRANT", names))
+  end
+  conn:close()
+  return reqs
+end
+
+describe("neoconn.requirements", function()
+  setup(function()
+    local rows = pg.exec("SELECT 1 FROM pg_database WHERE datname = $1", { db })
+    if #rows == 0 then pg.exec("CREATE DATABASE " .. db) end
+    pg.exec("REVOKE CONNECT, TEMP ON DATABASE " .. db .. " FROM PUBLIC")
+    admin = assert(neoconn.connect({ host = pg.socket, port = pg.port, user = pg.admin_user,
+      dbname = db }))
+    db_exec("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+  end)
+  teardown(function() admin:close() end)
+
+  it("are exactly what a source's SELECT needs", function()
+    local reqs = prove("source", {})
+    local ids = {}
+    for _, r in ipairs(reqs) do ids[#ids + 1] = r.id end
+    assert.are.same({ "database.connect", "schema.usage", "table.select", "policy.select" }, ids)
+  end)
+
+  it("are exactly what a destination's INSERT ... ON CONFLICT DO NOTHING needs", function()
+    prove("destination", {})
+  end)
+
+  it("are exactly what an upsert, truncate, setval and schema creation need", function()
+    prove("destination", { on_conflict = "update", truncate = true, reset_sequences = true,
+      init_schema = true })
+  end)
+
+  it("mark sequence USAGE optional: needed only when a row takes the column default", function()
+    local user, password = pg.login_role("seq")
+    local schema = pg.unique("seq_s")
+    db_exec(("GRANT CONNECT ON DATABASE %s TO %s; CREATE SCHEMA %s;"
+      .. " GRANT USAGE ON SCHEMA %s TO %s; CREATE TABLE %s.t (id serial PRIMARY KEY, v text);"
+      .. " GRANT INSERT ON %s.t TO %s"):format(q(db), q(user), q(schema), q(schema), q(user),
+      q(schema), q(schema), q(user)))
+    local conn = assert(neoconn.connect(pg.target(user, password, { dbname = db })))
+    assert.is_true((pg.try(conn, ("INSERT INTO %s.t (id, v) VALUES (5, 'x')"):format(q(schema)))))
+    assert.is_false((pg.try(conn, ("INSERT INTO %s.t (v) VALUES ('x')"):format(q(schema)))))
+    conn:close()
+  end)
+
+  it("fail every insert under row-level security without a permissive INSERT policy", function()
+    local user, password = pg.login_role("rlsreq")
+    local schema = pg.unique("rls_s")
+    db_exec(("GRANT CONNECT ON DATABASE %s TO %s; CREATE SCHEMA %s;"
+      .. " GRANT USAGE ON SCHEMA %s TO %s; CREATE TABLE %s.t (id int PRIMARY KEY, v text);"
+      .. " GRANT INSERT ON %s.t TO %s; ALTER TABLE %s.t ENABLE ROW LEVEL SECURITY")
+      :format(q(db), q(user), q(schema), q(schema), q(user), q(schema), q(schema), q(user),
+        q(schema)))
+    local conn = assert(neoconn.connect(pg.target(user, password, { dbname = db })))
+    local insert = ("INSERT INTO %s.t (id, v) VALUES (1, 'x') ON CONFLICT DO NOTHING")
+      :format(q(schema))
+    assert.is_false((pg.try(conn, insert)))
+    db_exec(("CREATE POLICY p ON %s.t FOR INSERT TO %s WITH CHECK (true)")
+      :format(q(schema), q(user)))
+    assert.is_true((pg.try(conn, insert)))
+    conn:close()
+  end)
+
+  it("reject unknown kinds and options as programmer mistakes", function()
+    assert.has_error(function() neoconn.requirements("sink") end)
+    assert.has_error(function() neoconn.requirements("destination", { truncat = true }) end)
+    assert.has_error(function() neoconn.requirements("destination", { truncate = "yes" }) end)
+    assert.has_error(function() neoconn.requirements("destination", { on_conflict = "merge" }) end)
+    assert.has_error(function() neoconn.requirements("source", { truncate = true }) end)
+  end)
+end)
