@@ -287,8 +287,8 @@ static void push_scope_params(lua_State *L, int opts, int arg)
   }
   push_array_literal(L, schemas, n);
   push_array_literal(L, names, n);
-  lua_replace(L, list);
-  lua_replace(L, list + 1);
+  lua_replace(L, list + 1); /* $3: names */
+  lua_replace(L, list);     /* $2: schemas */
   lua_settop(L, list + 1);
 }
 

@@ -1,0 +1,108 @@
+-- What neoconn.test reports beyond table privileges, and how it behaves.
+local neoconn = require("neoconn")
+local pg = require("pg")
+local q = neoconn.quote_ident
+
+describe("neoconn.test", function()
+  local user, password, schema
+  setup(function()
+    user, password = pg.login_role("intro")
+    schema = pg.unique("intro_s")
+    pg.exec(([[
+      CREATE SCHEMA %s; GRANT USAGE ON SCHEMA %s TO %s;
+      CREATE FUNCTION %s.next_code() RETURNS text LANGUAGE sql AS 'SELECT ''c''';
+      REVOKE EXECUTE ON FUNCTION %s.next_code() FROM PUBLIC;
+      CREATE TABLE %s (id serial PRIMARY KEY, code text DEFAULT %s.next_code(),
+        n int GENERATED ALWAYS AS IDENTITY);
+      CREATE TABLE %s (x int);
+      CREATE VIEW %s AS SELECT 1 AS one;
+      GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA %s TO %s;
+      GRANT USAGE ON ALL SEQUENCES IN SCHEMA %s TO %s;
+    ]]):format(q(schema), q(schema), q(user), q(schema), q(schema), q(schema, "orders"),
+      q(schema), q(schema, "Other Table"), q(schema, "v"), q(schema), q(user), q(schema),
+      q(user)))
+  end)
+
+  it("reports stages, server, session, role and database", function()
+    local report = neoconn.test(pg.target(user, password))
+    assert.is_true(report.ok)
+    local names = {}
+    for _, s in ipairs(report.stages) do
+      names[#names + 1] = s.name
+      assert.is_true(s.ok)
+      assert.is_number(s.ms)
+    end
+    assert.are.same({ "connect", "tls", "authenticate", "session", "introspect" }, names)
+    assert.are.equal(15, report.server.version_num // 10000)
+    assert.is_false(report.server.in_hot_standby)
+    assert.are.equal(user, report.session.user)
+    assert.are.equal(pg.dbname, report.session.database)
+    assert.is_true(report.session.ssl.in_use)
+    assert.are.same({ name = user, superuser = false, createdb = false, createrole = false,
+      replication = false, bypassrls = false, can_login = true, inherits = {},
+      set_role_only = {} }, report.role)
+    assert.is_true(report.database.connect)
+  end)
+
+  it("lists kinds, sequences with their owners and default functions", function()
+    local report = neoconn.test(pg.target(user, password), { schemas = { schema } })
+    local kinds = {}
+    for _, t in ipairs(report.tables) do kinds[t.name] = t.kind end
+    assert.are.same({ orders = "table", ["Other Table"] = "table", v = "view" }, kinds)
+    assert.are.equal(2, #report.sequences)
+    for _, s in ipairs(report.sequences) do
+      assert.are.equal("orders", s.owned_by.table)
+      assert.is_true(s.privileges.USAGE)
+      assert.is_false(s.privileges.UPDATE)
+    end
+    assert.are.equal(1, #report.functions)
+    local f = report.functions[1]
+    assert.are.same({ schema = schema, name = "next_code", arguments = "",
+      owner = pg.admin_user, privileges = { EXECUTE = false },
+      used_by = { schema = schema, table = "orders", column = "code" } }, f)
+  end)
+
+  it("restricts introspection to named tables and reports those not found", function()
+    local report = neoconn.test(pg.target(user, password), { tables = {
+      q(schema, "Other Table"), { schema = schema, name = "orders" },
+      { schema = schema, name = "missing" }, "nowhere.at_all" } })
+    assert.is_true(report.ok)
+    assert.are.equal(2, #report.tables)
+    assert.are.equal(2, #report.sequences)
+    assert.are.same({ { schema = schema, name = "missing" },
+      { schema = "nowhere", name = "at_all" } }, report.not_found)
+    assert.are.equal(1, #report.schemas)
+    assert.are.equal(schema, report.schemas[1].name)
+  end)
+
+  it("reports schemas asked for that do not exist", function()
+    local report = neoconn.test(pg.target(user, password), { schemas = { "no_such_schema" } })
+    assert.are.same({ { schema = "no_such_schema" } }, report.not_found)
+    assert.are.same({}, report.tables)
+  end)
+
+  it("never writes: no transaction ID is consumed", function()
+    local function next_xid()
+      return pg.exec("SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS x")[1].x
+    end
+    local conn = assert(neoconn.connect(pg.target(user, password)))
+    local before = next_xid()
+    for _ = 1, 3 do assert.is_true(neoconn.test(conn).ok) end
+    assert.are.equal(before, next_xid())
+    conn:close()
+  end)
+
+  it("returns a failed report with the error instead of raising", function()
+    local report = neoconn.test({ host = pg.host, port = pg.refused_port })
+    assert.is_false(report.ok)
+    assert.are.equal("refused", report.error.code)
+    assert.are.same({ { name = "connect", ok = false, ms = report.stages[1].ms } }, report.stages)
+  end)
+
+  it("bounds the whole test by its timeout", function()
+    local started = os.time()
+    local report = neoconn.test({ host = pg.host, port = pg.silent_port }, { timeout = 0.4 })
+    assert.are.equal("timeout", report.error.code)
+    assert.truthy(os.time() - started <= 2)
+  end)
+end)
