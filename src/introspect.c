@@ -89,11 +89,12 @@ static const char SQL_TABLES[] =
   " p.upd AS \"privileges.UPDATE\", p.del AS \"privileges.DELETE\","
   " p.trn AS \"privileges.TRUNCATE\", p.ref AS \"privileges.REFERENCES\","
   " p.trg AS \"privileges.TRIGGER\"%s,"
-  " CASE WHEN p.sel THEN 'all' ELSE " COVERAGE("SELECT", "") " END AS \"columns.SELECT\","
-  " CASE WHEN p.ins THEN 'all' ELSE " COVERAGE("INSERT", " AND a.attgenerated = ''")
-  " END AS \"columns.INSERT\","
-  " CASE WHEN p.upd THEN 'all' ELSE " COVERAGE("UPDATE", " AND a.attgenerated = ''")
-  " END AS \"columns.UPDATE\","
+  " CASE WHEN p.sel THEN 'all' WHEN NOT p.colacl THEN 'none' ELSE "
+  COVERAGE("SELECT", "") " END AS \"columns.SELECT\","
+  " CASE WHEN p.ins THEN 'all' WHEN NOT p.colacl THEN 'none' ELSE "
+  COVERAGE("INSERT", " AND a.attgenerated = ''") " END AS \"columns.INSERT\","
+  " CASE WHEN p.upd THEN 'all' WHEN NOT p.colacl THEN 'none' ELSE "
+  COVERAGE("UPDATE", " AND a.attgenerated = ''") " END AS \"columns.UPDATE\","
   " s.relrowsecurity AS \"rls.enabled\", s.relforcerowsecurity AS \"rls.forced\","
   " CASE WHEN s.relrowsecurity THEN row_security_active(s.oid) ELSE false END AS \"rls.applies\","
   " CASE WHEN s.relrowsecurity THEN " POLICY("a") " END AS \"rls.insert_policy\","
@@ -103,7 +104,13 @@ static const char SQL_TABLES[] =
   "  has_table_privilege(s.oid, 'INSERT') AS ins, has_table_privilege(s.oid, 'UPDATE') AS upd,"
   "  has_table_privilege(s.oid, 'DELETE') AS del, has_table_privilege(s.oid, 'TRUNCATE') AS trn,"
   "  has_table_privilege(s.oid, 'REFERENCES') AS ref,"
-  "  has_table_privilege(s.oid, 'TRIGGER') AS trg%s) p"
+  "  has_table_privilege(s.oid, 'TRIGGER') AS trg%s,"
+  /* Without any column ACL a column privilege is the table's: skip the
+   * per-column checks, by far the costliest part in a large catalog. A
+   * scalar subquery (not EXISTS) keeps it an index probe per table rather
+   * than a scan of all of pg_attribute. */
+  "  (SELECT true FROM pg_attribute ca WHERE ca.attrelid = s.oid AND ca.attnum > 0"
+  "   AND ca.attacl IS NOT NULL LIMIT 1) IS NOT NULL AS colacl) p"
   " ORDER BY 1, 2";
 
 /* Sequences owned by tables in scope (serial and identity columns), and,

@@ -246,7 +246,8 @@ int nc_run_readonly(lua_State *L, nc_conn *c, const nc_query *queries, int nquer
       || !PQsendQueryParams(pg, "BEGIN READ ONLY ISOLATION LEVEL REPEATABLE READ", 0, NULL, NULL,
                             NULL, NULL, 0)
       || !PQsendQueryParams(pg, "SELECT pg_catalog.set_config('statement_timeout', $1, true), "
-                                "pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true)",
+                                "pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true), "
+                                "pg_catalog.set_config('jit', 'off', true)",
                             1, NULL, settings, NULL, NULL, 0))
     return broken(c, -1, e);
   for (i = 0; i < nqueries; i++)

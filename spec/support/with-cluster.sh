@@ -61,6 +61,7 @@ common="listen_addresses = 'localhost'
 unix_socket_directories = '$tmp/sock'
 password_encryption = 'scram-sha-256'
 max_connections = 60
+max_locks_per_transaction = 4096
 fsync = off
 synchronous_commit = off
 full_page_writes = off

@@ -1,0 +1,124 @@
+-- Benchmark: neoconn.test in a large catalog, side by side with Neosync's
+-- permission query and a bare pg_class scan (the floor), in one run.
+-- Run by `make bench` (which starts a throwaway cluster). Sizes:
+-- NEOCONN_BENCH_SIZES="20000,100000" (default), repeats: NEOCONN_BENCH_RUNS=5.
+local neoconn = require("neoconn")
+local q = neoconn.quote_ident
+local env = os.getenv
+
+local sizes = {}
+for n in (env("NEOCONN_BENCH_SIZES") or "20000,100000"):gmatch("%d+") do
+  sizes[#sizes + 1] = tonumber(n)
+end
+local runs = tonumber(env("NEOCONN_BENCH_RUNS") or "5")
+local socket, port = env("NEOCONN_TEST_SOCKET"), env("NEOCONN_TEST_PORT")
+local admin_user = env("NEOCONN_TEST_ADMIN")
+local long = { timeout = 3600 }
+
+-- Neosync's "Test Connection" permission query: grants made directly to
+-- the login role or to PUBLIC, read from information_schema.
+local NEOSYNC = [[
+SELECT tp.table_schema::text AS table_schema, tp.table_name::text AS table_name,
+  string_agg(tp.privilege_type::text, ', ')::text AS privilege_type
+FROM information_schema.table_privileges AS tp
+WHERE tp.table_schema NOT IN ('pg_catalog', 'information_schema')
+  AND (tp.grantee = current_user OR tp.grantee = 'PUBLIC')
+GROUP BY tp.table_schema, tp.table_name
+ORDER BY tp.table_schema, tp.table_name]]
+
+-- The floor: one row per table, nothing computed.
+local FLOOR = [[
+SELECT n.nspname AS "schema", c.relname AS name FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname !~ '^pg_'
+  AND n.nspname <> 'information_schema']]
+
+local function now()
+  -- os.clock is CPU time of this process only; the server's time matters too.
+  local f = io.popen("date +%s.%N")
+  local t = tonumber(f:read("*l"))
+  f:close()
+  return t
+end
+
+local function median_ms(fn)
+  local times = {}
+  for i = 1, runs do
+    collectgarbage()
+    local t0 = now()
+    fn()
+    times[i] = (now() - t0) * 1000
+  end
+  table.sort(times)
+  return times[(runs + 1) // 2]
+end
+
+local function build(admin, size)
+  local db = "neoconn_bench_" .. size
+  local exists = assert(admin:query("SELECT 1 FROM pg_database WHERE datname = $1", { db }))
+  if #exists == 0 then
+    io.stderr:write(("creating %d tables in %s...\n"):format(size, db))
+    assert(admin:query("CREATE DATABASE " .. db, nil, long))
+    local c = assert(neoconn.connect({ host = socket, port = port, user = admin_user, dbname = db }))
+    local per_schema = 1000
+    for s = 1, size // per_schema do
+      assert(c:query(("CREATE SCHEMA s%d"):format(s)))
+      for first = 1, per_schema, 250 do
+        assert(c:query(([[
+          DO $$ BEGIN FOR i IN %d..%d LOOP
+            EXECUTE format('CREATE TABLE s%d.t%%s (id int, v text)', i);
+          END LOOP; END $$;]]):format(first, first + 249, s), nil, long))
+      end
+    end
+    -- The sync role reads half the schemas, through a group role.
+    assert(c:query([[
+      DO $$ BEGIN
+        CREATE ROLE bench_group; CREATE ROLE bench_sync LOGIN PASSWORD 'bench-pw';
+        GRANT bench_group TO bench_sync;
+        FOR s IN 1..]] .. size // per_schema .. [[ LOOP
+          EXECUTE format('GRANT USAGE ON SCHEMA s%s TO bench_sync', s);
+          IF s % 2 = 0 THEN
+            EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA s%s TO bench_group', s);
+          END IF;
+        END LOOP;
+      EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+      ANALYZE;]], nil, long))
+    c:close()
+  end
+  return db
+end
+
+local admin = assert(neoconn.connect({ host = socket, port = port, user = admin_user,
+  dbname = "postgres" }))
+print(("%-10s %14s %14s %14s %14s %10s %10s"):format("tables", "test(all) ms", "test(100) ms",
+  "neosync ms", "floor ms", "all/floor", "neo/all"))
+for _, size in ipairs(sizes) do
+  local db = build(admin, size)
+  local conn = assert(neoconn.connect({ host = "127.0.0.1", port = port, user = "bench_sync",
+    password = "bench-pw", dbname = db, sslmode = "disable" }))
+  local hundred = {}
+  for i = 1, 100 do hundred[i] = { schema = "s" .. (i % (size // 1000) + 1), name = "t" .. i } end
+  local rows_all
+  local all = median_ms(function()
+    local r = neoconn.test(conn, { timeout = 600 })
+    assert(r.ok, tostring(r.error))
+    rows_all = #r.tables
+  end)
+  local scoped = median_ms(function()
+    local r = neoconn.test(conn, { tables = hundred })
+    assert(r.ok and #r.tables == 100, tostring(r.error))
+  end)
+  local neosync = median_ms(function() assert(conn:query(NEOSYNC, nil, long)) end)
+  local floor = median_ms(function()
+    local rows = assert(conn:query(FLOOR, nil, long))
+    assert(#rows == rows_all)
+  end)
+  print(("%-10d %14.1f %14.1f %14.1f %14.1f %10.2f %10.2f"):format(size, all, scoped, neosync,
+    floor, all / floor, neosync / all))
+  conn:close()
+end
+admin:close()
+print(("(median of %d runs each; neoconn.test over TCP without TLS, one connection reused)")
+  :format(runs))
+print(("(targets: all/floor <= 1.5, neo/all > 1, test(100) < 20 ms; names: %s)")
+  :format(q("s1", "t1")))

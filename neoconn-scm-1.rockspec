@@ -1,0 +1,32 @@
+rockspec_format = "3.0"
+package = "neoconn"
+version = "scm-1"
+source = { url = "git+file:///dev/null" }
+description = {
+  summary = "Can this PostgreSQL connection be used as a sync source or destination?",
+  detailed = [[
+    A Lua module in C on libpq that connects with a deadline, classifies every
+    failure, and reports exactly what the role may do, as PostgreSQL enforces it,
+    against what a sync job needs.
+  ]],
+  license = "MIT",
+}
+dependencies = { "lua >= 5.1" }
+external_dependencies = {
+  PQ = { header = "libpq-fe.h", library = "pq" },
+}
+build = {
+  type = "builtin",
+  modules = {
+    ["neoconn.core"] = {
+      sources = { "src/box.c", "src/compat.c", "src/conn.c", "src/conninfo.c", "src/core.c",
+        "src/errors.c", "src/ident.c", "src/introspect.c", "src/names.c",
+        "src/requirements.c", "src/result.c", "src/time.c" },
+      libraries = { "pq" },
+      incdirs = { "$(PQ_INCDIR)" },
+      libdirs = { "$(PQ_LIBDIR)" },
+      defines = { "_POSIX_C_SOURCE=200809L" },
+    },
+    ["neoconn"] = "lua/neoconn/init.lua",
+  },
+}
