@@ -9,23 +9,29 @@
 #define USER_SCHEMA(n) n ".nspname !~ '^pg_' AND " n ".nspname <> 'information_schema'"
 #define RELKINDS "('r','p','v','m','f')"
 
-/* Tables in scope: every user table, those of $1 (schemas), plus the listed
- * tables $2.$3 (looked up by index, so a few tables are fast in any catalog). */
-#define SCOPE_CTE                                                                        \
-  "scope AS ("                                                                           \
+/* Tables in scope, as a CTE named scope. The variant is chosen here rather
+ * than left to the planner, so a list of tables is always index lookups and
+ * fast in any catalog. */
+#define SCOPE_COLUMNS                                                                    \
   " SELECT c.oid, n.nspname, c.relname, c.relkind, c.relowner, c.relrowsecurity,"        \
-  "  c.relforcerowsecurity"                                                              \
-  " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"                       \
-  " WHERE c.relkind IN " RELKINDS " AND " USER_SCHEMA("n")                               \
-  "  AND (($1::text[] IS NULL AND $2::text[] IS NULL) OR n.nspname = ANY($1::text[]))"   \
-  " UNION ALL"                                                                           \
-  " SELECT c.oid, n.nspname, c.relname, c.relkind, c.relowner, c.relrowsecurity,"        \
-  "  c.relforcerowsecurity"                                                              \
+  "  c.relforcerowsecurity"
+#define SCOPE_IN_SCHEMAS                                                                 \
+  SCOPE_COLUMNS " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"         \
+  " WHERE c.relkind IN " RELKINDS " AND " USER_SCHEMA("n")
+#define SCOPE_LISTED                                                                     \
+  SCOPE_COLUMNS                                                                          \
   " FROM (SELECT DISTINCT * FROM unnest($2::text[], $3::text[])) AS w(nsp, rel)"         \
   " JOIN pg_namespace n ON n.nspname = w.nsp"                                            \
   " JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = w.rel"                     \
-  " WHERE c.relkind IN " RELKINDS                                                        \
-  "  AND NOT (n.nspname = ANY(coalesce($1::text[], '{}'::text[]))))"
+  " WHERE c.relkind IN " RELKINDS
+
+static const char SCOPE_ALL[] = "scope AS (" SCOPE_IN_SCHEMAS ")";
+static const char SCOPE_SCHEMAS[] =
+  "scope AS (" SCOPE_IN_SCHEMAS " AND n.nspname = ANY($1::text[]))";
+static const char SCOPE_TABLES[] = "scope AS (" SCOPE_LISTED ")";
+static const char SCOPE_BOTH[] =
+  "scope AS (" SCOPE_IN_SCHEMAS " AND n.nspname = ANY($1::text[]) UNION ALL " SCOPE_LISTED
+  " AND NOT (n.nspname = ANY($1::text[])))";
 
 #define COVERAGE(priv, extra)                                                            \
   "(SELECT CASE WHEN bool_and(has_column_privilege(s.oid, a.attnum, '" priv "'))"        \
@@ -78,7 +84,6 @@ static const char SQL_SCHEMAS[] =
 
 /* %s: the MAINTAIN privilege on PostgreSQL 17 and later. */
 static const char SQL_TABLES[] =
-  "WITH " SCOPE_CTE
   " SELECT s.nspname AS \"schema\", s.relname AS name,"
   " CASE s.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'partitioned table'"
   "  WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' ELSE 'foreign table' END AS kind,"
@@ -130,26 +135,26 @@ static const char SQL_TABLES[] =
   " LEFT JOIN pg_namespace otn ON otn.oid = ot.relnamespace"                             \
   " LEFT JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid"
 
-static const char SQL_SEQUENCES[] =
-  "WITH " SCOPE_CTE
+static const char SQL_SEQUENCES_OWNED[] =
   SEQUENCE_COLUMNS
   " FROM scope s"
   " JOIN pg_depend d ON d.refclassid = 'pg_class'::regclass AND d.refobjid = s.oid"
   "  AND d.classid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') AND d.refobjsubid > 0"
   " JOIN pg_class sq ON sq.oid = d.objid AND sq.relkind = 'S'"
-  SEQUENCE_OWNER_JOINS
+  SEQUENCE_OWNER_JOINS;
+
+/* Without a table list: also the sequences no table owns. */
+static const char SQL_SEQUENCES_IN_SCHEMAS[] =
   " UNION"
   SEQUENCE_COLUMNS
   " FROM pg_class sq"
   " LEFT JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = sq.oid"
   "  AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') AND d.refobjsubid > 0"
   SEQUENCE_OWNER_JOINS
-  " WHERE sq.relkind = 'S' AND $2::text[] IS NULL AND " USER_SCHEMA("sn")
-  "  AND ($1::text[] IS NULL OR sn.nspname = ANY($1::text[]))"
-  " ORDER BY 1, 2";
+  " WHERE sq.relkind = 'S' AND " USER_SCHEMA("sn")
+  "  AND ($1::text[] IS NULL OR sn.nspname = ANY($1::text[]))";
 
 static const char SQL_FUNCTIONS[] =
-  "WITH " SCOPE_CTE
   " SELECT pn.nspname AS \"schema\", p.proname AS name,"
   " pg_get_function_identity_arguments(p.oid) AS arguments,"
   " pg_get_userbyid(p.proowner) AS owner,"
@@ -441,13 +446,21 @@ int nc_l_test(lua_State *L)
     snprintf(tables_sql, tables_len, SQL_TABLES, modern ? maintain_col : "",
              modern ? maintain_fn : "");
   }
+  {
+    int has_schemas = !lua_isnil(L, params_at), has_tables = !lua_isnil(L, params_at + 1);
+    const char *scope = has_tables ? (has_schemas ? SCOPE_BOTH : SCOPE_TABLES)
+                                   : (has_schemas ? SCOPE_SCHEMAS : SCOPE_ALL);
+    /* Each string stays anchored on the stack until we return. */
+    queries[Q_TABLES].sql = lua_pushfstring(L, "WITH %s%s", scope, tables_sql);
+    queries[Q_SEQUENCES].sql = lua_pushfstring(L, "WITH %s%s%s ORDER BY 1, 2", scope,
+                                               SQL_SEQUENCES_OWNED,
+                                               has_tables ? "" : SQL_SEQUENCES_IN_SCHEMAS);
+    queries[Q_FUNCTIONS].sql = lua_pushfstring(L, "WITH %s%s", scope, SQL_FUNCTIONS);
+  }
   queries[Q_SERVER].sql = SQL_SERVER;
   queries[Q_ROLE].sql = SQL_ROLE;
   queries[Q_DATABASE].sql = SQL_DATABASE;
   queries[Q_SCHEMAS].sql = SQL_SCHEMAS;
-  queries[Q_TABLES].sql = tables_sql;
-  queries[Q_SEQUENCES].sql = SQL_SEQUENCES;
-  queries[Q_FUNCTIONS].sql = SQL_FUNCTIONS;
   queries[Q_NOT_FOUND].sql = SQL_NOT_FOUND;
   for (i = 0; i < 3; i++)
     params[i] = lua_tostring(L, params_at + i); /* NULL for nil: SQL NULL */
