@@ -98,6 +98,7 @@ static void fail(nc_conn *c, const char *message, int timed_out)
 {
   nc_classify_connect_failure(c, message, timed_out); /* copies before PQfinish */
   c->failed = 1;
+  c->failed_after = c->started > 0 ? nc_now() - c->started : 0;
   if (c->pg != NULL) {
     PQfinish(c->pg);
     c->pg = NULL;

@@ -358,7 +358,7 @@ static void push_stages(lua_State *L, const nc_conn *c, const nc_error *failure,
       set_bool(L, "skipped", 1);
     } else {
       if (done < 0)
-        done = prev;
+        done = ok ? prev : c->failed_after;
       set_number(L, "ms", ms(done - prev));
       prev = done;
     }

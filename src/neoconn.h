@@ -44,6 +44,7 @@ typedef struct {
   nc_stage stage;                /* stage of the handshake in progress */
   double started;                /* monotonic seconds */
   double stage_done[NC_STAGE_COUNT]; /* seconds after `started`, < 0 if not reached */
+  double failed_after;           /* seconds after `started` the handshake failed */
   int tls_seen;                  /* the handshake went through TLS negotiation */
   int want_write;                /* the handshake waits for the socket to be writable */
   char secret[256];              /* password, kept only to scrub it from messages */
