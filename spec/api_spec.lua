@@ -74,6 +74,36 @@ describe("a connection object", function()
     local none, err = pg.admin():query("SELECT * FROM no_such_table")
     assert.is_nil(none)
     assert.are.equal("42P01", err.sqlstate)
+    assert.are.equal("query", err.stage)
+  end)
+
+  it("shapes rows of any width, with dotted names as subtables and empty ones left out", function()
+    local columns = {}
+    for i = 1, 100 do
+      columns[#columns + 1] = ("%d AS \"g%d.c%d\""):format(i, i % 12, i)
+    end
+    columns[#columns + 1] = "NULL::int AS \"empty.x\""
+    columns[#columns + 1] = "'top' AS plain"
+    local row = pg.exec("SELECT " .. table.concat(columns, ", "))[1]
+    assert.are.equal("top", row.plain)
+    assert.is_nil(row.empty)
+    for i = 1, 100 do
+      assert.are.equal(i, row["g" .. (i % 12)]["c" .. i])
+    end
+  end)
+
+  it("reports a statement timeout as timeout and keeps the connection", function()
+    local conn = assert(neoconn.connect({ host = pg.socket, port = pg.port,
+      user = pg.admin_user, dbname = "postgres" }))
+    local rows, err = conn:query("SET statement_timeout = 50; SELECT pg_sleep(2)")
+    assert.is_nil(rows)
+    assert.are.same({ "timeout", "query", "57014" }, { err.code, err.stage, err.sqlstate })
+    assert.are.same({ { ok = 1 } }, conn:query("SELECT 1 AS ok"))
+    -- neoconn's own deadline: the connection's state is unknown, so it is closed.
+    rows, err = conn:query("SET statement_timeout = 0; SELECT pg_sleep(2)", nil, { timeout = 0.2 })
+    assert.is_nil(rows)
+    assert.are.same({ "timeout", "query" }, { err.code, err.stage })
+    assert.truthy(tostring(conn):find("closed", 1, true))
   end)
 end)
 

@@ -92,6 +92,48 @@ describe("neoconn.test", function()
     conn:close()
   end)
 
+  it("refuses a connection inside a transaction rather than touch it", function()
+    local conn = assert(neoconn.connect(pg.target(user, password)))
+    assert(conn:query("BEGIN"))
+    assert.has_error(function() neoconn.test(conn) end,
+      "bad argument #1 to 'test' (connection is inside a transaction: the test runs its own)")
+    assert(conn:query("ROLLBACK"))
+    assert.is_true(neoconn.test(conn).ok)
+    conn:close()
+  end)
+
+  it("leaves the caller's connection idle and usable when a catalog query fails", function()
+    -- A session whose current role was dropped under it: every catalog
+    -- query that names current_user fails.
+    local ghost = pg.unique("ghost")
+    pg.exec("CREATE ROLE " .. ghost)
+    local conn = assert(neoconn.connect({ host = pg.socket, port = pg.port,
+      user = pg.admin_user, dbname = pg.dbname }))
+    assert(conn:query("SET ROLE " .. ghost))
+    pg.exec("DROP ROLE " .. ghost)
+    local report = neoconn.test(conn)
+    assert.is_false(report.ok)
+    assert.are.same({ "query_failed", "introspect" }, { report.error.code, report.error.stage })
+    -- Not in an aborted transaction (this would fail), nor in an open one
+    -- (now() would be the older transaction start).
+    assert(conn:query("RESET ROLE"))
+    assert.are.same({ { fresh = true } }, conn:query("SELECT now() = statement_timestamp() AS fresh"))
+    assert.is_true(neoconn.test(conn, { schemas = { schema } }).ok)
+    conn:close()
+  end)
+
+  it("leaves owned_by out for a sequence no column owns", function()
+    pg.exec(("CREATE SEQUENCE %s"):format(q(schema, "free_seq")))
+    local report = neoconn.test(pg.target(user, password), { schemas = { schema } })
+    local found
+    for _, s in ipairs(report.sequences) do
+      if s.name == "free_seq" then found = s end
+    end
+    assert.is_table(found)
+    assert.is_nil(found.owned_by)
+    pg.exec(("DROP SEQUENCE %s"):format(q(schema, "free_seq")))
+  end)
+
   it("returns a failed report with the error instead of raising", function()
     local report = neoconn.test({ host = pg.host, port = pg.refused_port })
     assert.is_false(report.ok)

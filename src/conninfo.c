@@ -63,8 +63,7 @@ static void from_table(lua_State *L, int idx)
     case LUA_TNUMBER:
       if (!nc_isinteger(L, -1))
         luaL_argerror(L, idx, lua_pushfstring(L, "field '%s' must be an integer", key));
-      lua_pushfstring(L, "%d", (int)lua_tointeger(L, -1));
-      lua_replace(L, -2);
+      lua_tostring(L, -1); /* converts the value in place: "5432" */
       break;
     default:
       luaL_argerror(L, idx, lua_pushfstring(L, "field '%s' must be a string, got %s", key,

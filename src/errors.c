@@ -7,7 +7,7 @@
 #include "neoconn.h"
 
 const char *const nc_stage_names[NC_STAGE_COUNT] = {
-  "config", "connect", "tls", "authenticate", "session", "introspect"
+  "config", "connect", "tls", "authenticate", "session", "introspect", "query"
 };
 
 static void copy_text(char *dst, size_t cap, const char *src)
@@ -250,20 +250,27 @@ void nc_classify_connect_failure(nc_conn *c, const char *libpq_message, int time
   set_hint(c);
 }
 
-void nc_classify_query_failure(nc_error *e, const PGresult *res, PGconn *pg, int timed_out)
+void nc_classify_query_failure(nc_error *e, const PGresult *res, PGconn *pg, int timed_out,
+                               nc_stage stage)
 {
   const char *msg = res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
   const char *st = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
   if (msg == NULL)
-    msg = PQerrorMessage(pg);
-  nc_error_set(e, timed_out ? "timeout" : "query_failed", NC_STAGE_INTROSPECT, msg);
+    msg = pg != NULL ? PQerrorMessage(pg) : "";
+  if (*msg == '\0')
+    msg = "the connection to the server was lost";
+  nc_error_set(e, "query_failed", stage, msg);
   if (st != NULL && strlen(st) == 5)
     memcpy(e->sqlstate, st, 6);
   if (timed_out || (st != NULL && strcmp(st, "57014") == 0)) {
     e->code = "timeout";
-    snprintf(e->hint, sizeof e->hint, "the catalog queries did not finish within the deadline: "
-                                      "raise the timeout or restrict the test to some "
-                                      "schemas or tables");
+    if (timed_out)
+      snprintf(e->message, sizeof e->message, "no answer from the server within the deadline");
+    snprintf(e->hint, sizeof e->hint, "%s",
+             stage == NC_STAGE_INTROSPECT
+               ? "the catalog queries did not finish within the deadline: raise the timeout "
+                 "or restrict the test to some schemas or tables"
+               : "the query did not finish within the deadline: raise opts.timeout");
   } else {
     snprintf(e->hint, sizeof e->hint, "the server rejected the query: see the message and "
                                       "its SQLSTATE");
@@ -326,6 +333,7 @@ void nc_push_error(lua_State *L, const nc_error *e, const char *secret)
 static int error_tostring(lua_State *L)
 {
   luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
   lua_getfield(L, 1, "stage");
   lua_getfield(L, 1, "code");
   lua_getfield(L, 1, "message");

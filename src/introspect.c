@@ -88,7 +88,7 @@ static const char SQL_TABLES[] =
   " CASE s.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'partitioned table'"
   "  WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' ELSE 'foreign table' END AS kind,"
   " pg_get_userbyid(s.relowner) AS \"owner.name\","
-  " pg_get_userbyid(s.relowner) = current_user AS \"owner.is_self\","
+  " s.relowner = (SELECT oid FROM pg_roles WHERE rolname = current_user) AS \"owner.is_self\","
   " pg_has_role(s.relowner, 'USAGE') AS \"owner.is_member\","
   " p.sel AS \"privileges.SELECT\", p.ins AS \"privileges.INSERT\","
   " p.upd AS \"privileges.UPDATE\", p.del AS \"privileges.DELETE\","
@@ -304,23 +304,19 @@ static void push_scope_params(lua_State *L, int opts, int arg)
   lua_settop(L, list + 1);
 }
 
-/* Both set a field of the table on top of the stack. */
-static void set_number(lua_State *L, const char *key, double v)
+/* t[key] = v for the table at index t. */
+static void set_number(lua_State *L, int t, const char *key, double v)
 {
+  t = nc_absindex(L, t);
   lua_pushnumber(L, v);
-  lua_setfield(L, -2, key);
+  lua_setfield(L, t, key);
 }
 
-static void set_bool(lua_State *L, const char *key, int v)
+static void set_bool(lua_State *L, int t, const char *key, int v)
 {
+  t = nc_absindex(L, t);
   lua_pushboolean(L, v);
-  lua_setfield(L, -2, key);
-}
-
-static void report_bool(lua_State *L, int report, const char *key, int v)
-{
-  lua_pushboolean(L, v);
-  lua_setfield(L, report, key);
+  lua_setfield(L, t, key);
 }
 
 static double ms(double seconds)
@@ -341,8 +337,8 @@ static void push_stages(lua_State *L, const nc_conn *c, const nc_error *failure,
     lua_createtable(L, 0, 3);
     lua_pushliteral(L, "config");
     lua_setfield(L, -2, "name");
-    set_bool(L, "ok", 0);
-    set_number(L, "ms", 0);
+    set_bool(L, -1, "ok", 0);
+    set_number(L, -1, "ms", 0);
     lua_rawseti(L, -2, ++n);
     return;
   }
@@ -352,14 +348,14 @@ static void push_stages(lua_State *L, const nc_conn *c, const nc_error *failure,
     lua_createtable(L, 0, 4);
     lua_pushstring(L, nc_stage_names[s]);
     lua_setfield(L, -2, "name");
-    set_bool(L, "ok", ok);
+    set_bool(L, -1, "ok", ok);
     if (s == NC_STAGE_TLS && !c->tls_seen && ok) {
-      set_number(L, "ms", 0);
-      set_bool(L, "skipped", 1);
+      set_number(L, -1, "ms", 0);
+      set_bool(L, -1, "skipped", 1);
     } else {
       if (done < 0)
         done = ok ? prev : c->failed_after;
-      set_number(L, "ms", ms(done - prev));
+      set_number(L, -1, "ms", ms(done - prev));
       prev = done;
     }
     lua_rawseti(L, -2, ++n);
@@ -368,8 +364,8 @@ static void push_stages(lua_State *L, const nc_conn *c, const nc_error *failure,
     lua_createtable(L, 0, 3);
     lua_pushliteral(L, "introspect");
     lua_setfield(L, -2, "name");
-    set_bool(L, "ok", failed_at != NC_STAGE_INTROSPECT);
-    set_number(L, "ms", introspect_ms >= 0 ? introspect_ms : 0);
+    set_bool(L, -1, "ok", failed_at != NC_STAGE_INTROSPECT);
+    set_number(L, -1, "ms", introspect_ms >= 0 ? introspect_ms : 0);
     lua_rawseti(L, -2, ++n);
   }
 }
@@ -378,7 +374,7 @@ static void push_ssl(lua_State *L, PGconn *pg)
 {
   const char *v;
   lua_createtable(L, 0, 3);
-  set_bool(L, "in_use", PQsslInUse(pg));
+  set_bool(L, -1, "in_use", PQsslInUse(pg));
   if (PQsslInUse(pg)) {
     if ((v = PQsslAttribute(pg, "protocol")) != NULL) {
       lua_pushstring(L, v);
@@ -413,7 +409,7 @@ int nc_l_test(lua_State *L)
   const char *params[3];
   char *tables_sql;
   size_t tables_len;
-  nc_query queries[Q_COUNT];
+  const char *queries[Q_COUNT];
   nc_error e;
 
   luaL_checkany(L, 1);
@@ -422,6 +418,8 @@ int nc_l_test(lua_State *L)
   params_at = lua_gettop(L) - 2;
   if (c != NULL && (!c->ready || c->pg == NULL))
     luaL_argerror(L, 1, "connection is closed");
+  if (c != NULL && PQtransactionStatus(c->pg) != PQTRANS_IDLE)
+    luaL_argerror(L, 1, "connection is inside a transaction: the test runs its own");
   if (owned)
     c = nc_connect(L, 1, timeout);
   else
@@ -430,7 +428,7 @@ int nc_l_test(lua_State *L)
   lua_newtable(L);
   report = lua_gettop(L);
   if (c->failed) {
-    report_bool(L, report, "ok", 0);
+    set_bool(L, report, "ok", 0);
     nc_push_error(L, &c->error, c->secret);
     lua_setfield(L, report, "error");
     memset(c->secret, 0, sizeof c->secret);
@@ -451,35 +449,36 @@ int nc_l_test(lua_State *L)
     const char *scope = has_tables ? (has_schemas ? SCOPE_BOTH : SCOPE_TABLES)
                                    : (has_schemas ? SCOPE_SCHEMAS : SCOPE_ALL);
     /* Each string stays anchored on the stack until we return. */
-    queries[Q_TABLES].sql = lua_pushfstring(L, "WITH %s%s", scope, tables_sql);
-    queries[Q_SEQUENCES].sql = lua_pushfstring(L, "WITH %s%s%s ORDER BY 1, 2", scope,
+    queries[Q_TABLES] = lua_pushfstring(L, "WITH %s%s", scope, tables_sql);
+    queries[Q_SEQUENCES] = lua_pushfstring(L, "WITH %s%s%s ORDER BY 1, 2", scope,
                                                SQL_SEQUENCES_OWNED,
                                                has_tables ? "" : SQL_SEQUENCES_IN_SCHEMAS);
-    queries[Q_FUNCTIONS].sql = lua_pushfstring(L, "WITH %s%s", scope, SQL_FUNCTIONS);
+    queries[Q_FUNCTIONS] = lua_pushfstring(L, "WITH %s%s", scope, SQL_FUNCTIONS);
   }
-  queries[Q_SERVER].sql = SQL_SERVER;
-  queries[Q_ROLE].sql = SQL_ROLE;
-  queries[Q_DATABASE].sql = SQL_DATABASE;
-  queries[Q_SCHEMAS].sql = SQL_SCHEMAS;
-  queries[Q_NOT_FOUND].sql = SQL_NOT_FOUND;
+  queries[Q_SERVER] = SQL_SERVER;
+  queries[Q_ROLE] = SQL_ROLE;
+  queries[Q_DATABASE] = SQL_DATABASE;
+  queries[Q_SCHEMAS] = SQL_SCHEMAS;
+  queries[Q_NOT_FOUND] = SQL_NOT_FOUND;
   for (i = 0; i < 3; i++)
     params[i] = lua_tostring(L, params_at + i); /* NULL for nil: SQL NULL */
 
   introspected = nc_now();
   lists = lua_gettop(L) + 1;
   if (!nc_run_readonly(L, c, queries, Q_COUNT, 3, params, started + timeout, &e)) {
-    report_bool(L, report, "ok", 0);
+    set_bool(L, report, "ok", 0);
     nc_push_error(L, &e, NULL);
     lua_setfield(L, report, "error");
     push_stages(L, c, &e, ms(nc_now() - introspected));
     lua_setfield(L, report, "stages");
     if (owned)
       nc_conn_close(c);
+    lua_settop(L, report);
     return 1;
   }
   introspected = nc_now() - introspected;
 
-  report_bool(L, report, "ok", 1);
+  set_bool(L, report, "ok", 1);
   push_stages(L, c, NULL, ms(introspected));
   lua_setfield(L, report, "stages");
   first_row_field(L, lists + Q_SERVER, "server", report);
@@ -504,8 +503,7 @@ int nc_l_test(lua_State *L)
   lua_setfield(L, report, "functions");
   lua_pushvalue(L, lists + Q_NOT_FOUND);
   lua_setfield(L, report, "not_found");
-  lua_pushnumber(L, ms(nc_now() - started));
-  lua_setfield(L, report, "ms");
+  set_number(L, report, "ms", ms(nc_now() - started));
   if (owned)
     nc_conn_close(c);
   lua_settop(L, report);

@@ -10,7 +10,6 @@
 #define NC_PRIVATE __attribute__((visibility("hidden")))
 
 #define NC_CONN_MT "neoconn.connection"
-#define NC_RESULT_MT "neoconn.result"
 #define NC_ERROR_MT "neoconn.error"
 #define NC_DEFAULT_TIMEOUT 10.0
 
@@ -22,6 +21,7 @@ typedef enum {
   NC_STAGE_AUTHENTICATE,
   NC_STAGE_SESSION,
   NC_STAGE_INTROSPECT,
+  NC_STAGE_QUERY, /* conn:query, outside any test */
   NC_STAGE_COUNT
 } nc_stage;
 
@@ -70,7 +70,8 @@ NC_PRIVATE int nc_l_parse_name(lua_State *L);
 NC_PRIVATE extern const char nc_config_hint[];
 NC_PRIVATE void nc_error_set(nc_error *e, const char *code, nc_stage stage, const char *message);
 NC_PRIVATE void nc_classify_connect_failure(nc_conn *c, const char *libpq_message, int timed_out);
-NC_PRIVATE void nc_classify_query_failure(nc_error *e, const PGresult *res, PGconn *pg, int timed_out);
+NC_PRIVATE void nc_classify_query_failure(nc_error *e, const PGresult *res, PGconn *pg, int timed_out,
+                                          nc_stage stage);
 NC_PRIVATE void nc_push_error(lua_State *L, const nc_error *e, const char *secret);
 NC_PRIVATE void nc_register_error_mt(lua_State *L);
 
@@ -94,12 +95,11 @@ NC_PRIVATE void nc_register_box(lua_State *L);
 /* result.c */
 NC_PRIVATE void nc_push_rows(lua_State *L, const PGresult *res);
 NC_PRIVATE void nc_register_result(lua_State *L);
-/* Runs the queries of a pipeline inside one READ ONLY transaction, in one
- * round trip. Leaves one row list per query on the stack on success. */
-typedef struct {
-  const char *sql;
-} nc_query;
-NC_PRIVATE int nc_run_readonly(lua_State *L, nc_conn *c, const nc_query *queries, int nqueries,
+/* Runs the queries as a pipeline inside one READ ONLY transaction, in one
+ * round trip, with up to 3 text[] parameters. Leaves one row list per query
+ * on the stack on success; on failure the connection is idle again, or
+ * closed if its state is unknown (a timeout). */
+NC_PRIVATE int nc_run_readonly(lua_State *L, nc_conn *c, const char *const *queries, int nqueries,
                                int nparams, const char *const *params, double deadline, nc_error *e);
 
 /* introspect.c */

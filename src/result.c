@@ -81,34 +81,29 @@ static int kind_of(Oid type)
   }
 }
 
-#define MAX_COLUMNS 64
-#define MAX_GROUPS 8
-
 /* Pushes the rows of res as a list of tables. A column named "a.b" becomes
  * field b of subtable a, so the SQL alone decides the report's shape.
- * NULL values are left out. */
+ * NULL values are left out, and so is a subtable whose fields are all NULL
+ * (an unowned sequence has no owned_by). */
 void nc_push_rows(lua_State *L, const PGresult *res)
 {
-  int nrows = PQntuples(res), ncols = PQnfields(res);
-  int group_of[MAX_COLUMNS], kind[MAX_COLUMNS], ngroups = 0, i, r, keys, groups;
+  int nrows = PQntuples(res), ncols = PQnfields(res), ngroups = 0, i, r, keys, groups, list;
   int top_fields = 0;
+  /* Per column: its kind and group (-1: top level); per group: fields set. */
+  int *kind = (int *)nc_newuserdata(L, sizeof(int) * (size_t)(3 * ncols + 1));
+  int *group_of = kind + ncols, *filled = group_of + ncols;
 
-  if (ncols > MAX_COLUMNS)
-    ncols = MAX_COLUMNS;
-  luaL_checkstack(L, ncols + MAX_GROUPS + 8, "too many result columns");
+  luaL_checkstack(L, 2 * ncols + 8, "too many result columns");
   lua_createtable(L, nrows, 0);
-  keys = lua_gettop(L) + 1;
+  list = lua_gettop(L);
+  keys = list + 1;
   /* Leaf names as Lua strings on the stack, then the group names. */
   for (i = 0; i < ncols; i++) {
     const char *name = PQfname(res, i), *dot = strchr(name, '.');
     kind[i] = kind_of(PQftype(res, i));
     lua_pushstring(L, dot != NULL ? dot + 1 : name);
-    group_of[i] = -1;
-    if (dot != NULL) {
-      group_of[i] = (int)(dot - name); /* prefix length, resolved below */
-    } else {
-      top_fields++;
-    }
+    group_of[i] = dot != NULL ? (int)(dot - name) : -1; /* prefix length for now */
+    top_fields += dot == NULL;
   }
   groups = lua_gettop(L) + 1;
   for (i = 0; i < ncols; i++) {
@@ -123,10 +118,6 @@ void nc_push_rows(lua_State *L, const PGresult *res)
         break;
     }
     if (g == ngroups) {
-      if (ngroups == MAX_GROUPS) {
-        group_of[i] = -1;
-        continue;
-      }
       lua_pushlstring(L, name, (size_t)len);
       ngroups++;
     }
@@ -136,13 +127,17 @@ void nc_push_rows(lua_State *L, const PGresult *res)
   for (r = 0; r < nrows; r++) {
     int row = lua_gettop(L) + 1;
     lua_createtable(L, 0, top_fields + ngroups);
-    for (i = 0; i < ngroups; i++)
+    for (i = 0; i < ngroups; i++) {
       lua_createtable(L, 0, 4);
+      filled[i] = 0;
+    }
     for (i = 0; i < ncols; i++) {
       const char *v;
       int target = group_of[i] < 0 ? row : row + 1 + group_of[i];
       if (PQgetisnull(res, r, i))
         continue;
+      if (group_of[i] >= 0)
+        filled[group_of[i]]++;
       v = PQgetvalue(res, r, i);
       lua_pushvalue(L, keys + i);
       switch (kind[i]) {
@@ -164,13 +159,18 @@ void nc_push_rows(lua_State *L, const PGresult *res)
       lua_rawset(L, target);
     }
     for (i = ngroups - 1; i >= 0; i--) {
-      lua_pushvalue(L, groups + i);
-      lua_insert(L, -2);
-      lua_rawset(L, row);
+      if (filled[i] > 0) {
+        lua_pushvalue(L, groups + i);
+        lua_insert(L, -2);
+        lua_rawset(L, row);
+      } else {
+        lua_pop(L, 1);
+      }
     }
-    lua_rawseti(L, keys - 1, r + 1);
+    lua_rawseti(L, list, r + 1);
   }
-  lua_settop(L, keys - 1);
+  lua_settop(L, list);
+  lua_remove(L, list - 1); /* the column arrays */
 }
 
 /* Sends what libpq has buffered; 1 done, 0 deadline, -1 connection error. */
@@ -205,19 +205,25 @@ static int await_result(PGconn *pg, double deadline)
 
 /* A failure in the middle of a protocol exchange leaves the connection in
  * an unknown state: it is closed, and the error says why. */
-static int broken(nc_conn *c, int wait_rc, nc_error *e)
+static int broken(nc_conn *c, int wait_rc, nc_error *e, nc_stage stage)
 {
-  nc_classify_query_failure(e, NULL, c->pg, wait_rc == 0);
+  nc_classify_query_failure(e, NULL, c->pg, wait_rc == 0, stage);
   nc_conn_close(c);
   return 0;
 }
 
-/* Takes the next result into a box on the stack; NULL at a query's end. */
-static PGresult *next_result(lua_State *L, PGconn *pg)
+/* Waits for the next result and takes it into a box on the stack (NULL at
+ * a query's end); returns the wait's outcome as await_result does. */
+static int next_result(lua_State *L, PGconn *pg, double deadline, PGresult **res)
 {
-  PGresult **box = nc_new_result_box(L);
+  int w = await_result(pg, deadline);
+  PGresult **box;
+  if (w <= 0)
+    return w;
+  box = nc_new_result_box(L);
   *box = PQgetResult(pg);
-  return *box;
+  *res = *box;
+  return 1;
 }
 
 static void drop_result(lua_State *L)
@@ -228,17 +234,55 @@ static void drop_result(lua_State *L)
   lua_pop(L, 1);
 }
 
-int nc_run_readonly(lua_State *L, nc_conn *c, const nc_query *queries, int nqueries, int nparams,
-                    const char *const *params, double deadline, nc_error *e)
+/* Sends sql (several statements allowed when params is NULL), leaving the
+ * rows of the last statement that returned rows on the stack. 1 on success;
+ * 0 with e set, the connection closed if its state is unknown. */
+static int run_simple(lua_State *L, nc_conn *c, const char *sql, int nparams,
+                      const char *const *params, double deadline, nc_error *e)
 {
-  static const Oid types[] = { TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID };
+  PGresult *res;
+  int w, ok = 1, top = lua_gettop(L);
+  int sent = params != NULL ? PQsendQueryParams(c->pg, sql, nparams, NULL, params, NULL, NULL, 0)
+                            : PQsendQuery(c->pg, sql);
+  if (!sent)
+    return broken(c, -1, e, NC_STAGE_QUERY);
+  if ((w = flush(c->pg, deadline)) <= 0)
+    return broken(c, w, e, NC_STAGE_QUERY);
+  lua_newtable(L);
+  for (;;) {
+    if ((w = next_result(L, c->pg, deadline, &res)) <= 0) {
+      lua_settop(L, top);
+      return broken(c, w, e, NC_STAGE_QUERY);
+    }
+    if (res == NULL)
+      break;
+    if (PQresultStatus(res) == PGRES_FATAL_ERROR && ok) {
+      nc_classify_query_failure(e, res, c->pg, 0, NC_STAGE_QUERY);
+      ok = 0;
+    } else if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+      nc_push_rows(L, res);
+      lua_replace(L, -3);
+    }
+    drop_result(L);
+  }
+  lua_pop(L, 1); /* the box of the final NULL */
+  if (!ok)
+    lua_settop(L, top);
+  return ok;
+}
+
+int nc_run_readonly(lua_State *L, nc_conn *c, const char *const *queries, int nqueries,
+                    int nparams, const char *const *params, double deadline, nc_error *e)
+{
+  static const Oid types[] = { TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID };
   PGconn *pg = c->pg;
+  PGresult *res;
   int top = lua_gettop(L), i, w, ok = 1;
   char timeout_ms[32];
   const char *settings[1];
   double left = deadline - nc_now();
 
-  if (nparams > 4)
+  if (nparams > (int)(sizeof types / sizeof types[0]))
     luaL_error(L, "neoconn: too many query parameters");
   sprintf(timeout_ms, "%ld", left > 0.001 ? (long)(left * 1000.0) : 1L);
   settings[0] = timeout_ms;
@@ -249,69 +293,66 @@ int nc_run_readonly(lua_State *L, nc_conn *c, const nc_query *queries, int nquer
                                 "pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true), "
                                 "pg_catalog.set_config('jit', 'off', true)",
                             1, NULL, settings, NULL, NULL, 0))
-    return broken(c, -1, e);
+    return broken(c, -1, e, NC_STAGE_INTROSPECT);
   for (i = 0; i < nqueries; i++)
-    if (!PQsendQueryParams(pg, queries[i].sql, nparams, types, params, NULL, NULL, 0))
-      return broken(c, -1, e);
+    if (!PQsendQueryParams(pg, queries[i], nparams, types, params, NULL, NULL, 0))
+      return broken(c, -1, e, NC_STAGE_INTROSPECT);
   if (!PQsendQueryParams(pg, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) || !PQpipelineSync(pg))
-    return broken(c, -1, e);
+    return broken(c, -1, e, NC_STAGE_INTROSPECT);
   if ((w = flush(pg, deadline)) <= 0)
-    return broken(c, w, e);
+    return broken(c, w, e, NC_STAGE_INTROSPECT);
 
-  /* BEGIN, settings, the queries, COMMIT: one result each, then the sync. */
+  /* BEGIN, settings, the queries, COMMIT: one result and one NULL each,
+   * then the sync. After an error the rest come back PIPELINE_ABORTED. */
   for (i = -2; i <= nqueries; i++) {
-    PGresult *res;
-    ExecStatusType st;
-    if ((w = await_result(pg, deadline)) <= 0) {
-      lua_settop(L, top);
-      return broken(c, w, e);
-    }
-    res = next_result(L, pg);
-    st = PQresultStatus(res);
-    if (st == PGRES_FATAL_ERROR && ok) {
-      nc_classify_query_failure(e, res, pg, 0);
+    if ((w = next_result(L, pg, deadline, &res)) <= 0)
+      goto lost;
+    if (PQresultStatus(res) == PGRES_FATAL_ERROR && ok) {
+      nc_classify_query_failure(e, res, pg, 0, NC_STAGE_INTROSPECT);
       ok = 0;
     }
     if (i >= 0 && i < nqueries) {
-      if (st == PGRES_TUPLES_OK) {
+      if (PQresultStatus(res) == PGRES_TUPLES_OK)
         nc_push_rows(L, res);
-        lua_insert(L, -2);
-      } else {
+      else
         lua_newtable(L);
-        lua_insert(L, -2);
-      }
+      lua_insert(L, -2);
     }
     drop_result(L);
-    if ((w = await_result(pg, deadline)) <= 0) {
-      lua_settop(L, top);
-      return broken(c, w, e);
-    }
-    if (next_result(L, pg) != NULL) { /* every query yields exactly one result */
-      drop_result(L);
-      lua_settop(L, top);
-      nc_error_set(e, "query_failed", NC_STAGE_INTROSPECT, "unexpected extra result");
-      nc_conn_close(c);
-      return 0;
+    if ((w = next_result(L, pg, deadline, &res)) <= 0)
+      goto lost;
+    if (res != NULL) { /* every query yields exactly one result */
+      w = -1;
+      goto lost;
     }
     lua_pop(L, 1);
   }
-  if ((w = await_result(pg, deadline)) <= 0) {
-    lua_settop(L, top);
-    return broken(c, w, e);
+  if ((w = next_result(L, pg, deadline, &res)) <= 0)
+    goto lost;
+  if (PQresultStatus(res) != PGRES_PIPELINE_SYNC || !PQexitPipelineMode(pg)) {
+    w = -1;
+    goto lost;
   }
-  if (PQresultStatus(next_result(L, pg)) != PGRES_PIPELINE_SYNC)
-    ok = ok ? (nc_classify_query_failure(e, NULL, pg, 0), 0) : 0;
   drop_result(L);
-  if (!PQexitPipelineMode(pg) && ok) {
-    nc_classify_query_failure(e, NULL, pg, 0);
-    ok = 0;
-  }
-  if (!ok) {
-    lua_settop(L, top);
-    if (strcmp(e->code, "timeout") == 0)
+  if (ok)
+    return 1;
+  lua_settop(L, top);
+  /* The failed query aborted our transaction (COMMIT was skipped): end it,
+   * so the caller's connection is back where it was. */
+  if (PQtransactionStatus(pg) != PQTRANS_IDLE) {
+    nc_error saved = *e;
+    int rolled_back = run_simple(L, c, "ROLLBACK", 0, NULL, deadline, e);
+    *e = saved;
+    if (rolled_back)
+      lua_pop(L, 1);
+    else
       nc_conn_close(c);
   }
-  return ok;
+  return 0;
+
+lost:
+  lua_settop(L, top);
+  return broken(c, w, e, NC_STAGE_INTROSPECT);
 }
 
 /* conn:query(sql [, params [, opts]]) -> rows | nil, err
@@ -321,13 +362,13 @@ static int l_query(lua_State *L)
 {
   nc_conn *c = nc_check_conn(L, 1);
   const char *sql = luaL_checkstring(L, 2);
-  int nparams = 0, i, w = 1, sent;
+  int nparams = 0, i;
   const char **params = NULL;
   double deadline;
   nc_error e;
 
   lua_settop(L, 4);
-  if (!lua_isnoneornil(L, 3)) {
+  if (!lua_isnil(L, 3)) {
     luaL_checktype(L, 3, LUA_TTABLE);
     nparams = (int)lua_rawlen(L, 3);
     params = (const char **)nc_newuserdata(L, sizeof(char *) * (size_t)(nparams + 1));
@@ -345,42 +386,11 @@ static int l_query(lua_State *L)
   deadline = nc_now() + nc_opt_timeout(L, 4, "query");
   if (c->pg == NULL || !c->ready)
     luaL_argerror(L, 1, "connection is closed");
-  sent = params != NULL ? PQsendQueryParams(c->pg, sql, nparams, NULL, params, NULL, NULL, 0)
-                        : PQsendQuery(c->pg, sql);
-  e.code = NULL;
-  if (!sent || (w = flush(c->pg, deadline)) <= 0) {
-    broken(c, sent ? w : -1, &e);
-  } else {
-    lua_newtable(L);
-    for (;;) {
-      PGresult *res;
-      ExecStatusType st;
-      if ((w = await_result(c->pg, deadline)) <= 0) {
-        broken(c, w, &e);
-        break;
-      }
-      res = next_result(L, c->pg);
-      if (res == NULL) {
-        lua_pop(L, 1);
-        break;
-      }
-      st = PQresultStatus(res);
-      if (st == PGRES_FATAL_ERROR && e.code == NULL) {
-        nc_classify_query_failure(&e, res, c->pg, 0);
-        e.code = "query_failed";
-      } else if (st == PGRES_TUPLES_OK) {
-        nc_push_rows(L, res);
-        lua_replace(L, -3);
-      }
-      drop_result(L);
-    }
-  }
-  if (e.code != NULL) {
-    lua_pushnil(L);
-    nc_push_error(L, &e, NULL);
-    return 2;
-  }
-  return 1;
+  if (run_simple(L, c, sql, nparams, params, deadline, &e))
+    return 1;
+  lua_pushnil(L);
+  nc_push_error(L, &e, NULL);
+  return 2;
 }
 
 void nc_register_result(lua_State *L)
