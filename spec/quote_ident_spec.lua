@@ -15,6 +15,21 @@ describe("neoconn.quote_ident", function()
     end
   end)
 
+  it("quotes every keyword the server quotes, and otherwise only newer servers' keywords", function()
+    -- Quoting a word that a later PostgreSQL reserves is harmless and keeps
+    -- generated SQL valid on those servers.
+    local newer = { json = true, json_array = true, json_arrayagg = true, json_object = true,
+      json_objectagg = true }
+    local rows = pg.exec("SELECT word, quote_ident(word) AS q FROM pg_get_keywords()")
+    assert.truthy(#rows > 400)
+    for _, row in ipairs(rows) do
+      local ours = neoconn.quote_ident(row.word)
+      if ours ~= row.q then
+        assert.is_true(newer[row.word] == true, row.word .. ": " .. ours .. " vs " .. row.q)
+      end
+    end
+  end)
+
   it("joins qualified names with dots", function()
     assert.are.equal('"Odd Schema"."a.b"', neoconn.quote_ident("Odd Schema", "a.b"))
     assert.are.equal("public.users", neoconn.quote_ident("public", "users"))

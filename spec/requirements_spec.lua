@@ -122,34 +122,63 @@ describe("neoconn.requirements", function()
       init_schema = true })
   end)
 
+  -- A login role that may connect and use a fresh schema holding one table
+  -- (every %s in table_sql names it), with the given grants on it.
+  local function role_with_table(prefix, table_sql, grants)
+    local user, password = pg.login_role(prefix)
+    local schema = pg.unique(prefix .. "_s")
+    local t = q(schema, "t")
+    db_exec(("GRANT CONNECT ON DATABASE %s TO %s; CREATE SCHEMA %s; GRANT USAGE ON SCHEMA %s TO %s;"
+      .. " %s; GRANT %s ON %s TO %s")
+      :format(q(db), q(user), q(schema), q(schema), q(user), (table_sql:gsub("%%s", t)), grants,
+        t, q(user)))
+    return assert(neoconn.connect(pg.target(user, password, { dbname = db }))), t, q(user)
+  end
+
   it("mark sequence USAGE optional: needed only when a row takes the column default", function()
-    local user, password = pg.login_role("seq")
-    local schema = pg.unique("seq_s")
-    db_exec(("GRANT CONNECT ON DATABASE %s TO %s; CREATE SCHEMA %s;"
-      .. " GRANT USAGE ON SCHEMA %s TO %s; CREATE TABLE %s.t (id serial PRIMARY KEY, v text);"
-      .. " GRANT INSERT ON %s.t TO %s"):format(q(db), q(user), q(schema), q(schema), q(user),
-      q(schema), q(schema), q(user)))
-    local conn = assert(neoconn.connect(pg.target(user, password, { dbname = db })))
-    assert.is_true((pg.try(conn, ("INSERT INTO %s.t (id, v) VALUES (5, 'x')"):format(q(schema)))))
-    assert.is_false((pg.try(conn, ("INSERT INTO %s.t (v) VALUES ('x')"):format(q(schema)))))
+    local conn, t = role_with_table("seq", "CREATE TABLE %s (id serial PRIMARY KEY, v text)",
+      "INSERT")
+    assert.is_true((pg.try(conn, ("INSERT INTO %s (id, v) VALUES (5, 'x')"):format(t))))
+    assert.is_false((pg.try(conn, ("INSERT INTO %s (v) VALUES ('x')"):format(t))))
     conn:close()
   end)
 
   it("fail every insert under row-level security without a permissive INSERT policy", function()
-    local user, password = pg.login_role("rlsreq")
-    local schema = pg.unique("rls_s")
-    db_exec(("GRANT CONNECT ON DATABASE %s TO %s; CREATE SCHEMA %s;"
-      .. " GRANT USAGE ON SCHEMA %s TO %s; CREATE TABLE %s.t (id int PRIMARY KEY, v text);"
-      .. " GRANT INSERT ON %s.t TO %s; ALTER TABLE %s.t ENABLE ROW LEVEL SECURITY")
-      :format(q(db), q(user), q(schema), q(schema), q(user), q(schema), q(schema), q(user),
-        q(schema)))
-    local conn = assert(neoconn.connect(pg.target(user, password, { dbname = db })))
-    local insert = ("INSERT INTO %s.t (id, v) VALUES (1, 'x') ON CONFLICT DO NOTHING")
-      :format(q(schema))
+    local conn, t, role = role_with_table("rlsreq", "CREATE TABLE %s (id int PRIMARY KEY, v text);"
+      .. " ALTER TABLE %s ENABLE ROW LEVEL SECURITY", "INSERT")
+    local insert = ("INSERT INTO %s (id, v) VALUES (1, 'x') ON CONFLICT DO NOTHING"):format(t)
     assert.is_false((pg.try(conn, insert)))
-    db_exec(("CREATE POLICY p ON %s.t FOR INSERT TO %s WITH CHECK (true)")
-      :format(q(schema), q(user)))
+    db_exec(("CREATE POLICY p ON %s FOR INSERT TO %s WITH CHECK (true)"):format(t, role))
     assert.is_true((pg.try(conn, insert)))
+    conn:close()
+  end)
+
+  it("need INSERT, UPDATE and SELECT policies for an upsert under row-level security", function()
+    local conn, t, role = role_with_table("rlsups", "CREATE TABLE %s (id int PRIMARY KEY, v text);"
+      .. " INSERT INTO %s VALUES (1, 'old'); ALTER TABLE %s ENABLE ROW LEVEL SECURITY",
+      "SELECT, INSERT, UPDATE")
+    local policies = {
+      INSERT = "CREATE POLICY p_insert ON %s FOR INSERT TO %s WITH CHECK (true)",
+      UPDATE = "CREATE POLICY p_update ON %s FOR UPDATE TO %s USING (true)",
+      SELECT = "CREATE POLICY p_select ON %s FOR SELECT TO %s USING (true)",
+    }
+    local upsert = ("INSERT INTO %s (id, v) VALUES (1, 'new') ON CONFLICT (id)"
+      .. " DO UPDATE SET v = EXCLUDED.v"):format(t)
+    for _, sql in pairs(policies) do db_exec(sql:format(t, role)) end
+    assert(pg.try(conn, upsert))
+    -- policy.insert and policy.update together name exactly these three.
+    local named = {}
+    for _, r in ipairs(neoconn.requirements("destination", { on_conflict = "update" })) do
+      if r.object_type == "policy" then
+        for _, p in ipairs(r.privileges) do named[p] = true end
+      end
+    end
+    assert.are.same({ INSERT = true, UPDATE = true, SELECT = true }, named)
+    for command, sql in pairs(policies) do
+      db_exec(("DROP POLICY p_%s ON %s"):format(command:lower(), t))
+      assert.is_false((pg.try(conn, upsert)), "upsert works without the " .. command .. " policy")
+      db_exec(sql:format(t, role))
+    end
     conn:close()
   end)
 
