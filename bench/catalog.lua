@@ -33,13 +33,8 @@ JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname !~ '^pg_'
   AND n.nspname <> 'information_schema']]
 
-local function now()
-  -- os.clock is CPU time of this process only; the server's time matters too.
-  local f = io.popen("date +%s.%N")
-  local t = tonumber(f:read("*l"))
-  f:close()
-  return t
-end
+-- Wall-clock time: os.clock counts only this process's CPU, not the server's.
+local now = neoconn.clock
 
 local function median_ms(fn)
   local times = {}

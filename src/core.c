@@ -4,6 +4,13 @@
 
 #define NC_VERSION "0.1.0"
 
+/* clock() -> monotonic seconds, for timing tests and deadlines in Lua. */
+static int l_clock(lua_State *L)
+{
+  lua_pushnumber(L, nc_now());
+  return 1;
+}
+
 __attribute__((visibility("default"))) int luaopen_neoconn_core(lua_State *L)
 {
   static const luaL_Reg functions[] = {
@@ -11,6 +18,7 @@ __attribute__((visibility("default"))) int luaopen_neoconn_core(lua_State *L)
     { "requirements", nc_l_requirements },
     { "quote_ident", nc_l_quote_ident },
     { "parse_name", nc_l_parse_name },
+    { "clock", l_clock },
     { NULL, NULL }
   };
   nc_register_box(L);

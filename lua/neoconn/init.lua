@@ -10,6 +10,7 @@ local neoconn = {
   requirements = core.requirements,
   quote_ident = core.quote_ident,
   parse_name = core.parse_name,
+  clock = core.clock, -- monotonic seconds
   -- The handshake one step at a time, for event loops (nginx, fleets).
   connect_start = core.connect_start,
 }
