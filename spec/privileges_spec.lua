@@ -182,6 +182,34 @@ describe("neoconn.test privilege verdicts", function()
     assert.is_true(open.rls.insert_policy)
   end)
 
+  it("keep each table's own verdict when tables share or differ in ACL and owner", function()
+    local user, password, schema, t = scenario("mixed")
+    local owner = pg.unique("own")
+    local function tbl(name) return q(schema, name) end
+    pg.exec(([[
+      CREATE ROLE %s; GRANT %s TO %s; GRANT USAGE, CREATE ON SCHEMA %s TO %s;
+      CREATE TABLE %s (id int PRIMARY KEY, v text); CREATE TABLE %s (id int PRIMARY KEY, v text);
+      GRANT SELECT ON %s, %s, %s TO %s;
+      CREATE TABLE %s (id int PRIMARY KEY, v text); ALTER TABLE %s OWNER TO %s;
+      CREATE TABLE %s (id int PRIMARY KEY, v text); ALTER TABLE %s OWNER TO %s;
+      REVOKE ALL ON %s FROM %s;
+      CREATE TABLE %s (id int PRIMARY KEY, v text);
+      CREATE TABLE %s (id int PRIMARY KEY, v text); GRANT INSERT ON %s TO %s;
+    ]]):format(q(owner), q(owner), q(user), q(schema), q(owner),
+      tbl("same1"), tbl("same2"), t, tbl("same1"), tbl("same2"), q(user),
+      tbl("owned_default"), tbl("owned_default"), q(owner),
+      tbl("owned_empty"), tbl("owned_empty"), q(owner), tbl("owned_empty"), q(owner),
+      tbl("untouched"), tbl("insert_only"), tbl("insert_only"), q(user)))
+    local report = prove(user, password, schema)
+    local function p(name) return pg.find_table(report, schema, name).privileges end
+    assert.is_true(p("same1").SELECT and p("same2").SELECT and p("t").SELECT)
+    assert.is_true(p("owned_default").TRUNCATE)
+    assert.is_false(p("owned_empty").SELECT)
+    assert.is_false(p("untouched").SELECT)
+    assert.are.same({ false, true }, { p("insert_only").SELECT, p("insert_only").INSERT })
+    assert.are.equal(7, #report.tables) -- each table once
+  end)
+
   it("handle quoted identifiers: spaces, quotes, dots, non-ASCII", function()
     local user, password, schema, t = scenario("quoted", 'a.b "c" ü 表')
     pg.exec(("GRANT SELECT, INSERT, UPDATE ON %s TO %s"):format(t, q(user)))

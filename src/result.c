@@ -89,9 +89,10 @@ void nc_push_rows(lua_State *L, const PGresult *res)
 {
   int nrows = PQntuples(res), ncols = PQnfields(res), ngroups = 0, i, r, keys, groups, list;
   int top_fields = 0;
-  /* Per column: its kind and group (-1: top level); per group: fields set. */
-  int *kind = (int *)nc_newuserdata(L, sizeof(int) * (size_t)(3 * ncols + 1));
-  int *group_of = kind + ncols, *filled = group_of + ncols;
+  /* Per column: its kind and group (-1: top level); per group: its size and
+   * the fields a row set. */
+  int *kind = (int *)nc_newuserdata(L, sizeof(int) * (size_t)(4 * ncols + 1));
+  int *group_of = kind + ncols, *filled = group_of + ncols, *size = filled + ncols;
 
   luaL_checkstack(L, 2 * ncols + 8, "too many result columns");
   lua_createtable(L, nrows, 0);
@@ -119,16 +120,17 @@ void nc_push_rows(lua_State *L, const PGresult *res)
     }
     if (g == ngroups) {
       lua_pushlstring(L, name, (size_t)len);
-      ngroups++;
+      size[ngroups++] = 0;
     }
     group_of[i] = g;
+    size[g]++;
   }
 
   for (r = 0; r < nrows; r++) {
     int row = lua_gettop(L) + 1;
     lua_createtable(L, 0, top_fields + ngroups);
     for (i = 0; i < ngroups; i++) {
-      lua_createtable(L, 0, 4);
+      lua_createtable(L, 0, size[i]); /* no rehash while filling */
       filled[i] = 0;
     }
     for (i = 0; i < ncols; i++) {
