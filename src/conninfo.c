@@ -6,8 +6,10 @@
 #include <string.h>
 #include "neoconn.h"
 
+/* The libpq keywords a table may use, and "url": a postgres:// URL or
+ * key=value string read first, which the other fields then override. */
 static const char *const table_keywords[] = {
-  "host", "hostaddr", "port", "dbname", "user", "password", "sslmode", "sslrootcert",
+  "url", "host", "hostaddr", "port", "dbname", "user", "password", "sslmode", "sslrootcert",
   "sslcert", "sslkey", "sslpassword", "connect_timeout", "application_name",
   "target_session_attrs", "options", "service", "passfile", NULL
 };
@@ -20,11 +22,11 @@ static int in_list(const char *s, const char *const *list)
   return 0;
 }
 
-static int from_string(lua_State *L, int idx, nc_error *e)
+/* Parses the string at idx into the params table at index params. */
+static int from_string(lua_State *L, int idx, int params, nc_error *e)
 {
   char *errmsg = NULL;
   PQconninfoOption *o;
-  int params = lua_gettop(L);
   PQconninfoOption **box = nc_new_options_box(L);
   *box = PQconninfoParse(lua_tostring(L, idx), &errmsg);
   if (*box == NULL) {
@@ -57,6 +59,10 @@ static void from_table(lua_State *L, int idx)
     key = lua_tostring(L, -2);
     if (!in_list(key, table_keywords))
       luaL_argerror(L, idx, lua_pushfstring(L, "unknown connection keyword '%s'", key));
+    if (strcmp(key, "url") == 0) {
+      lua_pop(L, 1); /* read by nc_push_params before the other fields */
+      continue;
+    }
     switch (lua_type(L, -1)) {
     case LUA_TSTRING:
       break;
@@ -108,15 +114,12 @@ static int validate(lua_State *L, int t, nc_error *e)
                                                 "standby", "prefer-standby", NULL };
   const char *v;
   if ((v = field(L, t, "sslmode")) != NULL && !in_list(v, sslmodes)) {
-    nc_error_set(e, "invalid_config", NC_STAGE_CONFIG, "invalid sslmode");
     lua_pushfstring(L, "invalid sslmode \"%s\": expected disable, allow, prefer, require, "
                        "verify-ca or verify-full", v);
   } else if ((v = field(L, t, "target_session_attrs")) != NULL && !in_list(v, session_attrs)) {
-    nc_error_set(e, "invalid_config", NC_STAGE_CONFIG, "invalid target_session_attrs");
     lua_pushfstring(L, "invalid target_session_attrs \"%s\": expected any, read-write, "
                        "read-only, primary, standby or prefer-standby", v);
   } else if ((v = field(L, t, "port")) != NULL && !valid_ports(v)) {
-    nc_error_set(e, "invalid_config", NC_STAGE_CONFIG, "invalid port");
     lua_pushfstring(L, "invalid port \"%s\": expected an integer 1-65535", v);
   } else {
     return 1;
@@ -133,9 +136,21 @@ int nc_push_params(lua_State *L, int idx, nc_error *e)
   lua_pushliteral(L, "neoconn");
   lua_setfield(L, -2, "application_name");
   if (lua_type(L, idx) == LUA_TSTRING) {
-    if (!from_string(L, idx, e))
+    if (!from_string(L, idx, lua_gettop(L), e))
       return 0;
   } else if (lua_type(L, idx) == LUA_TTABLE) {
+    lua_getfield(L, idx, "url");
+    if (lua_type(L, -1) == LUA_TSTRING) {
+      int ok = from_string(L, lua_gettop(L), lua_gettop(L) - 1, e);
+      lua_pop(L, 1);
+      if (!ok)
+        return 0;
+    } else if (!lua_isnil(L, -1)) {
+      luaL_argerror(L, idx, lua_pushfstring(L, "field 'url' must be a string, got %s",
+                                            luaL_typename(L, -1)));
+    } else {
+      lua_pop(L, 1);
+    }
     from_table(L, idx);
   } else {
     luaL_argerror(L, idx, lua_pushfstring(L, "connection URL, key=value string or table "
