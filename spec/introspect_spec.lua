@@ -38,6 +38,8 @@ describe("neoconn.test", function()
     assert.are.equal(user, report.session.user)
     assert.are.equal(pg.dbname, report.session.database)
     assert.is_true(report.session.ssl.in_use)
+    assert.are.same({ pg.host, pg.port, "prefer" },
+      { report.session.host, report.session.port, report.session.sslmode })
     assert.are.same({ name = user, superuser = false, createdb = false, createrole = false,
       replication = false, bypassrls = false, can_login = true, inherits = {},
       set_role_only = {} }, report.role)

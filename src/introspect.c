@@ -370,6 +370,28 @@ static void push_stages(lua_State *L, const nc_conn *c, const nc_error *failure,
   }
 }
 
+/* session.host, port and sslmode: what libpq actually used, whether they
+ * came from a table, a URL, a service file or the environment. */
+static void set_endpoint(lua_State *L, int session, const nc_conn *c)
+{
+  PQconninfoOption *o;
+  PQconninfoOption **box = nc_new_options_box(L);
+  lua_pushstring(L, c->host);
+  lua_setfield(L, session, "host");
+  lua_pushstring(L, c->port);
+  lua_setfield(L, session, "port");
+  *box = PQconninfo(c->pg);
+  for (o = *box; o != NULL && o->keyword != NULL; o++) {
+    if (strcmp(o->keyword, "sslmode") == 0 && o->val != NULL) {
+      lua_pushstring(L, o->val);
+      lua_setfield(L, session, "sslmode");
+    }
+  }
+  PQconninfoFree(*box);
+  *box = NULL;
+  lua_pop(L, 1);
+}
+
 static void push_ssl(lua_State *L, PGconn *pg)
 {
   const char *v;
@@ -487,6 +509,7 @@ int nc_l_test(lua_State *L)
   if (lua_istable(L, -1)) {
     push_ssl(L, c->pg);
     lua_setfield(L, -2, "ssl");
+    set_endpoint(L, lua_gettop(L), c);
   }
   lua_pop(L, 1);
   lua_rawgeti(L, lists + Q_ROLE, 1);

@@ -1,0 +1,377 @@
+--- Config files: Lua loaded as data in a sandbox, checked key by key.
+-- A config can define `connections` and `rules`; the only globals it sees
+-- are the helpers below. Every mistake is one message naming the file, the
+-- line where it can be found, and the key path.
+local neoconn = require("neoconn")
+
+local config = {}
+
+-- Instructions a config may run before it is stopped: a config is data.
+local INSTRUCTION_LIMIT = 1000000
+
+local SSLMODES = { "disable", "allow", "prefer", "require", "verify-ca", "verify-full" }
+local SESSION_ATTRS = { "any", "read-write", "read-only", "primary", "standby", "prefer-standby" }
+
+local function describe_value(v)
+  if type(v) == "string" then return string.format("%q", v) end
+  if type(v) == "number" or type(v) == "boolean" then return tostring(v) end
+  return type(v)
+end
+
+local function one_of(list)
+  local set = {}
+  for _, v in ipairs(list) do set[v] = true end
+  return function(v)
+    if set[v] then return true end
+    return false, "expected one of " .. table.concat(list, ", ")
+  end
+end
+
+local function kind_is(t, what)
+  return function(v)
+    if type(v) == t then return true end
+    return false, "expected " .. what
+  end
+end
+
+local is_string = kind_is("string", "a string")
+local is_boolean = kind_is("boolean", "true or false")
+
+local function is_port(v)
+  local n = (type(v) == "number" or (type(v) == "string" and v:match("^%d+$"))) and tonumber(v)
+  if n and n % 1 == 0 and n >= 1 and n <= 65535 then return true end
+  return false, "expected an integer 1-65535"
+end
+
+local function is_positive(v)
+  if type(v) == "number" and v > 0 then return true end
+  return false, "expected a positive number of seconds"
+end
+
+local function is_positive_integer(v)
+  if type(v) == "number" and v > 0 and v % 1 == 0 then return true end
+  return false, "expected a positive integer"
+end
+
+-- The keys of one connection and what each accepts. `libpq` marks the keys
+-- handed to neoconn.connect.
+local CONNECTION_KEYS = {
+  url = { check = is_string, libpq = true },
+  host = { check = is_string, libpq = true },
+  hostaddr = { check = is_string, libpq = true },
+  port = { check = is_port, libpq = true },
+  dbname = { check = is_string, libpq = true },
+  user = { check = is_string, libpq = true },
+  password = { check = is_string, libpq = true },
+  sslmode = { check = one_of(SSLMODES), libpq = true },
+  sslrootcert = { check = is_string, libpq = true },
+  sslcert = { check = is_string, libpq = true },
+  sslkey = { check = is_string, libpq = true },
+  sslpassword = { check = is_string, libpq = true },
+  connect_timeout = { check = is_positive_integer, libpq = true },
+  application_name = { check = is_string, libpq = true },
+  target_session_attrs = { check = one_of(SESSION_ATTRS), libpq = true },
+  options = { check = is_string, libpq = true },
+  service = { check = is_string, libpq = true },
+  passfile = { check = is_string, libpq = true },
+  kind = { check = one_of({ "source", "destination" }) },
+  tables = { list = "table" },
+  schemas = { list = "schema" },
+  truncate = { check = is_boolean, destination = true },
+  init_schema = { check = is_boolean, destination = true },
+  reset_sequences = { check = is_boolean, destination = true },
+  on_conflict = { check = one_of({ "nothing", "update" }), destination = true },
+  rules = { rules = true },
+  disable_rules = { list = "name" },
+  timeout = { check = is_positive },
+}
+
+local TOP_KEYS = { connections = true, rules = true, disable_rules = true }
+
+--- A config error: file, line (when found), key path and what is wrong.
+local function config_error(where, path, message)
+  local prefix = where.file
+  if where.source and path then
+    local line = config.locate(where.source, path)
+    if line then prefix = prefix .. ":" .. line end
+  end
+  return string.format("%s: %s%s", prefix, path and (path .. ": ") or "", message)
+end
+
+--- The line where a key path (a.b.c) is first written, searching for each
+-- part after the line of the previous one; nil when it cannot be told.
+function config.locate(source, path)
+  local lines = {}
+  for line in (source .. "\n"):gmatch("([^\n]*)\n") do lines[#lines + 1] = line end
+  local at, found = 1, nil
+  for part in path:gmatch("[^.%[%]]+") do
+    local plain = part:gsub("%p", "%%%0")
+    local hit
+    for i = at, #lines do
+      local text = lines[i]:gsub("%-%-.*$", "")
+      if text:find("%f[%w_]" .. plain .. "%f[^%w_]%s*=") or text:find("%[%s*[\"']" .. plain .. "[\"']%s*%]")
+        or (part:match("^%d+$") and i >= at) then
+        hit = i
+        break
+      end
+    end
+    if not hit then return found end
+    found, at = hit, hit
+  end
+  return found
+end
+
+local function check_names(where, path, value, what)
+  if type(value) ~= "table" then
+    return nil, config_error(where, path, "expected a list of " .. what .. " names, got "
+      .. describe_value(value))
+  end
+  for k, v in pairs(value) do
+    if type(k) ~= "number" then
+      return nil, config_error(where, path, "expected a list, found key " .. describe_value(k))
+    end
+    if type(v) ~= "string" or v == "" then
+      return nil, config_error(where, path .. "[" .. k .. "]", "expected a " .. what
+        .. " name, got " .. describe_value(v))
+    end
+  end
+  return value
+end
+
+-- Tables: { schema=, name= } or a qualified name in PostgreSQL syntax.
+local function check_tables(where, path, value)
+  if type(value) ~= "table" then
+    return nil, config_error(where, path, "expected a list of tables, got " .. describe_value(value))
+  end
+  local out = {}
+  for i, t in ipairs(value) do
+    local item = path .. "[" .. i .. "]"
+    if type(t) == "string" then
+      local schema, name, err = neoconn.parse_name(t)
+      if not name then
+        return nil, config_error(where, item, err .. " in " .. describe_value(t))
+      end
+      out[i] = { schema = schema or "public", name = name }
+    elseif type(t) == "table" then
+      for k in pairs(t) do
+        if k ~= "schema" and k ~= "name" then
+          return nil, config_error(where, item, "unknown key " .. describe_value(k)
+            .. " (expected schema and name)")
+        end
+      end
+      if type(t.name) ~= "string" or t.name == "" then
+        return nil, config_error(where, item .. ".name", "expected a table name, got "
+          .. describe_value(t.name))
+      end
+      if t.schema ~= nil and (type(t.schema) ~= "string" or t.schema == "") then
+        return nil, config_error(where, item .. ".schema", "expected a schema name, got "
+          .. describe_value(t.schema))
+      end
+      out[i] = { schema = t.schema or "public", name = t.name }
+    else
+      return nil, config_error(where, item, "expected \"schema.table\" or { schema=, name= }, got "
+        .. describe_value(t))
+    end
+  end
+  for k in pairs(value) do
+    if type(k) ~= "number" or k > #out then
+      return nil, config_error(where, path, "expected a list, found key " .. describe_value(k))
+    end
+  end
+  return out
+end
+
+local function check_rules(where, path, value)
+  if type(value) ~= "table" then
+    return nil, config_error(where, path, "expected a table of name = function, got "
+      .. describe_value(value))
+  end
+  for name, fn in pairs(value) do
+    if type(name) ~= "string" or not name:match("^[%a_][%w_%.%-]*$") then
+      return nil, config_error(where, path, "rule names must be strings like source_read_only, got "
+        .. describe_value(name))
+    end
+    if type(fn) ~= "function" then
+      return nil, config_error(where, path .. "." .. name, "expected a function(ctx), got "
+        .. describe_value(fn))
+    end
+  end
+  return value
+end
+
+local function check_connection(where, name, spec)
+  local path = "connections." .. name
+  if type(spec) ~= "table" then
+    return nil, config_error(where, path, "expected a table, got " .. describe_value(spec))
+  end
+  local keys = {}
+  for k in pairs(spec) do keys[#keys + 1] = tostring(k) end
+  table.sort(keys)
+  for _, k in ipairs(keys) do
+    local rule = CONNECTION_KEYS[k]
+    local value = spec[k]
+    if not rule then
+      return nil, config_error(where, path .. "." .. k, "unknown key")
+    end
+    local ok, why = true, nil
+    if rule.check then
+      ok, why = rule.check(value)
+    end
+    if not ok then
+      return nil, config_error(where, path .. "." .. k, why .. ", got " .. describe_value(value))
+    end
+    if rule.destination and spec.kind ~= "destination" then
+      return nil, config_error(where, path .. "." .. k, "applies to destinations only")
+    end
+  end
+  if spec.kind == nil then
+    return nil, config_error(where, path, "kind is required: \"source\" or \"destination\"")
+  end
+  local conn = {
+    name = name,
+    kind = spec.kind,
+    target = {},
+    options = { truncate = spec.truncate, init_schema = spec.init_schema,
+      reset_sequences = spec.reset_sequences, on_conflict = spec.on_conflict },
+    timeout = spec.timeout,
+    rules = {},
+    disable_rules = {},
+  }
+  for k, rule in pairs(CONNECTION_KEYS) do
+    if rule.libpq and spec[k] ~= nil then conn.target[k] = spec[k] end
+  end
+  if conn.target.port ~= nil then conn.target.port = tostring(math.floor(tonumber(conn.target.port))) end
+  if conn.target.connect_timeout ~= nil then
+    conn.target.connect_timeout = tostring(math.floor(conn.target.connect_timeout))
+  end
+  local err
+  if spec.tables ~= nil then
+    conn.tables, err = check_tables(where, path .. ".tables", spec.tables)
+    if not conn.tables then return nil, err end
+  end
+  if spec.schemas ~= nil then
+    conn.schemas, err = check_names(where, path .. ".schemas", spec.schemas, "schema")
+    if not conn.schemas then return nil, err end
+  end
+  if spec.rules ~= nil then
+    conn.rules, err = check_rules(where, path .. ".rules", spec.rules)
+    if not conn.rules then return nil, err end
+  end
+  if spec.disable_rules ~= nil then
+    conn.disable_rules, err = check_names(where, path .. ".disable_rules", spec.disable_rules, "rule")
+    if not conn.disable_rules then return nil, err end
+  end
+  return conn
+end
+
+--- Checks the environment a config produced; returns the config or nil, err.
+function config.check(env, where)
+  for k in pairs(env) do
+    if not TOP_KEYS[k] then
+      return nil, config_error(where, tostring(k), "unknown top-level key (expected connections, "
+        .. "rules, disable_rules)")
+    end
+  end
+  if type(env.connections) ~= "table" then
+    return nil, config_error(where, "connections", "expected a table of name = { ... }, got "
+      .. describe_value(env.connections))
+  end
+  local result = { file = where.file, connections = {}, rules = {}, disable_rules = {} }
+  local names = {}
+  for name in pairs(env.connections) do
+    if type(name) ~= "string" or not name:match("^[%w_%.%-]+$") then
+      return nil, config_error(where, "connections", "connection names must be strings of "
+        .. "letters, digits, _ . -, got " .. describe_value(name))
+    end
+    names[#names + 1] = name
+  end
+  table.sort(names)
+  if #names == 0 then
+    return nil, config_error(where, "connections", "no connections defined")
+  end
+  for _, name in ipairs(names) do
+    local conn, err = check_connection(where, name, env.connections[name])
+    if not conn then return nil, err end
+    result.connections[#result.connections + 1] = conn
+  end
+  local err
+  if env.rules ~= nil then
+    result.rules, err = check_rules(where, "rules", env.rules)
+    if not result.rules then return nil, err end
+  end
+  if env.disable_rules ~= nil then
+    result.disable_rules, err = check_names(where, "disable_rules", env.disable_rules, "rule")
+    if not result.disable_rules then return nil, err end
+  end
+  return result
+end
+
+-- Loads a text chunk with env as its only globals (Lua 5.1 to 5.4).
+local function load_text(source, chunkname, env)
+  if source:sub(1, 1) == "\27" then
+    return nil, chunkname:sub(2) .. ": binary chunks are not accepted"
+  end
+  if setfenv and loadstring then -- Lua 5.1 / LuaJIT
+    local fn, err = loadstring(source, chunkname)
+    if fn then setfenv(fn, env) end
+    return fn, err
+  end
+  return load(source, chunkname, "t", env)
+end
+
+--- The helpers a config can call. `env("NAME")` reads an environment
+-- variable (a config error when unset); `env("NAME", default)` falls back.
+local function sandbox(getenv)
+  local box = {}
+  box.env = function(name, default)
+    if type(name) ~= "string" then error("env: variable name expected", 2) end
+    local v = getenv(name)
+    if v == nil then
+      if default ~= nil then return default end
+      error("env: variable " .. name .. " is not set", 2)
+    end
+    return v
+  end
+  box.tostring, box.tonumber, box.ipairs, box.pairs = tostring, tonumber, ipairs, pairs
+  box.string = { format = string.format, rep = string.rep, lower = string.lower,
+    upper = string.upper, sub = string.sub, gsub = string.gsub, match = string.match,
+    find = string.find }
+  box.table = { concat = table.concat, insert = table.insert }
+  box.math = { floor = math.floor, max = math.max, min = math.min }
+  return box
+end
+
+--- Loads a config from its text. Returns the config, or nil and one message.
+-- opts.getenv replaces os.getenv (for tests).
+function config.load_string(source, file, opts)
+  opts = opts or {}
+  local where = { file = file or "config", source = source }
+  local env = sandbox(opts.getenv or os.getenv)
+  local helpers = {}
+  for k, v in pairs(env) do helpers[k] = v end
+  local fn, err = load_text(source, "@" .. where.file, env)
+  if not fn then return nil, err end
+  local co = coroutine.create(fn)
+  debug.sethook(co, function() error("the config ran too long (is it looping?)", 2) end, "",
+    INSTRUCTION_LIMIT)
+  local ok, run_err = coroutine.resume(co)
+  if not ok then return nil, tostring(run_err) end
+  if coroutine.status(co) ~= "dead" then return nil, where.file .. ": the config must not yield" end
+  -- What the config defined: every global that is not an untouched helper.
+  local defined = {}
+  for k, v in pairs(env) do
+    if helpers[k] ~= v then defined[k] = v end
+  end
+  return config.check(defined, where)
+end
+
+--- Loads a config file. Returns the config, or nil and one message.
+function config.load_file(path, opts)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, err end
+  local source = f:read("*a")
+  f:close()
+  return config.load_string(source, path, opts)
+end
+
+return config

@@ -1,0 +1,110 @@
+-- Config files: Lua as data in a sandbox, one precise message per mistake.
+local config = require("neoconn.config")
+
+local function getenv(vars)
+  return function(name) return vars[name] end
+end
+
+local GOOD = [[
+connections = {
+  prod_src = { url = "postgresql://sync@db1/app?sslmode=verify-full", kind = "source",
+               tables = { "public.users", { schema = "Odd Schema", name = "a.b" },
+                          '"Mixed Case".Orders', "plain" } },
+  stage_dst = { host = "db2", port = 5432, dbname = "app", user = "loader",
+                password = env("STAGE_PW"), sslmode = "require",
+                kind = "destination", schemas = { "public" },
+                truncate = true, init_schema = false, on_conflict = "update",
+                reset_sequences = true,
+                rules = { no_audit = function(ctx) return ctx end } },
+}
+rules = { source_read_only = function(ctx) return ctx end }
+disable_rules = { "insecure_sslmode" }
+]]
+
+describe("neoconn.config", function()
+  it("loads connections, tables in identifier syntax, rules and env() secrets", function()
+    local cfg = assert(config.load_string(GOOD, "neoconn.lua", { getenv = getenv({ STAGE_PW = "s3" }) }))
+    assert.are.equal(2, #cfg.connections)
+    local dst, src = cfg.connections[2], cfg.connections[1]
+    assert.are.same({ "stage_dst", "prod_src" }, { dst.name, src.name })
+    assert.are.same({ host = "db2", port = "5432", dbname = "app", user = "loader",
+      password = "s3", sslmode = "require" }, dst.target)
+    assert.are.same({ truncate = true, init_schema = false, on_conflict = "update",
+      reset_sequences = true }, dst.options)
+    assert.are.same({ { schema = "public", name = "users" }, { schema = "Odd Schema", name = "a.b" },
+      { schema = "Mixed Case", name = "orders" }, { schema = "public", name = "plain" } }, src.tables)
+    assert.is_function(dst.rules.no_audit)
+    assert.is_function(cfg.rules.source_read_only)
+    assert.are.same({ "insecure_sslmode" }, cfg.disable_rules)
+  end)
+
+  local function fails(source, expected, vars)
+    local cfg, err = config.load_string(source, "neoconn.lua", { getenv = getenv(vars or {}) })
+    assert.is_nil(cfg)
+    assert.are.equal(expected, err)
+  end
+
+  it("names file, line and key path for a wrong value", function()
+    fails([[
+connections = {
+  stage_dst = {
+    kind = "destination",
+    port = "x",
+  },
+}]], 'neoconn.lua:4: connections.stage_dst.port: expected an integer 1-65535, got "x"')
+  end)
+
+  it("rejects unknown keys instead of ignoring them", function()
+    fails('connections = { a = { kind = "source", hots = "db" } }',
+      "neoconn.lua:1: connections.a.hots: unknown key")
+    fails('connections = { a = { kind = "source" } }\nconections = {}',
+      "neoconn.lua:2: conections: unknown top-level key (expected connections, rules, disable_rules)")
+    fails('connections = { a = { kind = "source", tables = { { schema = "s", table = "t" } } } }',
+      'neoconn.lua:1: connections.a.tables[1]: unknown key "table" (expected schema and name)')
+  end)
+
+  it("explains kinds, destination-only options and malformed names", function()
+    fails('connections = { a = { host = "x" } }',
+      'neoconn.lua:1: connections.a: kind is required: "source" or "destination"')
+    fails('connections = { a = { kind = "sink" } }',
+      'neoconn.lua:1: connections.a.kind: expected one of source, destination, got "sink"')
+    fails('connections = { a = { kind = "source", truncate = true } }',
+      "neoconn.lua:1: connections.a.truncate: applies to destinations only")
+    fails('connections = { a = { kind = "source", tables = { "a.b.c" } } }',
+      'neoconn.lua:1: connections.a.tables[1]: too many dots: expected schema.table in "a.b.c"')
+    fails('connections = { a = { kind = "source", sslmode = "required" } }',
+      'neoconn.lua:1: connections.a.sslmode: expected one of disable, allow, prefer, require, '
+        .. 'verify-ca, verify-full, got "required"')
+    fails('connections = { a = { kind = "source", rules = { r = 5 } } }',
+      "neoconn.lua:1: connections.a.rules.r: expected a function(ctx), got 5")
+    fails("connections = {}", "neoconn.lua:1: connections: no connections defined")
+  end)
+
+  it("reports syntax errors and unset variables with their line", function()
+    fails("connections = {\n  a = { kind = 'source' \n", "neoconn.lua:3: '}' expected (to close '{' at line 2) near <eof>")
+    local _, err = config.load_string('connections = {\n a = { kind = "source", password = env("NOPE") } }',
+      "neoconn.lua", { getenv = getenv({}) })
+    assert.are.equal("neoconn.lua:2: env: variable NOPE is not set", err)
+  end)
+
+  it("runs configs in a sandbox that cannot reach the process", function()
+    for _, source in ipairs({ "os.exit(3)", "io.open('/etc/passwd')", "require('os')",
+      "loadstring('x')()", "load('x')()", "dofile('/etc/passwd')" }) do
+      local cfg, err = config.load_string(source, "evil.lua")
+      assert.is_nil(cfg)
+      assert.truthy(err:find("evil.lua:1:", 1, true), err)
+    end
+  end)
+
+  it("stops a config that runs forever", function()
+    local cfg, err = config.load_string("while true do end", "loop.lua")
+    assert.is_nil(cfg)
+    assert.truthy(err:find("ran too long", 1, true), err)
+  end)
+
+  it("refuses binary chunks", function()
+    local cfg, err = config.load_string(string.dump(function() end), "bin.lua")
+    assert.is_nil(cfg)
+    assert.truthy(err:find("binary", 1, true))
+  end)
+end)
