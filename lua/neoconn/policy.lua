@@ -1,0 +1,426 @@
+--- Policy: a neoconn.test report measured against what the connection's
+-- job needs (neoconn.requirements), built-in advisories and custom rules.
+-- The result is a list of findings, each with the SQL that fixes it, and
+-- the verdict per table.
+local neoconn = require("neoconn")
+local q = neoconn.quote_ident
+
+local policy = {}
+
+local OBJECT_TYPES = { connection = true, role = true, database = true, schema = true,
+  table = true, sequence = true, ["function"] = true }
+local PASSWORD_WARNING_DAYS = 14
+
+--- GRANT text for privileges on an object, to the role.
+function policy.grant(privileges, object_type, schema, name, role, arguments)
+  local on
+  if object_type == "database" or object_type == "schema" then
+    on = object_type:upper() .. " " .. q(name)
+  elseif object_type == "function" then
+    on = "FUNCTION " .. q(schema, name) .. "(" .. (arguments or "") .. ")"
+  else
+    on = object_type:upper() .. " " .. q(schema, name)
+  end
+  return ("GRANT %s ON %s TO %s;"):format(table.concat(privileges, ", "), on, q(role))
+end
+
+local function comment(text)
+  return "-- " .. text:gsub("\n", "\n-- ")
+end
+
+local function is_local(host)
+  return host == nil or host == "" or host:sub(1, 1) == "/" or host == "localhost"
+    or host:match("^127%.") ~= nil or host == "::1"
+end
+
+-- The connection's settings as rules see them: no password, in a field or
+-- in a URL.
+local function without_secrets(settings)
+  local copy = {}
+  for k, v in pairs(settings) do copy[k] = v end
+  if type(settings.target) == "table" then
+    copy.target = {}
+    for k, v in pairs(settings.target) do
+      if k ~= "password" and k ~= "sslpassword" then copy.target[k] = v end
+    end
+    if copy.target.url then
+      copy.target.url = copy.target.url:gsub("(://[^:/@]*):[^@/]*@", "%1@")
+        :gsub("([?&]password=)[^&]*", "%1")
+    end
+  end
+  return copy
+end
+
+-- The context handed to rules: the report, the connection's settings
+-- (without secrets), lookups, and emit functions.
+local function new_context(report, settings, emit)
+  local tables, schemas = {}, {}
+  for _, t in ipairs(report.tables or {}) do tables[t.schema .. "\0" .. t.name] = t end
+  for _, s in ipairs(report.schemas or {}) do schemas[s.name] = s end
+  local role = report.session and report.session.user
+  local ctx = {
+    name = settings.name,
+    kind = settings.kind,
+    report = report,
+    settings = without_secrets(settings),
+    role = role,
+    quote = q,
+  }
+  function ctx.table(schema, name) return tables[schema .. "\0" .. name] end
+  function ctx.schema(name) return schemas[name] end
+  function ctx.tables()
+    local i = 0
+    return function()
+      i = i + 1
+      return report.tables[i]
+    end
+  end
+  function ctx.grant(privileges, object_type, schema, name, arguments)
+    return policy.grant(privileges, object_type, schema, name, role, arguments)
+  end
+  function ctx.emit(finding) emit(finding) end
+  function ctx.error(finding)
+    finding.level = "error"
+    emit(finding)
+  end
+  function ctx.warn(finding)
+    finding.level = "warning"
+    emit(finding)
+  end
+  return ctx
+end
+
+-- Built-in rules. Each is named; its findings carry its name.
+local builtin = {}
+
+-- The tables the job syncs, and the schemas they live in.
+local function synced_schemas(ctx)
+  local seen, list = {}, {}
+  local function add(name)
+    if name and not seen[name] then
+      seen[name] = true
+      list[#list + 1] = name
+    end
+  end
+  for t in ctx.tables() do add(t.schema) end
+  for _, s in ipairs(ctx.settings.schemas or {}) do add(s) end
+  for _, t in ipairs(ctx.settings.tables or {}) do add(t.schema) end
+  return list
+end
+
+local function missing_privileges(t, need)
+  local missing = {}
+  for _, p in ipairs(need.privileges) do
+    local has = t.privileges[p] or (need.columns_suffice and t.columns and t.columns[p] == "all")
+    if not has then missing[#missing + 1] = p end
+  end
+  return missing
+end
+
+local function level_of(need)
+  return need.optional and "warning" or "error"
+end
+
+-- One check per kind of requirement object.
+local requirement_checks = {}
+
+function requirement_checks.database(ctx, need)
+  local db = ctx.report.database
+  local key = need.id == "database.create" and "create" or "connect"
+  if need.id == "database.create" then
+    -- Needed only to create a schema that does not exist yet.
+    local missing_schema
+    for _, nf in ipairs(ctx.report.not_found or {}) do
+      if not ctx.schema(nf.schema) then missing_schema = nf.schema end
+    end
+    if not missing_schema then return end
+  end
+  if not db[key] then
+    ctx.emit({ level = level_of(need), object_type = "database", name = db.name,
+      missing = need.privileges, message = need.reason,
+      fix = ctx.grant(need.privileges, "database", nil, db.name) })
+  end
+end
+
+function requirement_checks.schema(ctx, need)
+  local key = need.privileges[1]:lower()
+  for _, name in ipairs(synced_schemas(ctx)) do
+    local s = ctx.schema(name)
+    if s and not s[key] then
+      ctx.emit({ level = level_of(need), object_type = "schema", name = name,
+        missing = need.privileges, message = need.reason,
+        fix = ctx.grant(need.privileges, "schema", nil, name) })
+    end
+  end
+end
+
+function requirement_checks.table(ctx, need)
+  for t in ctx.tables() do
+    local missing = missing_privileges(t, need)
+    if #missing > 0 then
+      ctx.emit({ level = level_of(need), object_type = "table", schema = t.schema, name = t.name,
+        missing = missing, message = need.reason,
+        fix = ctx.grant(missing, "table", t.schema, t.name) })
+    end
+  end
+end
+
+-- Row-level security: no GRANT fixes it, so the fix is a suggestion.
+local POLICY_FIELDS = { SELECT = "select_policy", INSERT = "insert_policy", UPDATE = "update_policy" }
+function requirement_checks.policy(ctx, need)
+  for t in ctx.tables() do
+    if t.rls and t.rls.applies then -- false for BYPASSRLS roles and owners
+      local missing = {}
+      for _, p in ipairs(need.privileges) do
+        if not t.rls[POLICY_FIELDS[p]] then missing[#missing + 1] = p end
+      end
+      if #missing > 0 then
+        local suggestions = {}
+        for _, p in ipairs(missing) do
+          suggestions[#suggestions + 1] = ("CREATE POLICY %s ON %s FOR %s TO %s %s;")
+            :format(q("neoconn_" .. p:lower()), q(t.schema, t.name), p, q(ctx.role),
+              p == "INSERT" and "WITH CHECK (true)" or "USING (true)")
+        end
+        ctx.emit({ level = level_of(need), object_type = "table", schema = t.schema, name = t.name,
+          missing = missing, message = "row-level security: " .. need.reason,
+          fix = comment("no GRANT fixes row-level security; a table owner may choose one of:\n"
+            .. table.concat(suggestions, "\n") .. "\nALTER ROLE " .. q(ctx.role) .. " BYPASSRLS;") })
+      end
+    end
+  end
+end
+
+local function owned_by_synced(ctx, owned_by)
+  return owned_by and ctx.table(owned_by.schema, owned_by.table) ~= nil
+end
+
+function requirement_checks.sequence(ctx, need)
+  for _, s in ipairs(ctx.report.sequences or {}) do
+    if owned_by_synced(ctx, s.owned_by) then
+      local p = need.privileges[1]
+      -- nextval works with USAGE or UPDATE.
+      local has = s.privileges[p] or (p == "USAGE" and s.privileges.UPDATE)
+      if not has then
+        ctx.emit({ level = level_of(need), object_type = "sequence", schema = s.schema,
+          name = s.name, missing = need.privileges, message = need.reason,
+          fix = ctx.grant(need.privileges, "sequence", s.schema, s.name) })
+      end
+    end
+  end
+end
+
+requirement_checks["function"] = function(ctx, need)
+  local seen = {}
+  for _, f in ipairs(ctx.report.functions or {}) do
+    local key = f.schema .. "\0" .. f.name .. "\0" .. f.arguments
+    if owned_by_synced(ctx, f.used_by) and not f.privileges.EXECUTE and not seen[key] then
+      seen[key] = true
+      ctx.emit({ level = level_of(need), object_type = "function", schema = f.schema,
+        name = f.name, missing = need.privileges, message = need.reason,
+        fix = ctx.grant(need.privileges, "function", f.schema, f.name, f.arguments) })
+    end
+  end
+end
+
+--- Checks of the report that need no requirement: what was not found.
+function builtin.not_found(ctx)
+  local init = ctx.settings.options and ctx.settings.options.init_schema
+  for _, nf in ipairs(ctx.report.not_found or {}) do
+    if nf.name == nil then
+      ctx.emit({ level = init and "warning" or "error", object_type = "schema", name = nf.schema,
+        message = init and "schema does not exist yet; the job will create it"
+          or "schema does not exist",
+        fix = comment("check the schema name " .. q(nf.schema)) })
+    else
+      ctx.emit({ level = init and "warning" or "error", object_type = "table", schema = nf.schema,
+        name = nf.name, message = init and "table does not exist yet; the job will create it"
+          or "table does not exist",
+        fix = comment("check the table name " .. q(nf.schema, nf.name)) })
+    end
+  end
+end
+
+function builtin.insecure_sslmode(ctx)
+  local session = ctx.report.session or {}
+  if is_local(session.host) then return end
+  if not (session.ssl and session.ssl.in_use) then
+    ctx.warn({ object_type = "connection", name = ctx.name,
+      message = ("connection to %s is not encrypted (sslmode=%s)"):format(session.host,
+        tostring(session.sslmode)),
+      fix = comment("use sslmode=verify-full with sslrootcert") })
+  elseif session.sslmode ~= "verify-full" and session.sslmode ~= "verify-ca" then
+    ctx.warn({ object_type = "connection", name = ctx.name,
+      message = ("sslmode=%s encrypts but does not verify the server %s"):format(session.sslmode,
+        session.host),
+      fix = comment("use sslmode=verify-full with sslrootcert") })
+  end
+end
+
+function builtin.superuser(ctx)
+  if ctx.report.role.superuser then
+    ctx.warn({ object_type = "role", name = ctx.role,
+      message = "a superuser is used for sync: it can do anything, and hides missing grants",
+      fix = comment("use a dedicated role with only the grants above") })
+  end
+end
+
+function builtin.source_writable(ctx)
+  if ctx.kind ~= "source" then return end
+  for t in ctx.tables() do
+    local writes = {}
+    for _, p in ipairs({ "INSERT", "UPDATE", "DELETE", "TRUNCATE" }) do
+      if t.privileges[p] then writes[#writes + 1] = p end
+    end
+    if #writes > 0 and not ctx.report.role.superuser then
+      ctx.warn({ object_type = "table", schema = t.schema, name = t.name, missing = {},
+        message = "a source role can write: " .. table.concat(writes, ", "),
+        fix = comment(("REVOKE %s ON TABLE %s FROM %s; (or from the group granting it)")
+          :format(table.concat(writes, ", "), q(t.schema, t.name), q(ctx.role))) })
+    end
+  end
+end
+
+function builtin.password_expiry(ctx, now)
+  local until_text = ctx.report.role.valid_until
+  if not until_text then return end
+  local y, m, d = until_text:match("^(%d+)-(%d+)-(%d+)")
+  if not y then return end
+  local expires = os.time({ year = tonumber(y), month = tonumber(m), day = tonumber(d), hour = 12 })
+  local days = (expires - (now or os.time())) / 86400
+  if days < PASSWORD_WARNING_DAYS then
+    ctx.warn({ object_type = "role", name = ctx.role,
+      message = ("the role's password expires on %s"):format(until_text),
+      fix = comment(("ALTER ROLE %s VALID UNTIL '...';"):format(q(ctx.role))) })
+  end
+end
+
+-- Where findings sort: the connection first, tables last.
+local ORDER = { connection = 1, role = 2, database = 3, schema = 4, table = 5, sequence = 6,
+  ["function"] = 7 }
+
+local function check_finding(f)
+  if f.level ~= "error" and f.level ~= "warning" then
+    return "finding.level must be \"error\" or \"warning\""
+  end
+  if not OBJECT_TYPES[f.object_type] then
+    return "finding.object_type must be connection, role, database, schema, table, sequence or function"
+  end
+  if type(f.message) ~= "string" then return "finding.message must be a string" end
+  if f.fix ~= nil and type(f.fix) ~= "string" then return "finding.fix must be a string" end
+end
+
+local function set_of(...)
+  local set = {}
+  for i = 1, select("#", ...) do
+    for _, name in ipairs(select(i, ...) or {}) do set[name] = true end
+  end
+  return set
+end
+
+--- Evaluates a report for one connection.
+-- settings: { name, kind, options, tables, schemas, rules, disable_rules }
+-- opts: { rules = global rules, disable_rules = global names, now = os.time() }
+-- Returns { ok, findings, fix_sql, usable = { ["schema\0name"] = bool } }.
+function policy.evaluate(report, settings, opts)
+  opts = opts or {}
+  local findings = {}
+  local current_rule
+  local function emit(f)
+    local bad = check_finding(f)
+    if bad then error(bad, 3) end
+    f.rule = f.rule or current_rule
+    f.missing = f.missing or {}
+    findings[#findings + 1] = f
+  end
+  if not report.ok then
+    local err = report.error
+    findings[1] = { level = "error", rule = "connection", object_type = "connection",
+      name = settings.name, missing = {}, message = err.message, code = err.code,
+      stage = err.stage, fix = comment(err.hint) }
+    return { ok = false, findings = findings, fix_sql = "", usable = {} }
+  end
+  local ctx = new_context(report, settings, emit)
+  local disabled = set_of(opts.disable_rules, settings.disable_rules)
+
+  local function run(name, fn, ...)
+    if disabled[name] then return end
+    current_rule = name
+    local ok, err = pcall(fn, ctx, ...)
+    if not ok then
+      findings[#findings + 1] = { level = "error", rule = name, object_type = "connection",
+        name = settings.name, missing = {}, message = "rule " .. name .. " failed: " .. tostring(err) }
+    end
+  end
+
+  for _, need in ipairs(neoconn.requirements(settings.kind, settings.options)) do
+    run(need.id, requirement_checks[need.object_type], need)
+  end
+  run("not_found", builtin.not_found)
+  run("insecure_sslmode", builtin.insecure_sslmode)
+  run("superuser", builtin.superuser)
+  run("source_writable", builtin.source_writable)
+  run("password_expiry", builtin.password_expiry, opts.now)
+  for _, rules in ipairs({ opts.rules or {}, settings.rules or {} }) do
+    local names = {}
+    for name in pairs(rules) do names[#names + 1] = name end
+    table.sort(names)
+    for _, name in ipairs(names) do run(name, rules[name]) end
+  end
+
+  table.sort(findings, function(a, b)
+    local oa, ob = ORDER[a.object_type], ORDER[b.object_type]
+    if oa ~= ob then return oa < ob end
+    local ka, kb = (a.schema or "") .. "\0" .. (a.name or ""), (b.schema or "") .. "\0" .. (b.name or "")
+    if ka ~= kb then return ka < kb end
+    if a.level ~= b.level then return a.level == "error" end
+    return a.rule < b.rule
+  end)
+  return policy.summarize(report, settings, findings)
+end
+
+--- The verdicts: a table is usable exactly when no error names it, its
+-- schema, or the database, role or connection.
+function policy.summarize(report, settings, findings)
+  local blocked_everything, blocked_schemas, blocked_tables = false, {}, {}
+  local fixes, seen = {}, {}
+  local ok = true
+  for _, f in ipairs(findings) do
+    if f.level == "error" then
+      ok = false
+      if f.object_type == "table" then
+        blocked_tables[(f.schema or "") .. "\0" .. f.name] = true
+      elseif f.object_type == "schema" then
+        blocked_schemas[f.name] = true
+      elseif f.object_type ~= "sequence" and f.object_type ~= "function" then
+        blocked_everything = true
+      end
+    end
+    if f.fix and not seen[f.fix] then
+      seen[f.fix] = true
+      fixes[#fixes + 1] = f.fix
+    end
+  end
+  local usable = {}
+  for _, t in ipairs(report.tables or {}) do
+    local key = t.schema .. "\0" .. t.name
+    usable[key] = not (blocked_everything or blocked_schemas[t.schema] or blocked_tables[key])
+  end
+  -- Sequences and functions block the tables they serve.
+  for _, f in ipairs(findings) do
+    if f.level == "error" and (f.object_type == "sequence" or f.object_type == "function") then
+      for _, s in ipairs(report.sequences or {}) do
+        if s.schema == f.schema and s.name == f.name and s.owned_by then
+          usable[s.owned_by.schema .. "\0" .. s.owned_by.table] = false
+        end
+      end
+    end
+  end
+  local fix_sql = ""
+  if #fixes > 0 then
+    fix_sql = ("-- neoconn: fixes for %s (%s, role %s)\n%s\n"):format(settings.name, settings.kind,
+      report.session.user, table.concat(fixes, "\n"))
+  end
+  return { ok = ok, findings = findings, fix_sql = fix_sql, usable = usable }
+end
+
+return policy

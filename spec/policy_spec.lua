@@ -1,0 +1,243 @@
+-- Policy verdicts: a table is usable for its connection's job exactly when
+-- the job's statements succeed as the role; fix_sql run by an administrator
+-- makes every fixable error go away.
+local neoconn = require("neoconn")
+local check = require("neoconn.check")
+local policy = require("neoconn.policy")
+local pg = require("pg")
+local q = neoconn.quote_ident
+
+-- The job's statements for one table (as in the requirements spec).
+local function job_statements(kind, opts, t, sequences)
+  local name = q(t.schema, t.name)
+  if kind == "source" then return { "SELECT id, v FROM " .. name } end
+  local list = {}
+  if opts.on_conflict == "update" then
+    list[#list + 1] = "INSERT INTO " .. name .. " (id, v) VALUES (1, 'a')"
+      .. " ON CONFLICT (id) DO UPDATE SET v = EXCLUDED.v"
+  else
+    list[#list + 1] = "INSERT INTO " .. name .. " (id, v) VALUES (1, 'a') ON CONFLICT DO NOTHING"
+  end
+  if opts.truncate then list[#list + 1] = "TRUNCATE " .. name end
+  if opts.reset_sequences then
+    for _, s in ipairs(sequences) do
+      if s.owned_by and s.owned_by.schema == t.schema and s.owned_by.table == t.name then
+        list[#list + 1] = ("SELECT setval('%s', 10)"):format(q(s.schema, s.name):gsub("'", "''"))
+      end
+    end
+  end
+  return list
+end
+
+local function settings_for(user, password, kind, schema, options)
+  return { name = "under_test", kind = kind, options = options or {},
+    target = pg.target(user, password), schemas = { schema } }
+end
+
+-- Every table's verdict against the statements, run as the role.
+local function prove_verdicts(settings)
+  local result = check.connection(settings)
+  assert.is_true(result.report.ok, tostring(result.error))
+  local conn = assert(neoconn.connect(settings.target))
+  for _, t in ipairs(result.report.tables) do
+    local works = true
+    for _, sql in ipairs(job_statements(settings.kind, settings.options, t, result.report.sequences)) do
+      local ok = pg.try(conn, sql)
+      works = works and ok
+    end
+    local usable = result.usable[t.schema .. "\0" .. t.name]
+    assert(usable == works, ("%s: policy says usable=%s, the statements %s"):format(
+      q(t.schema, t.name), tostring(usable), works and "succeed" or "fail"))
+  end
+  conn:close()
+  return result
+end
+
+-- A schema of tables with assorted grants, one under row-level security.
+local function assorted(prefix)
+  local user, password = pg.login_role(prefix)
+  local schema = pg.unique(prefix .. "_s")
+  local group = pg.unique(prefix .. "_g")
+  pg.exec((([[
+    CREATE SCHEMA {s}; CREATE ROLE {g}; GRANT {g} TO {r};
+    CREATE TABLE {s}.full_access (id bigserial PRIMARY KEY, v text);
+    CREATE TABLE {s}.read_only (id int PRIMARY KEY, v text);
+    CREATE TABLE {s}.via_group (id int PRIMARY KEY, v text);
+    CREATE TABLE {s}.some_columns (id int PRIMARY KEY, v text);
+    CREATE TABLE {s}.all_columns (id int PRIMARY KEY, v text);
+    CREATE TABLE {s}.nothing (id int PRIMARY KEY, v text);
+    CREATE TABLE {s}.guarded (id int PRIMARY KEY, v text);
+    GRANT ALL ON {s}.full_access TO {r}; GRANT ALL ON SEQUENCE {s}.full_access_id_seq TO {r};
+    GRANT SELECT ON {s}.read_only TO {r};
+    GRANT SELECT, INSERT, UPDATE, TRUNCATE ON {s}.via_group TO {g};
+    GRANT SELECT (id), INSERT (id) ON {s}.some_columns TO {r};
+    GRANT SELECT (id, v), INSERT (id, v), UPDATE (id, v) ON {s}.all_columns TO {r};
+    GRANT ALL ON {s}.guarded TO {r}; ALTER TABLE {s}.guarded ENABLE ROW LEVEL SECURITY;
+  ]]):gsub("{s}", q(schema)):gsub("{r}", q(user)):gsub("{g}", q(group))))
+  return user, password, schema
+end
+
+describe("policy verdicts", function()
+  it("match the source job's SELECT, table by table", function()
+    local user, password, schema = assorted("psrc")
+    pg.exec(("GRANT USAGE ON SCHEMA %s TO %s"):format(q(schema), q(user)))
+    prove_verdicts(settings_for(user, password, "source", schema))
+  end)
+
+  it("match a destination's insert, upsert, truncate and setval, table by table", function()
+    local user, password, schema = assorted("pdst")
+    pg.exec(("GRANT USAGE ON SCHEMA %s TO %s"):format(q(schema), q(user)))
+    prove_verdicts(settings_for(user, password, "destination", schema, {}))
+    prove_verdicts(settings_for(user, password, "destination", schema,
+      { on_conflict = "update", truncate = true, reset_sequences = true }))
+  end)
+
+  it("block every table of a schema without USAGE", function()
+    local user, password, schema = assorted("pnou")
+    local result = prove_verdicts(settings_for(user, password, "source", schema))
+    for _, usable in pairs(result.usable) do assert.is_false(usable) end
+  end)
+end)
+
+describe("fix_sql", function()
+  it("run by an administrator makes every fixable error go away", function()
+    for _, case in ipairs({
+      { "source", {} },
+      { "destination", { on_conflict = "update", truncate = true, reset_sequences = true,
+        init_schema = true } },
+    }) do
+      local user, password, schema = assorted("pfix")
+      local settings = settings_for(user, password, case[1], schema, case[2])
+      local before = check.connection(settings)
+      assert.is_false(before.ok)
+      assert(pg.admin():query(before.fix_sql))
+      local after = check.connection(settings)
+      for _, f in ipairs(after.findings) do
+        -- Only row-level security is left, and its fix is a commented suggestion.
+        if f.level == "error" then
+          assert.are.equal("guarded", f.name, f.message)
+          assert.truthy(f.fix:match("^%-%- "))
+        end
+      end
+      local blocked = 0
+      for _, usable in pairs(after.usable) do blocked = blocked + (usable and 0 or 1) end
+      assert.are.equal(case[1] == "source" and 0 or 1, blocked)
+      prove_verdicts(settings)
+    end
+  end)
+
+  it("quotes every identifier, with the role taken from the session", function()
+    local user, password = pg.login_role("Odd \"Role\"")
+    local schema = pg.unique('Odd "Schema" ü')
+    pg.exec(("CREATE SCHEMA %s; CREATE TABLE %s (id int PRIMARY KEY, v text)")
+      :format(q(schema), q(schema, 'a.b "c"')))
+    local settings = settings_for(user, password, "source", schema)
+    local before = check.connection(settings)
+    assert.truthy(before.fix_sql:find(q(user), 1, true))
+    assert(pg.admin():query(before.fix_sql))
+    assert.is_true(check.connection(settings).ok)
+  end)
+end)
+
+describe("rules", function()
+  local user, password, schema
+  setup(function()
+    user, password, schema = assorted("prule")
+    pg.exec(("GRANT USAGE ON SCHEMA %s TO %s"):format(q(schema), q(user)))
+  end)
+
+  it("see settings without secrets, even inside a URL", function()
+    local seen
+    local settings = settings_for(user, password, "source", schema)
+    settings.target = { url = ("postgresql://%s:%s@%s:%s/%s?password=%s"):format(user, password,
+      pg.host, pg.port, pg.dbname, password) }
+    settings.rules = { look = function(ctx) seen = ctx.settings end }
+    check.connection(settings)
+    assert.is_falsy(seen.target.url:find(password, 1, true))
+    assert.truthy(seen.target.url:find(user, 1, true))
+  end)
+
+  it("run custom checks with a small context and can be turned off by name", function()
+    local seen
+    local settings = settings_for(user, password, "source", schema)
+    settings.rules = {
+      no_nothing_table = function(ctx)
+        seen = ctx
+        local t = ctx.table(schema, "nothing")
+        if t then
+          ctx.error({ object_type = "table", schema = t.schema, name = t.name,
+            message = "the nothing table must not be synced", fix = "-- drop it from the config" })
+        end
+      end,
+      broken = function() error("boom") end,
+    }
+    local result = check.connection(settings, { disable_rules = { "source_writable" } })
+    assert.are.equal(user, seen.role)
+    assert.is_nil(seen.settings.target.password)
+    assert.are.equal(user, seen.settings.target.user)
+    local by_rule = {}
+    for _, f in ipairs(result.findings) do by_rule[f.rule] = f end
+    assert.are.equal("the nothing table must not be synced", by_rule.no_nothing_table.message)
+    assert.truthy(by_rule.broken.message:find("boom", 1, true))
+    assert.are.equal("error", by_rule.broken.level)
+    assert.is_nil(by_rule.source_writable)
+    result = check.connection(settings)
+    local writable = {}
+    for _, f in ipairs(result.findings) do
+      if f.rule == "source_writable" then writable[f.name] = f.level end
+    end
+    assert.are.same({ full_access = "warning", via_group = "warning", guarded = "warning" },
+      writable)
+  end)
+
+  it("reject findings that are not findings", function()
+    local settings = settings_for(user, password, "source", schema)
+    settings.rules = { sloppy = function(ctx) ctx.emit({ level = "fatal", message = "x" }) end }
+    local result = check.connection(settings)
+    local f
+    for _, x in ipairs(result.findings) do if x.rule == "sloppy" then f = x end end
+    assert.truthy(f.message:find("finding.level", 1, true))
+  end)
+end)
+
+describe("built-in advisories", function()
+  local function report_with(session, role)
+    return { ok = true, session = session, role = role, database = { name = "d", connect = true },
+      schemas = {}, tables = {}, sequences = {}, functions = {}, not_found = {} }
+  end
+  local function rules_of(result)
+    local names = {}
+    for _, f in ipairs(result.findings) do names[#names + 1] = f.rule .. ":" .. f.level end
+    table.sort(names)
+    return names
+  end
+
+  it("warn about unverified or plain connections to remote hosts only", function()
+    local role = { name = "r", superuser = false }
+    local settings = { name = "c", kind = "source", options = {} }
+    local plain = report_with({ user = "r", host = "db.example", sslmode = "prefer",
+      ssl = { in_use = false } }, role)
+    local unverified = report_with({ user = "r", host = "db.example", sslmode = "require",
+      ssl = { in_use = true } }, role)
+    local verified = report_with({ user = "r", host = "db.example", sslmode = "verify-full",
+      ssl = { in_use = true } }, role)
+    local loopback = report_with({ user = "r", host = "127.0.0.1", sslmode = "disable",
+      ssl = { in_use = false } }, role)
+    assert.are.same({ "insecure_sslmode:warning" }, rules_of(policy.evaluate(plain, settings)))
+    assert.are.same({ "insecure_sslmode:warning" }, rules_of(policy.evaluate(unverified, settings)))
+    assert.are.same({}, rules_of(policy.evaluate(verified, settings)))
+    assert.are.same({}, rules_of(policy.evaluate(loopback, settings)))
+  end)
+
+  it("warn about superusers and passwords about to expire", function()
+    local settings = { name = "c", kind = "source", options = {} }
+    local session = { user = "r", host = "/tmp", ssl = { in_use = false } }
+    local now = os.time({ year = 2026, month = 11, day = 25, hour = 12 })
+    local soon = report_with(session, { name = "r", valid_until = "2026-12-01T00:00:00Z" })
+    local later = report_with(session, { name = "r", valid_until = "2027-06-01T00:00:00Z" })
+    local super = report_with(session, { name = "r", superuser = true })
+    assert.are.same({ "password_expiry:warning" }, rules_of(policy.evaluate(soon, settings, { now = now })))
+    assert.are.same({}, rules_of(policy.evaluate(later, settings, { now = now })))
+    assert.are.same({ "superuser:warning" }, rules_of(policy.evaluate(super, settings)))
+  end)
+end)
