@@ -48,7 +48,7 @@ deps:
 	@sh spec/support/deps.sh
 
 lint:
-	luacheck --quiet lua spec bench examples
+	luacheck --quiet lua spec bench examples bin
 
 test: deps
 	@$(MAKE) --no-print-directory all lint

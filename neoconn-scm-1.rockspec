@@ -11,7 +11,7 @@ description = {
   ]],
   license = "MIT",
 }
-dependencies = { "lua >= 5.1" }
+dependencies = { "lua >= 5.1" } -- and dkjson (Debian: lua-dkjson), found on the system
 external_dependencies = {
   PQ = { header = "libpq-fe.h", library = "pq" },
 }
@@ -28,5 +28,11 @@ build = {
       defines = { "_POSIX_C_SOURCE=200809L" },
     },
     ["neoconn"] = "lua/neoconn/init.lua",
+    ["neoconn.config"] = "lua/neoconn/config.lua",
+    ["neoconn.policy"] = "lua/neoconn/policy.lua",
+    ["neoconn.check"] = "lua/neoconn/check.lua",
+    ["neoconn.report"] = "lua/neoconn/report.lua",
+    ["neoconn.cli"] = "lua/neoconn/cli.lua",
   },
+  install = { bin = { neoconn = "bin/neoconn" } },
 }

@@ -1,8 +1,17 @@
 /* neoconn.core: the C half of neoconn. `require("neoconn")` is the Lua
  * module lua/neoconn/init.lua, which re-exports these functions. */
+#define _POSIX_C_SOURCE 200809L
+#include <unistd.h>
 #include "neoconn.h"
 
 #define NC_VERSION "0.1.0"
+
+/* isatty(fd) -> boolean: colour and progress output only on a terminal. */
+static int l_isatty(lua_State *L)
+{
+  lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
+  return 1;
+}
 
 /* clock() -> monotonic seconds, for timing tests and deadlines in Lua. */
 static int l_clock(lua_State *L)
@@ -19,6 +28,7 @@ __attribute__((visibility("default"))) int luaopen_neoconn_core(lua_State *L)
     { "quote_ident", nc_l_quote_ident },
     { "parse_name", nc_l_parse_name },
     { "clock", l_clock },
+    { "isatty", l_isatty },
     { NULL, NULL }
   };
   nc_register_box(L);

@@ -3,7 +3,7 @@
 # some are missing. As root it uses apt-get; otherwise it names them.
 set -eu
 packages="gcc make pkg-config libc6-dev lua5.4 liblua5.4-dev libpq-dev postgresql-15
-  postgresql-client-15 lua-busted lua-check lua-cjson luarocks openssl valgrind"
+  postgresql-client-15 lua-busted lua-check lua-dkjson luarocks openssl valgrind"
 missing=""
 for p in $packages; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"

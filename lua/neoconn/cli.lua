@@ -1,0 +1,278 @@
+--- The neoconn command-line tool: check a config, test one target, print
+-- what a role needs. main(args, io_streams) returns the exit code.
+local neoconn = require("neoconn")
+local core = require("neoconn.core")
+local config = require("neoconn.config")
+local check = require("neoconn.check")
+local report = require("neoconn.report")
+
+local cli = {}
+
+local USAGE = [[
+usage: neoconn check [CONFIG] [--only NAME]... [--json] [--fix-sql FILE] [--timeout S]
+       neoconn test TARGET --as source|destination [--tables LIST] [--schemas LIST]
+                   [--truncate] [--init-schema] [--reset-sequences] [--on-conflict update]
+                   [--timeout S] [--json]
+       neoconn requirements source|destination [--truncate] [--init-schema]
+                   [--reset-sequences] [--on-conflict update] [--role NAME] [--json]
+       neoconn --help | --version
+
+check         checks every connection of CONFIG (default ./neoconn.lua) against
+              what its sync job needs; --fix-sql FILE writes the fix script
+              (- for standard output)
+test          tests one TARGET (a postgres:// URL or key=value string; the
+              password may come from PGPASSWORD or ~/.pgpass)
+requirements  what a source or destination role needs; with --role, the GRANTs
+
+LIST is comma-separated, names in PostgreSQL syntax ("Odd Schema"."a.b").
+Exit codes: 0 all pass, 1 a permission or policy error, 2 a connection could
+not be tested, 64 usage or config error. NO_COLOR turns colours off.
+]]
+
+-- Options each command takes: name -> "flag" | "value" | "list".
+local COMMANDS = {
+  check = { only = "list", json = "flag", ["fix-sql"] = "value", timeout = "value" },
+  test = { as = "value", tables = "value", schemas = "value", truncate = "flag",
+    ["init-schema"] = "flag", ["reset-sequences"] = "flag", ["on-conflict"] = "value",
+    timeout = "value", json = "flag" },
+  requirements = { truncate = "flag", ["init-schema"] = "flag", ["reset-sequences"] = "flag",
+    ["on-conflict"] = "value", role = "value", json = "flag" },
+}
+
+local function usage_error(message)
+  error({ usage = message }, 0)
+end
+
+local function parse(args)
+  local command = args[1]
+  if command == "--help" or command == "-h" then return { command = "help" } end
+  if command == "--version" then return { command = "version" } end
+  local spec = COMMANDS[command]
+  if not spec then usage_error("unknown command " .. tostring(command)) end
+  local parsed = { command = command, positional = {}, options = {} }
+  local i = 2
+  while i <= #args do
+    local a = args[i]
+    local name, inline = a:match("^%-%-([%w-]+)=(.*)$")
+    name = name or a:match("^%-%-([%w-]+)$")
+    if name then
+      local kind = spec[name]
+      if name == "help" then return { command = "help" } end
+      if not kind then usage_error("unknown option --" .. name .. " for " .. command) end
+      if kind == "flag" then
+        if inline then usage_error("--" .. name .. " takes no value") end
+        parsed.options[name] = true
+      else
+        local value = inline
+        if not value then
+          i = i + 1
+          value = args[i]
+          if value == nil then usage_error("--" .. name .. " needs a value") end
+        end
+        if kind == "list" then
+          parsed.options[name] = parsed.options[name] or {}
+          table.insert(parsed.options[name], value)
+        else
+          parsed.options[name] = value
+        end
+      end
+    else
+      parsed.positional[#parsed.positional + 1] = a
+    end
+    i = i + 1
+  end
+  return parsed
+end
+
+-- Splits a comma-separated list, keeping commas inside double quotes.
+local function split_list(text)
+  local items, current, quoted = {}, {}, false
+  for ch in text:gmatch(".") do
+    if ch == '"' then quoted = not quoted end
+    if ch == "," and not quoted then
+      items[#items + 1] = table.concat(current)
+      current = {}
+    else
+      current[#current + 1] = ch
+    end
+  end
+  items[#items + 1] = table.concat(current)
+  local out = {}
+  for _, item in ipairs(items) do
+    item = item:match("^%s*(.-)%s*$")
+    if item ~= "" then out[#out + 1] = item end
+  end
+  return out
+end
+
+local function timeout_option(options)
+  if not options.timeout then return nil end
+  local t = tonumber(options.timeout)
+  if not t or t <= 0 then usage_error("--timeout expects a positive number of seconds") end
+  return t
+end
+
+local function job_options(options)
+  local on_conflict = options["on-conflict"]
+  if on_conflict and on_conflict ~= "update" and on_conflict ~= "nothing" then
+    usage_error("--on-conflict expects update or nothing")
+  end
+  return { truncate = options.truncate, init_schema = options["init-schema"],
+    reset_sequences = options["reset-sequences"], on_conflict = on_conflict }
+end
+
+local function kind_argument(value, what)
+  if value ~= "source" and value ~= "destination" then
+    usage_error(what .. " expects source or destination")
+  end
+  return value
+end
+
+local function use_color(stream, env)
+  return env("NO_COLOR") == nil and core.isatty(stream == "stderr" and 2 or 1)
+end
+
+local function emit_results(results, options, out, env)
+  if options.json then
+    out.stdout:write(report.json(results), "\n")
+  else
+    out.stdout:write(report.human(results, { color = use_color("stdout", env) }))
+  end
+  local fix_file = options["fix-sql"]
+  if fix_file then
+    local sql = report.fix_sql(results)
+    if fix_file == "-" then
+      out.stdout:write(sql)
+    else
+      local f, err = io.open(fix_file, "w")
+      if not f then usage_error("--fix-sql: " .. err) end
+      f:write(sql)
+      f:close()
+    end
+  end
+  return report.exit_code(results)
+end
+
+local function run_check(parsed, out, env)
+  if #parsed.positional > 1 then usage_error("check takes one CONFIG") end
+  local path = parsed.positional[1] or "neoconn.lua"
+  local cfg, err = config.load_file(path, { getenv = env })
+  if not cfg then
+    out.stderr:write("neoconn: ", err, "\n")
+    return report.EXIT_USAGE
+  end
+  local selected = cfg.connections
+  if parsed.options.only then
+    local by_name = {}
+    for _, c in ipairs(cfg.connections) do by_name[c.name] = c end
+    selected = {}
+    for _, name in ipairs(parsed.options.only) do
+      if not by_name[name] then usage_error("--only: no connection named " .. name .. " in " .. path) end
+      selected[#selected + 1] = by_name[name]
+    end
+  end
+  local progress = #selected > 1 and core.isatty(2)
+  local results = {}
+  for i, conn in ipairs(selected) do
+    if progress then
+      out.stderr:write(("\rchecking %d/%d: %s\27[K"):format(i, #selected, conn.name))
+    end
+    results[i] = check.connection(conn, { rules = cfg.rules, disable_rules = cfg.disable_rules,
+      timeout = timeout_option(parsed.options) })
+  end
+  if progress then out.stderr:write("\r\27[K") end
+  return emit_results(results, parsed.options, out, env)
+end
+
+local function run_test(parsed, out, env)
+  if #parsed.positional ~= 1 then usage_error("test takes one TARGET") end
+  local o = parsed.options
+  local kind = kind_argument(o.as, "--as")
+  local settings = { name = "target", kind = kind, target = parsed.positional[1],
+    options = job_options(o) }
+  if kind == "source" then
+    for k, v in pairs(settings.options) do
+      if v then usage_error("--" .. k:gsub("_", "-") .. " applies to destinations only") end
+    end
+  end
+  if o.tables then
+    settings.tables = {}
+    for _, item in ipairs(split_list(o.tables)) do
+      local schema, name, err = neoconn.parse_name(item)
+      if not name then usage_error("--tables: " .. err .. " in " .. item) end
+      settings.tables[#settings.tables + 1] = { schema = schema or "public", name = name }
+    end
+  end
+  if o.schemas then settings.schemas = split_list(o.schemas) end
+  local result = check.connection(settings, { timeout = timeout_option(o) })
+  return emit_results({ result }, o, out, env)
+end
+
+local function run_requirements(parsed, out)
+  if #parsed.positional ~= 1 then usage_error("requirements takes source or destination") end
+  local kind = kind_argument(parsed.positional[1], "requirements")
+  local opts = job_options(parsed.options)
+  if kind == "source" and (opts.truncate or opts.init_schema or opts.reset_sequences
+    or opts.on_conflict) then
+    usage_error("those options apply to destinations only")
+  end
+  local reqs = neoconn.requirements(kind, opts)
+  if parsed.options.json then
+    out.stdout:write(report.encode(reqs), "\n")
+    return report.EXIT_OK
+  end
+  local role = parsed.options.role
+  local placeholders = { database = "<database>", schema = "<schema>",
+    table = "<schema>.<table>", sequence = "<schema>.<sequence>",
+    ["function"] = "<schema>.<function>(<arguments>)" }
+  if role then
+    out.stdout:write(("-- what %s role %s needs (replace the <placeholders>)\n")
+      :format(kind, neoconn.quote_ident(role)))
+  end
+  for _, r in ipairs(reqs) do
+    local optional = r.optional and " (optional)" or ""
+    if r.object_type == "policy" then
+      out.stdout:write(("-- row-level security%s: permissive %s policies for the role, or "
+        .. "BYPASSRLS: %s\n"):format(optional, table.concat(r.privileges, ", "), r.reason))
+    elseif role then
+      local line = ("GRANT %s ON %s %s TO %s;"):format(table.concat(r.privileges, ", "),
+        r.object_type:upper(), placeholders[r.object_type], neoconn.quote_ident(role))
+      out.stdout:write(("%s%s -- %s%s\n"):format(r.optional and "-- " or "", line, r.reason,
+        r.columns_suffice and " (column grants on every column also do)" or ""))
+    else
+      out.stdout:write(("%-9s %-18s %s%s: %s\n"):format(r.object_type,
+        table.concat(r.privileges, ","), r.applies_to, optional, r.reason))
+    end
+  end
+  return report.EXIT_OK
+end
+
+--- Runs the tool. args: the arguments (arg); out: { stdout, stderr }
+-- (defaults io.stdout/io.stderr); env: getenv. Returns the exit code.
+function cli.main(args, out, env)
+  out = out or { stdout = io.stdout, stderr = io.stderr }
+  env = env or os.getenv
+  local ok, result = pcall(function()
+    local parsed = parse(args)
+    if parsed.command == "help" then
+      out.stdout:write(USAGE)
+      return report.EXIT_OK
+    elseif parsed.command == "version" then
+      out.stdout:write("neoconn ", neoconn.version, "\n")
+      return report.EXIT_OK
+    elseif parsed.command == "check" then
+      return run_check(parsed, out, env)
+    elseif parsed.command == "test" then
+      return run_test(parsed, out, env)
+    end
+    return run_requirements(parsed, out)
+  end)
+  if ok then return result end
+  if type(result) == "table" and result.usage then
+    out.stderr:write("neoconn: ", result.usage, "\n", "run neoconn --help for usage\n")
+    return report.EXIT_USAGE
+  end
+  error(result, 0)
+end
+
+return cli

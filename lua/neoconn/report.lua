@@ -1,0 +1,142 @@
+--- Reports of checked connections: for people (stages, findings grouped by
+-- object, the fix script) and for machines (one JSON document).
+local neoconn = require("neoconn")
+local json = require("dkjson")
+
+local report = {}
+
+--- Exit codes of the command-line tool.
+report.EXIT_OK = 0            -- every connection passes
+report.EXIT_FINDINGS = 1      -- a permission or policy error
+report.EXIT_UNTESTED = 2      -- a connection could not be tested
+report.EXIT_USAGE = 64        -- usage or config error
+
+--- The exit code for a list of check results: a connection that could not
+-- be tested outranks a permission error.
+function report.exit_code(results)
+  local code = report.EXIT_OK
+  for _, r in ipairs(results) do
+    if r.error then return report.EXIT_UNTESTED end
+    if not r.ok then code = report.EXIT_FINDINGS end
+  end
+  return code
+end
+
+local COLORS = { red = "31", yellow = "33", green = "32", dim = "2", bold = "1" }
+
+local function painter(enabled)
+  return function(color, text)
+    if not enabled then return text end
+    return "\27[" .. COLORS[color] .. "m" .. text .. "\27[0m"
+  end
+end
+
+local function object_label(f)
+  if f.object_type == "table" or f.object_type == "sequence" or f.object_type == "function" then
+    return f.object_type .. " " .. neoconn.quote_ident(f.schema, f.name)
+  elseif f.name then
+    return f.object_type .. " " .. neoconn.quote_ident(f.name)
+  end
+  return f.object_type
+end
+
+local function stage_line(stages, paint)
+  local parts = {}
+  for _, s in ipairs(stages or {}) do
+    local state = s.skipped and "not used" or (s.ok and "ok" or "FAILED")
+    local text = ("%s %s %.1f ms"):format(s.name, state, s.ms)
+    if not s.ok then text = paint("red", text) end
+    parts[#parts + 1] = text
+  end
+  return table.concat(parts, paint("dim", " | "))
+end
+
+local function count_usable(result)
+  local usable, blocked = 0, 0
+  for _, ok in pairs(result.usable or {}) do
+    if ok then usable = usable + 1 else blocked = blocked + 1 end
+  end
+  return usable, blocked
+end
+
+--- Human-readable text for a list of results. opts.color: ANSI colours.
+function report.human(results, opts)
+  local paint = painter(opts and opts.color)
+  local out = {}
+  local function say(...) out[#out + 1] = table.concat({ ... }) end
+  for i, r in ipairs(results) do
+    if i > 1 then say("") end
+    local verdict = r.error and paint("red", "NOT TESTED") or
+      (r.ok and paint("green", "PASS") or paint("red", "FAIL"))
+    say(paint("bold", r.name), " (", r.kind, "): ", verdict)
+    say("  ", stage_line(r.stages, paint))
+    if r.error then
+      say("  ", paint("red", r.error.code), " at ", r.error.stage, ": ", r.error.message)
+      say("  hint: ", r.error.hint)
+    else
+      local usable, blocked = count_usable(r)
+      say(("  tables: %d usable, %d blocked"):format(usable, blocked))
+      local last
+      for _, f in ipairs(r.findings) do
+        local label = object_label(f)
+        if label ~= last then
+          say("  ", label)
+          last = label
+        end
+        local level = f.level == "error" and paint("red", "error") or paint("yellow", "warning")
+        local missing = #f.missing > 0 and (" missing " .. table.concat(f.missing, ", ") .. ":") or ""
+        say("    ", level, missing, " ", f.message, paint("dim", " [" .. f.rule .. "]"))
+      end
+      if r.fix_sql ~= "" then
+        say("  fix (run as an administrator):")
+        for line in r.fix_sql:gmatch("[^\n]+") do say("    ", line) end
+      end
+    end
+  end
+  return table.concat(out, "\n") .. "\n"
+end
+
+-- Lists stay lists in JSON even when empty.
+local function array(t)
+  return setmetatable(t or {}, { __jsontype = "array" })
+end
+
+--- JSON text for any value; tables marked with array() encode as [].
+function report.encode(value)
+  return json.encode(value)
+end
+
+--- The JSON document: { ok, connections = [ { name, kind, ok, error, stages,
+-- findings, fix_sql } ] }.
+function report.json(results)
+  local doc = { ok = true, connections = array() }
+  for i, r in ipairs(results) do
+    doc.ok = doc.ok and r.ok
+    local findings = array()
+    for j, f in ipairs(r.findings or {}) do
+      findings[j] = { level = f.level, rule = f.rule, object_type = f.object_type,
+        schema = f.schema, name = f.name, missing = array(f.missing), message = f.message,
+        fix = f.fix }
+    end
+    local stages = array()
+    for j, s in ipairs(r.stages or {}) do stages[j] = s end
+    doc.connections[i] = {
+      name = r.name, kind = r.kind, ok = r.ok,
+      error = r.error and { code = r.error.code, stage = r.error.stage,
+        message = r.error.message, hint = r.error.hint } or json.null,
+      stages = stages, findings = findings, fix_sql = r.fix_sql or "",
+    }
+  end
+  return json.encode(doc)
+end
+
+--- The fix scripts of all results, one after another.
+function report.fix_sql(results)
+  local parts = {}
+  for _, r in ipairs(results) do
+    if r.fix_sql and r.fix_sql ~= "" then parts[#parts + 1] = r.fix_sql end
+  end
+  return table.concat(parts, "\n")
+end
+
+return report

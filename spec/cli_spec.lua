@@ -1,0 +1,155 @@
+-- The neoconn command-line tool, run as a process against the test cluster.
+local json = require("dkjson")
+local neoconn = require("neoconn")
+local pg = require("pg")
+local q = neoconn.quote_ident
+
+local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+-- Runs bin/neoconn; returns exit code, stdout, stderr.
+local function neoconn_cli(args, env)
+  local out, err = os.tmpname(), os.tmpname()
+  local prefix = ""
+  for k, v in pairs(env or {}) do prefix = prefix .. k .. "=" .. shell_quote(v) .. " " end
+  local cmd = ("%s bin/neoconn %s >%s 2>%s"):format(prefix, args, out, err)
+  local ok, _, code = os.execute(cmd)
+  local function slurp(path)
+    local f = io.open(path)
+    local text = f:read("*a")
+    f:close()
+    os.remove(path)
+    return text
+  end
+  return ok and 0 or code, slurp(out), slurp(err)
+end
+
+local function write_config(text)
+  local path = os.tmpname() .. ".lua"
+  local f = io.open(path, "w")
+  f:write(text)
+  f:close()
+  return path
+end
+
+describe("neoconn check", function()
+  local path, secret, user, schema
+  setup(function()
+    secret = "Cli-Secret-Pw-77"
+    user = pg.login_role("cli")
+    pg.exec(("ALTER ROLE %s PASSWORD '%s'"):format(q(user), secret))
+    schema = pg.unique("cli_s")
+    pg.exec(("CREATE SCHEMA %s; GRANT USAGE ON SCHEMA %s TO %s;"
+      .. " CREATE TABLE %s (id int PRIMARY KEY, v text); GRANT SELECT ON %s TO %s;"
+      .. " CREATE TABLE %s (id int PRIMARY KEY, v text)")
+      :format(q(schema), q(schema), q(user), q(schema, "readable"), q(schema, "readable"), q(user),
+        q(schema, "closed")))
+    path = write_config(([[
+connections = {
+  good_src = { host = %q, port = %s, dbname = %q, user = %q, password = env("CLI_PW"),
+               kind = "source", tables = { %q } },
+  bad_src = { host = %q, port = %s, dbname = %q, user = %q, password = env("CLI_PW"),
+              kind = "source", schemas = { %q } },
+  dead = { host = %q, port = %s, user = "x", kind = "source" },
+}
+]]):format(pg.host, pg.port, pg.dbname, user, q(schema, "readable"),
+      pg.host, pg.port, pg.dbname, user, schema, pg.host, pg.refused_port))
+  end)
+  teardown(function() os.remove(path) end)
+
+  it("exits 0 when every selected connection passes", function()
+    local code, out = neoconn_cli("check " .. path .. " --only good_src", { CLI_PW = secret })
+    assert.are.equal(0, code, out)
+    assert.truthy(out:find("good_src (source): PASS", 1, true), out)
+  end)
+
+  it("exits 1 for a permission error, with findings grouped by object and the fix", function()
+    local fix = os.tmpname()
+    local code, out = neoconn_cli(("check %s --only bad_src --fix-sql %s"):format(path, fix),
+      { CLI_PW = secret })
+    assert.are.equal(1, code, out)
+    assert.truthy(out:find("table " .. q(schema, "closed"), 1, true), out)
+    assert.truthy(out:find("error missing SELECT:", 1, true), out)
+    local sql = io.open(fix):read("*a")
+    os.remove(fix)
+    assert.truthy(sql:find(("GRANT SELECT ON TABLE %s TO %s;"):format(q(schema, "closed"), q(user)),
+      1, true), sql)
+    assert.is_falsy(out:find("\27[", 1, true), "colour on a pipe")
+  end)
+
+  it("exits 2 when a connection cannot be tested, and prints one JSON document", function()
+    local code, out = neoconn_cli("check " .. path .. " --json", { CLI_PW = secret })
+    assert.are.equal(2, code)
+    local doc = assert(json.decode(out, 1, json.null)) -- JSON null kept as json.null
+    assert.is_false(doc.ok)
+    local by_name = {}
+    for _, c in ipairs(doc.connections) do by_name[c.name] = c end
+    assert.are.same({ "refused", "connect" }, { by_name.dead.error.code, by_name.dead.error.stage })
+    assert.are.equal(json.null, by_name.good_src.error)
+    assert.are.same({}, by_name.good_src.findings)
+    assert.is_true(by_name.good_src.ok)
+    local f = by_name.bad_src.findings[1]
+    assert.are.same({ "error", "table.select", "table", schema, "closed", { "SELECT" } },
+      { f.level, f.rule, f.object_type, f.schema, f.name, f.missing })
+    assert.truthy(#by_name.bad_src.fix_sql > 0)
+    assert.are.equal(5, #by_name.good_src.stages)
+  end)
+
+  it("never prints the password", function()
+    for _, args in ipairs({ "check " .. path, "check " .. path .. " --json",
+      "check " .. path .. " --fix-sql -" }) do
+      local _, out, err = neoconn_cli(args, { CLI_PW = secret })
+      assert.is_falsy(out:find(secret, 1, true))
+      assert.is_falsy(err:find(secret, 1, true))
+    end
+  end)
+
+  it("exits 64 for usage and config errors, naming the problem", function()
+    local bad = write_config('connections = { a = { kind = "source", port = "x" } }')
+    local cases = {
+      { "check " .. bad, ": connections.a.port: expected an integer 1-65535" },
+      { "check /nonexistent/neoconn.lua", "No such file" },
+      { "check " .. path .. " --only nope", "no connection named nope" },
+      { "check " .. path .. " --bogus", "unknown option --bogus" },
+      { "test postgresql://x --as sink", "--as expects source or destination" },
+      { "frobnicate", "unknown command frobnicate" },
+      { "check " .. path .. " --timeout -1", "--timeout expects a positive number" },
+    }
+    for _, case in ipairs(cases) do
+      local code, _, err = neoconn_cli(case[1], { CLI_PW = secret })
+      assert.are.equal(64, code, case[1])
+      assert.truthy(err:find(case[2], 1, true), err)
+    end
+    os.remove(bad)
+  end)
+end)
+
+describe("neoconn test", function()
+  it("tests one target for a job with options and exits by the verdict", function()
+    local user, password = pg.login_role("clitest")
+    local schema = pg.unique("clit_s")
+    pg.exec(("CREATE SCHEMA %s; GRANT USAGE ON SCHEMA %s TO %s;"
+      .. " CREATE TABLE %s (id int PRIMARY KEY, v text); GRANT INSERT, UPDATE, SELECT ON %s TO %s")
+      :format(q(schema), q(schema), q(user), q(schema, "Odd, Name"), q(schema, "Odd, Name"), q(user)))
+    local url = ("postgresql://%s@%s:%s/%s"):format(user, pg.host, pg.port, pg.dbname)
+    local tables = shell_quote(q(schema, "Odd, Name"))
+    local code, out = neoconn_cli(("test %s --as destination --tables %s --on-conflict update")
+      :format(url, tables), { PGPASSWORD = password })
+    assert.are.equal(0, code, out)
+    code, out = neoconn_cli(("test %s --as destination --tables %s --truncate --json")
+      :format(url, tables), { PGPASSWORD = password })
+    assert.are.equal(1, code)
+    local doc = json.decode(out)
+    assert.are.same({ "TRUNCATE" }, doc.connections[1].findings[1].missing)
+  end)
+end)
+
+describe("neoconn --help and --version", function()
+  it("print usage and the version", function()
+    local code, out = neoconn_cli("--help")
+    assert.are.equal(0, code)
+    assert.truthy(out:find("usage: neoconn check", 1, true))
+    code, out = neoconn_cli("--version")
+    assert.are.equal(0, code)
+    assert.are.equal("neoconn " .. neoconn.version .. "\n", out)
+  end)
+end)
