@@ -1,3 +1,6 @@
 std = "max"
 files["spec"] = { std = "+busted" }
 max_line_length = 110
+-- Config files: they define connections, rules and disable_rules, and call env().
+files["examples/neoconn.lua"] = { globals = { "connections", "rules", "disable_rules" }, read_globals = { "env" } }
+files["examples/demo-config.lua"] = { globals = { "connections", "rules", "disable_rules" }, read_globals = { "env" } }

@@ -109,3 +109,15 @@ connections = {
     assert.truthy(err:find("binary", 1, true))
   end)
 end)
+
+describe("examples/neoconn.lua", function()
+  it("is a valid config with a source, a destination and two custom rules", function()
+    local cfg = assert(config.load_file("examples/neoconn.lua",
+      { getenv = getenv({ PROD_SYNC_PW = "a", STAGE_SYNC_PW = "b" }) }))
+    local kinds = {}
+    for _, c in ipairs(cfg.connections) do kinds[c.name] = c.kind end
+    assert.are.same({ prod_src = "source", stage_dst = "destination" }, kinds)
+    assert.is_function(cfg.rules.source_read_only)
+    assert.is_function(cfg.rules.audit_untouchable)
+  end)
+end)

@@ -241,3 +241,19 @@ describe("built-in advisories", function()
     assert.are.same({ "superuser:warning" }, rules_of(policy.evaluate(super, settings)))
   end)
 end)
+
+describe("fix_sql of warnings", function()
+  it("keeps optional grants as comments, so the script grants only what the job needs", function()
+    local user, password = pg.login_role("popt")
+    local schema = pg.unique("popt_s")
+    pg.exec(("CREATE SCHEMA %s; GRANT USAGE ON SCHEMA %s TO %s;"
+      .. " CREATE TABLE %s (id serial PRIMARY KEY, v text); GRANT INSERT ON %s TO %s")
+      :format(q(schema), q(schema), q(user), q(schema, "t"), q(schema, "t"), q(user)))
+    local result = check.connection({ name = "opt", kind = "destination", options = {},
+      target = pg.target(user, password), schemas = { schema } })
+    assert.is_true(result.ok)
+    local usage = ("GRANT USAGE ON SEQUENCE %s TO %s;"):format(q(schema, "t_id_seq"), q(user))
+    assert.truthy(result.fix_sql:find("-- optional: " .. usage, 1, true), result.fix_sql)
+    for line in result.fix_sql:gmatch("[^\n]+") do assert.truthy(line:match("^%-%- "), line) end
+  end)
+end)

@@ -395,9 +395,15 @@ function policy.summarize(report, settings, findings)
         blocked_everything = true
       end
     end
-    if f.fix and not seen[f.fix] then
-      seen[f.fix] = true
-      fixes[#fixes + 1] = f.fix
+    -- A warning's fix is a suggestion: it stays a comment, so running the
+    -- script grants exactly what the job needs.
+    local fix = f.fix
+    if fix and f.level == "warning" and not fix:match("^%-%-") then
+      fix = comment("optional: " .. fix)
+    end
+    if fix and not seen[fix] then
+      seen[fix] = true
+      fixes[#fixes + 1] = fix
     end
   end
   local usable = {}
