@@ -123,6 +123,42 @@ connections = {
   end)
 end)
 
+describe("neoconn check on a terminal", function()
+  -- script(1) runs the command on a pseudo-terminal.
+  local function on_tty(args, env)
+    local cmd = ("%s script -qec %s /dev/null"):format(env or "", shell_quote("bin/neoconn " .. args))
+    local pipe = io.popen(cmd)
+    local out = pipe:read("*a")
+    pipe:close()
+    return out
+  end
+
+  it("colours its output and shows progress, unless NO_COLOR is set", function()
+    local path = write_config(([[connections = {
+      a = { host = %q, port = %s, kind = "source" },
+      b = { host = %q, port = %s, kind = "source" } }]]):format(pg.host, pg.refused_port, pg.host,
+      pg.refused_port))
+    local out = on_tty("check " .. path)
+    assert.truthy(out:find("\27%[31m"), out)
+    assert.truthy(out:find("checking 2/2: b", 1, true), out)
+    out = on_tty("check " .. path, "NO_COLOR=1")
+    assert.is_falsy(out:find("\27%[3"), out)
+    os.remove(path)
+  end)
+
+  it("bounds each connection by --timeout", function()
+    local path = write_config(([[connections = {
+      hung = { host = %q, port = %s, kind = "source" } }]]):format(pg.host, pg.silent_port))
+    local started = neoconn.clock()
+    local code, out = neoconn_cli("check " .. path .. " --timeout 0.5 --json")
+    local took = neoconn.clock() - started
+    os.remove(path)
+    assert.are.equal(2, code)
+    assert.are.equal("timeout", json.decode(out).connections[1].error.code)
+    assert.truthy(took < 2, ("took %.2f s"):format(took))
+  end)
+end)
+
 describe("examples/check-and-mail.sh", function()
   it("prints the report and the fix script when a role lacks privileges", function()
     local user, password = pg.login_role("mail")
