@@ -50,10 +50,11 @@ deps:
 lint:
 	luacheck --quiet lua spec bench examples bin
 
+# The specs under Lua 5.4 and under LuaJIT, against one throwaway cluster.
 test: deps
 	@$(MAKE) --no-print-directory all lint
-	@spec/support/with-cluster.sh $(BUSTED) --lpath='$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua' \
-	  --cpath='$(CURDIR)/$(BUILD)/?.so' spec
+	@$(MAKE) --no-print-directory LUA=luajit all
+	@spec/support/with-cluster.sh spec/support/run-specs.sh lua5.4 luajit
 
 demo: deps
 	@$(MAKE) --no-print-directory all

@@ -11,8 +11,8 @@ local function neoconn_cli(args, env)
   local out, err = os.tmpname(), os.tmpname()
   local prefix = ""
   for k, v in pairs(env or {}) do prefix = prefix .. k .. "=" .. shell_quote(v) .. " " end
-  local cmd = ("%s bin/neoconn %s >%s 2>%s"):format(prefix, args, out, err)
-  local ok, _, code = os.execute(cmd)
+  local cmd = ("%s%s bin/neoconn %s >%s 2>%s"):format(prefix, pg.lua, args, out, err)
+  local code = pg.execute(cmd)
   local function slurp(path)
     local f = io.open(path)
     local text = f:read("*a")
@@ -20,7 +20,7 @@ local function neoconn_cli(args, env)
     os.remove(path)
     return text
   end
-  return ok and 0 or code, slurp(out), slurp(err)
+  return code, slurp(out), slurp(err)
 end
 
 local function write_config(text)
@@ -126,7 +126,8 @@ end)
 describe("neoconn check on a terminal", function()
   -- script(1) runs the command on a pseudo-terminal.
   local function on_tty(args, env)
-    local cmd = ("%s script -qec %s /dev/null"):format(env or "", shell_quote("bin/neoconn " .. args))
+    local cmd = ("%s script -qec %s /dev/null"):format(env or "",
+      shell_quote(pg.lua .. " bin/neoconn " .. args))
     local pipe = io.popen(cmd)
     local out = pipe:read("*a")
     pipe:close()
@@ -167,12 +168,18 @@ describe("examples/check-and-mail.sh", function()
     local path = write_config(([[connections = { src = { host = %q, port = %s, dbname = %q,
       user = %q, password = %q, kind = "source", schemas = { %q } } }]])
       :format(pg.host, pg.port, pg.dbname, user, password, schema))
-    local cmd = ("PATH=%s/bin:$PATH MAIL_TO= sh examples/check-and-mail.sh %s 2>&1")
-      :format(os.getenv("PWD"), path)
-    local pipe = io.popen(cmd)
-    local out = pipe:read("*a")
-    local _, _, code = pipe:close()
-    os.remove(path)
+    -- neoconn on the PATH, run by this interpreter.
+    local bindir = os.tmpname()
+    os.remove(bindir)
+    os.execute("mkdir " .. bindir)
+    local shim = io.open(bindir .. "/neoconn", "w")
+    shim:write(("#!/bin/sh\nexec %s %s/bin/neoconn \"$@\"\n"):format(pg.lua, os.getenv("PWD")))
+    shim:close()
+    local outfile = os.tmpname()
+    local code = pg.execute(("chmod +x %s/neoconn && PATH=%s:$PATH MAIL_TO= sh"
+      .. " examples/check-and-mail.sh %s >%s 2>&1"):format(bindir, bindir, path, outfile))
+    local out = io.open(outfile):read("*a")
+    os.execute("rm -rf " .. bindir .. " " .. outfile .. " " .. path)
     assert.are.equal(1, code)
     assert.truthy(out:find("sync roles lack privileges", 1, true), out)
     assert.truthy(out:find(("GRANT USAGE ON SCHEMA %s TO %s;"):format(q(schema), q(user)), 1, true), out)

@@ -81,8 +81,9 @@ connections = {
   end)
 
   it("reports syntax errors and unset variables with their line", function()
-    fails("connections = {\n  a = { kind = 'source' \n",
-      "neoconn.lua:3: '}' expected (to close '{' at line 2) near <eof>")
+    -- The parser's wording differs between Lua versions; file, line and cause do not.
+    local _, syntax = config.load_string("connections = {\n  a = { kind = 'source' \n", "neoconn.lua")
+    assert.truthy(syntax:find("^neoconn.lua:3: '}' expected %(to close '{' at line 2%)"), syntax)
     local _, err = config.load_string('connections = {\n a = { kind = "source", password = env("NOPE") } }',
       "neoconn.lua", { getenv = getenv({}) })
     assert.are.equal("neoconn.lua:2: env: variable NOPE is not set", err)

@@ -33,7 +33,7 @@ describe("neoconn.test", function()
       assert.is_number(s.ms)
     end
     assert.are.same({ "connect", "tls", "authenticate", "session", "introspect" }, names)
-    assert.are.equal(15, report.server.version_num // 10000)
+    assert.are.equal(15, math.floor(report.server.version_num / 10000))
     assert.is_false(report.server.in_hot_standby)
     assert.are.equal(user, report.session.user)
     assert.are.equal(pg.dbname, report.session.database)

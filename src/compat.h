@@ -14,8 +14,13 @@
 __attribute__((visibility("hidden"))) void nc_compat_setfuncs(lua_State *L, const luaL_Reg *l, int nup);
 __attribute__((visibility("hidden"))) void *nc_compat_testudata(lua_State *L, int i, const char *tname);
 
+/* LuaJIT 2.1's lauxlib.h has these two already. */
+#ifndef luaL_newlibtable
 #define luaL_newlibtable(L, l) lua_createtable(L, 0, sizeof(l) / sizeof((l)[0]) - 1)
+#endif
+#ifndef luaL_newlib
 #define luaL_newlib(L, l) (luaL_newlibtable(L, l), luaL_setfuncs(L, l, 0))
+#endif
 #define lua_rawlen(L, i) lua_objlen(L, i)
 #define nc_newuserdata(L, size) lua_newuserdata(L, size)
 #define nc_absindex(L, i) (((i) > 0 || (i) <= LUA_REGISTRYINDEX) ? (i) : lua_gettop(L) + (i) + 1)

@@ -351,6 +351,9 @@ function config.load_string(source, file, opts)
   for k, v in pairs(env) do helpers[k] = v end
   local fn, err = load_text(source, "@" .. where.file, env)
   if not fn then return nil, err end
+  -- LuaJIT runs no count hook inside compiled code: interpret the config
+  -- (and the functions it defines) so the instruction limit holds.
+  if jit then jit.off(fn, true) end
   local co = coroutine.create(fn)
   debug.sethook(co, function() error("the config ran too long (is it looping?)", 2) end, "",
     INSTRUCTION_LIMIT)

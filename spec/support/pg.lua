@@ -77,6 +77,17 @@ function pg.try(conn, sql)
   return ok ~= nil, err
 end
 
+--- The interpreter running the specs, to run commands under the same one.
+pg.lua = jit and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))
+
+--- Runs a shell command; returns its exit code under any Lua version
+-- (os.execute returns a wait status in 5.1, (ok, "exit", code) later).
+function pg.execute(cmd)
+  local a, _, code = os.execute(cmd)
+  if type(a) == "number" then return a >= 256 and math.floor(a / 256) or a end
+  return code or (a and 0 or 1)
+end
+
 --- The report's entry for a table.
 function pg.find_table(report, schema, name)
   for _, t in ipairs(report.tables or {}) do
