@@ -104,6 +104,14 @@ connections = {
     assert.truthy(err:find("ran too long", 1, true), err)
   end)
 
+  it("leaves no instruction limit behind for the code that runs after it", function()
+    assert(config.load_string(GOOD, "neoconn.lua", { getenv = getenv({ STAGE_PW = "s3" }) }))
+    local n = 0
+    for i = 1, 3000000 do n = n + i % 3 end -- past the config's limit
+    assert.truthy(n > 0)
+    assert.is_nil(debug.gethook())
+  end)
+
   it("refuses binary chunks", function()
     local cfg, err = config.load_string(string.dump(function() end), "bin.lua")
     assert.is_nil(cfg)

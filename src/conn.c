@@ -45,13 +45,14 @@ double nc_opt_timeout(lua_State *L, int opts, const char *fname)
   return t;
 }
 
-static nc_conn *new_conn(lua_State *L)
+nc_conn *nc_new_conn(lua_State *L)
 {
   nc_conn *c = (nc_conn *)nc_newuserdata(L, sizeof *c);
   int i;
   memset(c, 0, sizeof *c);
   for (i = 0; i < NC_STAGE_COUNT; i++)
     c->stage_done[i] = -1;
+  c->state_ref = LUA_NOREF;
   nc_setmetatable(L, NC_CONN_MT);
   return c;
 }
@@ -105,7 +106,7 @@ static void fail(nc_conn *c, const char *message, int timed_out)
   }
 }
 
-static int connect_begin(lua_State *L, nc_conn *c, int target)
+int nc_connect_begin(lua_State *L, nc_conn *c, int target)
 {
   int top = lua_gettop(L), n = 0, params;
   const char **kw, **val;
@@ -169,8 +170,7 @@ static void ignore_notice(void *arg, const char *message)
   (void)message;
 }
 
-/* One step of the handshake: 1 ready, 0 wait on the socket, -1 failed. */
-static int connect_step(nc_conn *c)
+int nc_connect_step(nc_conn *c)
 {
   PostgresPollingStatusType st = PQconnectPoll(c->pg);
   if (PQstatus(c->pg) != CONNECTION_BAD) /* a failure keeps the stage it happened in */
@@ -200,9 +200,9 @@ static int connect_step(nc_conn *c)
 
 nc_conn *nc_connect(lua_State *L, int target, double timeout)
 {
-  nc_conn *c = new_conn(L);
+  nc_conn *c = nc_new_conn(L);
   double deadline;
-  if (!connect_begin(L, c, target))
+  if (!nc_connect_begin(L, c, target))
     return c;
   deadline = c->started + timeout;
   for (;;) {
@@ -211,7 +211,7 @@ nc_conn *nc_connect(lua_State *L, int target, double timeout)
       fail(c, w == 0 ? "" : "waiting on the connection's socket failed", w == 0);
       return c;
     }
-    if (connect_step(c) != 0)
+    if (nc_connect_step(c) != 0)
       return c;
   }
 }
@@ -243,8 +243,8 @@ static int l_connect_start(lua_State *L)
 {
   nc_conn *c;
   luaL_checkany(L, 1);
-  c = new_conn(L);
-  if (!connect_begin(L, c, 1))
+  c = nc_new_conn(L);
+  if (!nc_connect_begin(L, c, 1))
     return push_failure(L, c);
   return 1;
 }
@@ -260,7 +260,7 @@ static int l_connect_poll(lua_State *L)
   }
   if (c->failed || c->pg == NULL)
     luaL_argerror(L, 1, "connection is closed");
-  r = connect_step(c);
+  r = nc_connect_step(c);
   if (r < 0)
     return push_failure(L, c);
   lua_pushboolean(L, r > 0);
@@ -269,6 +269,11 @@ static int l_connect_poll(lua_State *L)
   lua_pushstring(L, c->want_write ? "write" : "read");
   lua_pushinteger(L, PQsocket(c->pg));
   return 3;
+}
+
+void nc_connect_give_up(nc_conn *c)
+{
+  fail(c, "", 1);
 }
 
 /* conn:connect_timeout() -> nil, err: gives up a handshake in progress. */
@@ -283,7 +288,13 @@ static int l_connect_timeout(lua_State *L)
 
 static int l_close(lua_State *L)
 {
-  nc_conn_close(nc_check_conn(L, 1));
+  nc_conn *c = nc_check_conn(L, 1);
+  nc_conn_close(c);
+  if (c->state_ref != LUA_NOREF) { /* a test abandoned half-way */
+    luaL_unref(L, LUA_REGISTRYINDEX, c->state_ref);
+    c->state_ref = LUA_NOREF;
+  }
+  c->phase = 0;
   return 0;
 }
 

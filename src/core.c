@@ -24,6 +24,7 @@ __attribute__((visibility("default"))) int luaopen_neoconn_core(lua_State *L)
 {
   static const luaL_Reg functions[] = {
     { "test", nc_l_test },
+    { "test_begin", nc_l_test_begin },
     { "requirements", nc_l_requirements },
     { "quote_ident", nc_l_quote_ident },
     { "parse_name", nc_l_parse_name },
@@ -35,6 +36,7 @@ __attribute__((visibility("default"))) int luaopen_neoconn_core(lua_State *L)
   nc_register_error_mt(L);
   nc_register_conn(L);
   nc_register_result(L);
+  nc_register_test_methods(L);
   luaL_newlib(L, functions);
   nc_register_connect(L);
   lua_pushliteral(L, NC_VERSION);

@@ -420,115 +420,258 @@ static void first_row_field(lua_State *L, int list, const char *key, int report)
   lua_pop(L, 1);
 }
 
-/* neoconn.test(target_or_conn [, opts]) -> report */
-int nc_l_test(lua_State *L)
+static void release_state(lua_State *L, nc_conn *c)
+{
+  if (c->state_ref != LUA_NOREF) {
+    luaL_unref(L, LUA_REGISTRYINDEX, c->state_ref);
+    c->state_ref = LUA_NOREF;
+  }
+}
+
+/* Pushes the list of row lists of the test in progress. */
+static int push_lists(lua_State *L, const nc_conn *c)
+{
+  lua_rawgeti(L, LUA_REGISTRYINDEX, c->state_ref);
+  lua_getfield(L, -1, "lists");
+  lua_remove(L, -2);
+  return lua_gettop(L);
+}
+
+/* Arms a test on c: remembers its options (validated now, so malformed
+ * options raise before anything is sent) and its deadline. */
+static void arm(lua_State *L, nc_conn *c, int opts, double started, double timeout, int owned)
+{
+  int i;
+  opts = nc_absindex(L, opts);
+  push_scope_params(L, opts, opts); /* $1..$3, kept in the state */
+  lua_createtable(L, 3, 1);
+  for (i = 3; i >= 1; i--) {
+    lua_insert(L, -2);
+    lua_rawseti(L, -2, i);
+  }
+  lua_newtable(L);
+  lua_setfield(L, -2, "lists");
+  c->state_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  c->test_started = started;
+  c->test_deadline = started + timeout;
+  c->owned = owned;
+  c->phase = 0;
+  c->query_failed = 0;
+  c->introspect_started = -1;
+}
+
+/* Sends the catalog queries on the now ready connection. */
+static void start_queries(lua_State *L, nc_conn *c)
 {
   static const char maintain_col[] = ", p.mnt AS \"privileges.MAINTAIN\"";
   static const char maintain_fn[] = ", has_table_privilege(s.oid, 'MAINTAIN') AS mnt";
-  double timeout = nc_opt_timeout(L, 2, "test"), started = nc_now(), introspected;
-  nc_conn *c = nc_test_conn(L, 1);
-  int owned = (c == NULL), report, lists, i, params_at;
-  const char *params[3];
-  char *tables_sql;
-  size_t tables_len;
-  const char *queries[Q_COUNT];
-  nc_error e;
+  const char *queries[Q_COUNT], *params[3];
+  int top = lua_gettop(L), state, i;
+  int modern = PQserverVersion(c->pg) >= 170000;
+  const char *scope;
 
-  luaL_checkany(L, 1);
-  lua_settop(L, 2);
-  push_scope_params(L, 2, 2);
-  params_at = lua_gettop(L) - 2;
-  if (c != NULL && (!c->ready || c->pg == NULL))
-    luaL_argerror(L, 1, "connection is closed");
-  if (c != NULL && PQtransactionStatus(c->pg) != PQTRANS_IDLE)
-    luaL_argerror(L, 1, "connection is inside a transaction: the test runs its own");
-  if (owned)
-    c = nc_connect(L, 1, timeout);
-  else
-    lua_pushvalue(L, 1);
-  /* stack: target, opts, $1, $2, $3, conn */
-  lua_newtable(L);
-  report = lua_gettop(L);
-  if (c->failed) {
-    set_bool(L, report, "ok", 0);
-    nc_push_error(L, &c->error, c->secret);
-    lua_setfield(L, report, "error");
-    memset(c->secret, 0, sizeof c->secret);
-    push_stages(L, c, &c->error, -1);
-    lua_setfield(L, report, "stages");
-    return 1;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, c->state_ref);
+  state = lua_gettop(L);
+  for (i = 0; i < 3; i++) {
+    lua_rawgeti(L, state, i + 1);
+    params[i] = lua_tostring(L, -1); /* NULL for nil: SQL NULL; anchored in the state */
+    lua_pop(L, 1);
   }
-
-  {
-    int modern = PQserverVersion(c->pg) >= 170000;
-    tables_len = sizeof SQL_TABLES + sizeof maintain_col + sizeof maintain_fn;
-    tables_sql = (char *)nc_newuserdata(L, tables_len); /* anchored until we return */
-    snprintf(tables_sql, tables_len, SQL_TABLES, modern ? maintain_col : "",
-             modern ? maintain_fn : "");
-  }
-  {
-    int has_schemas = !lua_isnil(L, params_at), has_tables = !lua_isnil(L, params_at + 1);
-    const char *scope = has_tables ? (has_schemas ? SCOPE_BOTH : SCOPE_TABLES)
-                                   : (has_schemas ? SCOPE_SCHEMAS : SCOPE_ALL);
-    /* Each string stays anchored on the stack until we return. */
-    queries[Q_TABLES] = lua_pushfstring(L, "WITH %s%s", scope, tables_sql);
-    queries[Q_SEQUENCES] = lua_pushfstring(L, "WITH %s%s%s ORDER BY 1, 2", scope,
-                                               SQL_SEQUENCES_OWNED,
-                                               has_tables ? "" : SQL_SEQUENCES_IN_SCHEMAS);
-    queries[Q_FUNCTIONS] = lua_pushfstring(L, "WITH %s%s", scope, SQL_FUNCTIONS);
-  }
+  scope = params[1] != NULL ? (params[0] != NULL ? SCOPE_BOTH : SCOPE_TABLES)
+                            : (params[0] != NULL ? SCOPE_SCHEMAS : SCOPE_ALL);
+  lua_pushfstring(L, SQL_TABLES, modern ? maintain_col : "", modern ? maintain_fn : "");
+  queries[Q_TABLES] = lua_pushfstring(L, "WITH %s%s", scope, lua_tostring(L, -1));
+  queries[Q_SEQUENCES] = lua_pushfstring(L, "WITH %s%s%s ORDER BY 1, 2", scope,
+                                         SQL_SEQUENCES_OWNED,
+                                         params[1] != NULL ? "" : SQL_SEQUENCES_IN_SCHEMAS);
+  queries[Q_FUNCTIONS] = lua_pushfstring(L, "WITH %s%s", scope, SQL_FUNCTIONS);
   queries[Q_SERVER] = SQL_SERVER;
   queries[Q_ROLE] = SQL_ROLE;
   queries[Q_DATABASE] = SQL_DATABASE;
   queries[Q_SCHEMAS] = SQL_SCHEMAS;
   queries[Q_NOT_FOUND] = SQL_NOT_FOUND;
-  for (i = 0; i < 3; i++)
-    params[i] = lua_tostring(L, params_at + i); /* NULL for nil: SQL NULL */
+  c->introspect_started = nc_now();
+  nc_pipeline_begin(c, queries, Q_COUNT, 3, params, c->test_deadline); /* libpq copies it all */
+  lua_settop(L, top);
+}
 
-  introspected = nc_now();
-  lists = lua_gettop(L) + 1;
-  if (!nc_run_readonly(L, c, queries, Q_COUNT, 3, params, started + timeout, &e)) {
+/* Pushes the finished test's report and releases its state; closes the
+ * connection if the test opened it. */
+static void test_finish(lua_State *L, nc_conn *c)
+{
+  double now = nc_now(), introspected = ms(now - c->introspect_started);
+  int report, lists;
+  lua_newtable(L);
+  report = lua_gettop(L);
+  if (c->query_failed) {
     set_bool(L, report, "ok", 0);
-    nc_push_error(L, &e, NULL);
+    nc_push_error(L, &c->error, NULL);
     lua_setfield(L, report, "error");
-    push_stages(L, c, &e, ms(nc_now() - introspected));
+    push_stages(L, c, &c->error, introspected);
     lua_setfield(L, report, "stages");
-    if (owned)
-      nc_conn_close(c);
+  } else {
+    lists = push_lists(L, c);
+    set_bool(L, report, "ok", 1);
+    push_stages(L, c, NULL, introspected);
+    lua_setfield(L, report, "stages");
+    {
+      static const struct { int q; const char *field; int first_row; } parts[] = {
+        { Q_ROLE, "role", 1 }, { Q_DATABASE, "database", 1 }, { Q_SCHEMAS, "schemas", 0 },
+        { Q_TABLES, "tables", 0 }, { Q_SEQUENCES, "sequences", 0 },
+        { Q_FUNCTIONS, "functions", 0 }, { Q_NOT_FOUND, "not_found", 0 },
+      };
+      size_t i;
+      lua_rawgeti(L, lists, Q_SERVER + 1);
+      first_row_field(L, lua_gettop(L), "server", report);
+      first_row_field(L, lua_gettop(L), "session", report);
+      lua_pop(L, 1);
+      lua_getfield(L, report, "session");
+      if (lua_istable(L, -1)) {
+        push_ssl(L, c->pg);
+        lua_setfield(L, -2, "ssl");
+        set_endpoint(L, lua_gettop(L), c);
+      }
+      lua_pop(L, 1);
+      for (i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        lua_rawgeti(L, lists, parts[i].q + 1);
+        if (parts[i].first_row) {
+          lua_rawgeti(L, -1, 1);
+          lua_remove(L, -2);
+        }
+        lua_setfield(L, report, parts[i].field);
+      }
+    }
     lua_settop(L, report);
-    return 1;
   }
-  introspected = nc_now() - introspected;
-
-  set_bool(L, report, "ok", 1);
-  push_stages(L, c, NULL, ms(introspected));
-  lua_setfield(L, report, "stages");
-  first_row_field(L, lists + Q_SERVER, "server", report);
-  first_row_field(L, lists + Q_SERVER, "session", report);
-  lua_getfield(L, report, "session");
-  if (lua_istable(L, -1)) {
-    push_ssl(L, c->pg);
-    lua_setfield(L, -2, "ssl");
-    set_endpoint(L, lua_gettop(L), c);
-  }
-  lua_pop(L, 1);
-  lua_rawgeti(L, lists + Q_ROLE, 1);
-  lua_setfield(L, report, "role");
-  lua_rawgeti(L, lists + Q_DATABASE, 1);
-  lua_setfield(L, report, "database");
-  lua_pushvalue(L, lists + Q_SCHEMAS);
-  lua_setfield(L, report, "schemas");
-  lua_pushvalue(L, lists + Q_TABLES);
-  lua_setfield(L, report, "tables");
-  lua_pushvalue(L, lists + Q_SEQUENCES);
-  lua_setfield(L, report, "sequences");
-  lua_pushvalue(L, lists + Q_FUNCTIONS);
-  lua_setfield(L, report, "functions");
-  lua_pushvalue(L, lists + Q_NOT_FOUND);
-  lua_setfield(L, report, "not_found");
-  set_number(L, report, "ms", ms(nc_now() - started));
-  if (owned)
+  set_number(L, report, "ms", ms(now - (c->owned ? c->started : c->test_started)));
+  release_state(L, c);
+  if (c->owned)
     nc_conn_close(c);
-  lua_settop(L, report);
+}
+
+/* The report of a test whose connection failed before introspection. */
+static int push_connect_failure(lua_State *L, nc_conn *c)
+{
+  lua_newtable(L);
+  set_bool(L, -1, "ok", 0);
+  nc_push_error(L, &c->error, c->secret);
+  lua_setfield(L, -2, "error");
+  memset(c->secret, 0, sizeof c->secret);
+  push_stages(L, c, &c->error, -1);
+  lua_setfield(L, -2, "stages");
+  set_number(L, -1, "ms", ms(c->failed_after));
+  release_state(L, c);
   return 1;
+}
+
+static nc_conn *check_testable(lua_State *L, int idx)
+{
+  nc_conn *c = nc_check_conn(L, idx);
+  if (!c->ready || c->pg == NULL)
+    luaL_argerror(L, idx, "connection is closed");
+  if (c->state_ref != LUA_NOREF)
+    luaL_argerror(L, idx, "a test is already running on this connection");
+  if (PQtransactionStatus(c->pg) != PQTRANS_IDLE)
+    luaL_argerror(L, idx, "connection is inside a transaction: the test runs its own");
+  return c;
+}
+
+/* Advances an armed test: connects, sends the queries, reads the results.
+ * 1: finished, the report pushed; 0: waiting on the socket. Never waits. */
+static int advance(lua_State *L, nc_conn *c)
+{
+  int r;
+  if (c->failed)
+    return push_connect_failure(L, c);
+  if (!c->ready) {
+    r = nc_connect_step(c);
+    if (r == 0 && nc_now() >= c->test_deadline) {
+      nc_connect_give_up(c);
+      r = -1;
+    }
+    if (r < 0)
+      return push_connect_failure(L, c);
+    if (r == 0)
+      return 0;
+  }
+  if (c->introspect_started < 0)
+    start_queries(L, c);
+  r = nc_pipeline_step(L, c, push_lists(L, c));
+  lua_pop(L, 1);
+  if (!r && nc_now() >= c->test_deadline) {
+    nc_pipeline_timeout(c);
+    r = 1;
+  }
+  if (r)
+    test_finish(L, c);
+  return r;
+}
+
+/* Arms a test of the target (a new connection, closed when the test ends)
+ * or of a given idle connection; pushes the connection. */
+static nc_conn *begin(lua_State *L, int target, int opts)
+{
+  double timeout = nc_opt_timeout(L, opts, "test"), started = nc_now();
+  nc_conn *c = nc_test_conn(L, target);
+  if (c != NULL) {
+    check_testable(L, target);
+    arm(L, c, opts, started, timeout, 0);
+    lua_pushvalue(L, target);
+    return c;
+  }
+  luaL_checkany(L, target);
+  c = nc_new_conn(L);
+  arm(L, c, opts, started, timeout, 1);
+  nc_connect_begin(L, c, target);
+  return c;
+}
+
+/* neoconn.test(target_or_conn [, opts]) -> report: the blocking driver. */
+int nc_l_test(lua_State *L)
+{
+  nc_conn *c;
+  lua_settop(L, 2);
+  c = begin(L, 1, 2);
+  while (!advance(L, c)) {
+    int fd = PQsocket(c->pg);
+    if (fd < 0 || nc_wait_fd(fd, c->want_write ? 2 : 0, c->test_deadline) < 0)
+      nc_wait_fd(-1, 0, nc_now() + 0.001); /* advance() reports the failure */
+  }
+  return 1;
+}
+
+/* neoconn.test_begin(target_or_conn [, opts]) -> conn: a test to drive
+ * with conn:test_step() from an event loop. */
+int nc_l_test_begin(lua_State *L)
+{
+  lua_settop(L, 2);
+  begin(L, 1, 2);
+  return 1;
+}
+
+/* conn:test_step() -> report | false, "read"|"write", fd, seconds_left
+ * Never waits: call it again when fd is ready or the time has passed. */
+static int l_test_step(lua_State *L)
+{
+  nc_conn *c = nc_check_conn(L, 1);
+  double left;
+  if (c->state_ref == LUA_NOREF)
+    luaL_argerror(L, 1, "no test is running on this connection");
+  if (advance(L, c))
+    return 1;
+  left = c->test_deadline - nc_now();
+  lua_pushboolean(L, 0);
+  lua_pushstring(L, c->want_write ? "write" : "read");
+  lua_pushinteger(L, PQsocket(c->pg));
+  lua_pushnumber(L, left > 0 ? left : 0);
+  return 4;
+}
+
+void nc_register_test_methods(lua_State *L)
+{
+  luaL_getmetatable(L, NC_CONN_MT);
+  lua_getfield(L, -1, "__index");
+  lua_pushcfunction(L, l_test_step);
+  lua_setfield(L, -2, "test_step");
+  lua_pop(L, 2);
 }

@@ -47,6 +47,16 @@ typedef struct {
   double failed_after;           /* seconds after `started` the handshake failed */
   int tls_seen;                  /* the handshake went through TLS negotiation */
   int want_write;                /* the handshake waits for the socket to be writable */
+  /* A test in progress (introspect.c drives pipeline.c). */
+  int phase;                     /* 0 idle, else the pipeline or its ROLLBACK */
+  int expect;                    /* next result: -2 BEGIN .. nqueries COMMIT, then the sync */
+  int nqueries;
+  int awaiting_null;             /* each query's result is followed by a NULL */
+  int flushing;                  /* output not yet all sent */
+  int query_failed;              /* a query failed or the connection was lost: see `error` */
+  int state_ref;                 /* registry ref of the test's Lua state, or LUA_NOREF */
+  int owned;                     /* the test opened this connection and closes it */
+  double test_started, test_deadline, introspect_started;
   char secret[256];              /* password, kept only to scrub it from messages */
   char user[128], host[256], port[16], dbname[128];
   nc_error error;
@@ -81,6 +91,12 @@ NC_PRIVATE int nc_push_params(lua_State *L, int idx, nc_error *e);
 /* conn.c */
 NC_PRIVATE nc_conn *nc_check_conn(lua_State *L, int idx);
 NC_PRIVATE nc_conn *nc_test_conn(lua_State *L, int idx);
+NC_PRIVATE nc_conn *nc_new_conn(lua_State *L); /* pushed on the stack */
+/* The handshake step by step: begin 1 started / 0 failed (c->failed);
+ * step 1 ready, 0 wait on the socket (c->want_write), -1 failed. */
+NC_PRIVATE int nc_connect_begin(lua_State *L, nc_conn *c, int target);
+NC_PRIVATE int nc_connect_step(nc_conn *c);
+NC_PRIVATE void nc_connect_give_up(nc_conn *c); /* deadline passed: failed with timeout */
 NC_PRIVATE nc_conn *nc_connect(lua_State *L, int target, double timeout);
 NC_PRIVATE void nc_conn_close(nc_conn *c);
 NC_PRIVATE void nc_register_conn(lua_State *L);
@@ -95,15 +111,21 @@ NC_PRIVATE void nc_register_box(lua_State *L);
 /* result.c */
 NC_PRIVATE void nc_push_rows(lua_State *L, const PGresult *res);
 NC_PRIVATE void nc_register_result(lua_State *L);
-/* Runs the queries as a pipeline inside one READ ONLY transaction, in one
- * round trip, with up to 3 text[] parameters. Leaves one row list per query
- * on the stack on success; on failure the connection is idle again, or
- * closed if its state is unknown (a timeout). */
-NC_PRIVATE int nc_run_readonly(lua_State *L, nc_conn *c, const char *const *queries, int nqueries,
-                               int nparams, const char *const *params, double deadline, nc_error *e);
+
+/* pipeline.c: the read-only catalog queries, one round trip, step by step.
+ * begin: 1 sent (or buffered), 0 failed (c->error, connection closed).
+ * step: 1 finished (c->query_failed tells whether it failed; rows of query
+ * i at lists[i + 1]), 0 wait for the socket (c->want_write).
+ * timeout: gives up, closing the connection. */
+NC_PRIVATE int nc_pipeline_begin(nc_conn *c, const char *const *queries, int nqueries, int nparams,
+                                 const char *const *params, double deadline);
+NC_PRIVATE int nc_pipeline_step(lua_State *L, nc_conn *c, int lists);
+NC_PRIVATE int nc_pipeline_timeout(nc_conn *c);
 
 /* introspect.c */
 NC_PRIVATE int nc_l_test(lua_State *L);
+NC_PRIVATE int nc_l_test_begin(lua_State *L);
+NC_PRIVATE void nc_register_test_methods(lua_State *L); /* conn:test_step */
 
 /* requirements.c */
 NC_PRIVATE int nc_l_requirements(lua_State *L);

@@ -355,9 +355,18 @@ function config.load_string(source, file, opts)
   -- (and the functions it defines) so the instruction limit holds.
   if jit then jit.off(fn, true) end
   local co = coroutine.create(fn)
+  -- LuaJIT's hooks are global, not per coroutine: put back whatever hook
+  -- was there, or the limit would later stop unrelated code.
+  local saved_hook, saved_mask, saved_count = debug.gethook()
   debug.sethook(co, function() error("the config ran too long (is it looping?)", 2) end, "",
     INSTRUCTION_LIMIT)
   local ok, run_err = coroutine.resume(co)
+  debug.sethook(co)
+  if saved_hook then
+    debug.sethook(saved_hook, saved_mask, saved_count)
+  elseif jit then
+    debug.sethook()
+  end
   if not ok then return nil, tostring(run_err) end
   if coroutine.status(co) ~= "dead" then return nil, where.file .. ": the config must not yield" end
   -- What the config defined: every global that is not an untouched helper.

@@ -11,8 +11,9 @@ local neoconn = {
   quote_ident = core.quote_ident,
   parse_name = core.parse_name,
   clock = core.clock, -- monotonic seconds
-  -- The handshake one step at a time, for event loops (nginx, fleets).
+  -- One step at a time, for event loops (nginx, fleets).
   connect_start = core.connect_start,
+  test_begin = core.test_begin,
 }
 
 return neoconn

@@ -1,0 +1,77 @@
+-- neoconn.test_begin + conn:test_step: the same test, driven by an event
+-- loop. Driven here by spinning without waiting, it must give exactly the
+-- report neoconn.test gives, apart from timings.
+local neoconn = require("neoconn")
+local pg = require("pg")
+local q = neoconn.quote_ident
+
+local function without_timings(v)
+  if type(v) ~= "table" then return v end
+  local copy = {}
+  for k, x in pairs(v) do
+    if k ~= "ms" then copy[k] = without_timings(x) end
+  end
+  return copy
+end
+
+-- Spins test_step until it returns a report; counts the steps.
+local function drive(target, opts)
+  local conn = neoconn.test_begin(target, opts)
+  local steps = 0
+  while true do
+    steps = steps + 1
+    local report, mode, fd, left = conn:test_step()
+    if report then return report, steps end
+    assert.truthy(mode == "read" or mode == "write")
+    assert.is_number(fd)
+    assert.truthy(left >= 0)
+  end
+end
+
+describe("neoconn.test_begin and conn:test_step", function()
+  local user, password, schema
+  setup(function()
+    user, password = pg.login_role("step")
+    schema = pg.unique("step_s")
+    pg.exec(("CREATE SCHEMA %s; GRANT USAGE ON SCHEMA %s TO %s;"
+      .. " CREATE TABLE %s (id serial PRIMARY KEY, v text); GRANT SELECT ON %s TO %s")
+      :format(q(schema), q(schema), q(user), q(schema, "t"), q(schema, "t"), q(user)))
+  end)
+
+  it("give the report neoconn.test gives, for a target", function()
+    local opts = { schemas = { schema } }
+    local stepped, steps = drive(pg.target(user, password), opts)
+    assert.truthy(steps > 3, "it never had to wait")
+    assert.are.same(without_timings(neoconn.test(pg.target(user, password), opts)),
+      without_timings(stepped))
+    assert.is_true(stepped.ok)
+  end)
+
+  it("give the report neoconn.test gives, for an open connection, and leave it usable", function()
+    local conn = assert(neoconn.connect(pg.target(user, password)))
+    local stepped = drive(conn, { tables = { q(schema, "t") } })
+    assert.are.same(without_timings(neoconn.test(conn, { tables = { q(schema, "t") } })),
+      without_timings(stepped))
+    assert.are.same({ { one = 1 } }, conn:query("SELECT 1 AS one"))
+    conn:close()
+  end)
+
+  it("report connection failures and the deadline the same way", function()
+    local refused = { host = pg.host, port = pg.refused_port }
+    assert.are.same(without_timings(neoconn.test(refused)), without_timings(drive(refused)))
+    local started = neoconn.clock()
+    local report = drive({ host = pg.host, port = pg.silent_port }, { timeout = 0.3 })
+    local took = neoconn.clock() - started
+    assert.are.same({ "timeout", "tls" }, { report.error.code, report.error.stage })
+    assert.truthy(took >= 0.3 and took < 1.3, ("took %.2f s"):format(took))
+  end)
+
+  it("refuse a second test on a connection while one runs", function()
+    local conn = assert(neoconn.connect(pg.target(user, password)))
+    local running = neoconn.test_begin(conn)
+    assert.has_error(function() neoconn.test_begin(conn) end,
+      "bad argument #1 to 'test_begin' (a test is already running on this connection)")
+    repeat until running:test_step()
+    conn:close()
+  end)
+end)
