@@ -75,3 +75,40 @@ describe("neoconn.test_begin and conn:test_step", function()
     conn:close()
   end)
 end)
+
+describe("neoconn.test_all", function()
+  it("gives each target the report neoconn.test gives, in order", function()
+    local user, password = pg.login_role("all")
+    local targets = {
+      pg.target(user, password),
+      { host = pg.host, port = pg.refused_port },
+      { target = pg.target(user, password), tables = { "public.nothing_here" } },
+      "host=no-such-host.invalid",
+    }
+    local seen = {}
+    local reports = neoconn.test_all(targets, { concurrency = 3,
+      on_report = function(i, report) seen[#seen + 1] = i; assert.is_table(report) end })
+    assert.are.equal(#targets, #reports)
+    table.sort(seen)
+    assert.are.same({ 1, 2, 3, 4 }, seen)
+    assert.are.same(without_timings(neoconn.test(targets[1])), without_timings(reports[1]))
+    assert.are.same(without_timings(neoconn.test(targets[2])), without_timings(reports[2]))
+    assert.are.same({ { schema = "public", name = "nothing_here" } }, reports[3].not_found)
+    assert.are.equal("dns", reports[4].error.code)
+  end)
+
+  it("waits on hung hosts side by side, not one after another", function()
+    local targets = {}
+    for i = 1, 12 do targets[i] = { host = pg.host, port = pg.silent_port } end
+    local started = neoconn.clock()
+    local reports = neoconn.test_all(targets, { concurrency = 12, timeout = 0.5 })
+    local took = neoconn.clock() - started
+    for i = 1, 12 do assert.are.equal("timeout", reports[i].error.code) end
+    assert.truthy(took < 2, ("12 hung tests took %.2f s"):format(took)) -- one after another: 6 s
+  end)
+
+  it("rejects what is not a list or a concurrency", function()
+    assert.has_error(function() neoconn.test_all("x") end)
+    assert.has_error(function() neoconn.test_all({}, { concurrency = 0 }) end)
+  end)
+end)

@@ -1,6 +1,8 @@
 /* neoconn.core: the C half of neoconn. `require("neoconn")` is the Lua
  * module lua/neoconn/init.lua, which re-exports these functions. */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <poll.h>
 #include <unistd.h>
 #include "neoconn.h"
 
@@ -10,6 +12,43 @@
 static int l_isatty(lua_State *L)
 {
   lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
+  return 1;
+}
+
+/* poll(fds, modes, timeout) -> ready: waits until one of the sockets is
+ * ready ("read" or "write", as test_step said) or timeout seconds pass;
+ * ready[i] is true for each socket that is. For fleets outside nginx. */
+static int l_poll(lua_State *L)
+{
+  int n, i, rc, ms;
+  double timeout;
+  struct pollfd *p;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  timeout = luaL_checknumber(L, 3);
+  n = (int)lua_rawlen(L, 1);
+  if ((int)lua_rawlen(L, 2) != n)
+    luaL_argerror(L, 2, "one mode per socket expected");
+  p = (struct pollfd *)nc_newuserdata(L, sizeof *p * (size_t)(n > 0 ? n : 1));
+  for (i = 0; i < n; i++) {
+    const char *mode;
+    lua_rawgeti(L, 1, i + 1);
+    lua_rawgeti(L, 2, i + 1);
+    p[i].fd = (int)luaL_checkinteger(L, -2);
+    mode = luaL_checkstring(L, -1);
+    p[i].events = mode[0] == 'w' ? (POLLIN | POLLOUT) : POLLIN;
+    p[i].revents = 0;
+    lua_pop(L, 2);
+  }
+  ms = timeout <= 0 ? 0 : (int)(timeout * 1000.0) + 1;
+  do {
+    rc = poll(p, (nfds_t)n, ms);
+  } while (rc < 0 && errno == EINTR);
+  lua_createtable(L, n, 0);
+  for (i = 0; i < n; i++) {
+    lua_pushboolean(L, rc > 0 && p[i].revents != 0);
+    lua_rawseti(L, -2, i + 1);
+  }
   return 1;
 }
 
@@ -30,6 +69,7 @@ __attribute__((visibility("default"))) int luaopen_neoconn_core(lua_State *L)
     { "parse_name", nc_l_parse_name },
     { "clock", l_clock },
     { "isatty", l_isatty },
+    { "poll", l_poll },
     { NULL, NULL }
   };
   nc_register_box(L);

@@ -1,19 +1,169 @@
 --- neoconn: can this PostgreSQL connection be used as a sync source or
 -- destination, and if not, what exactly is missing?
 -- The C core (neoconn.core) does the work; this module is its public face.
+-- Inside OpenResty (a phase that may yield) connect and test never block
+-- the nginx worker: they drive the core's state machine and sleep through
+-- ngx.sleep while the network is slow. test_all tests many targets at once.
 local core = require("neoconn.core")
 
 local neoconn = {
   version = core.version,
-  connect = core.connect,
-  test = core.test,
   requirements = core.requirements,
   quote_ident = core.quote_ident,
   parse_name = core.parse_name,
   clock = core.clock, -- monotonic seconds
-  -- One step at a time, for event loops (nginx, fleets).
+  -- One step at a time, for your own event loop.
   connect_start = core.connect_start,
   test_begin = core.test_begin,
 }
+
+local DEFAULT_TIMEOUT = 10
+local DEFAULT_CONCURRENCY = 10
+-- Waits between steps in nginx: short at first, never long.
+local FIRST_PAUSE, LONGEST_PAUSE = 0.0005, 0.01
+
+local YIELDING_PHASES = { rewrite = true, access = true, content = true, timer = true,
+  ssl_cert = true, ssl_session_fetch = true, preread = true }
+
+--- True inside an OpenResty phase where ngx.sleep yields to nginx.
+function neoconn.in_nginx()
+  local ngx = rawget(_G, "ngx")
+  return ngx ~= nil and type(ngx.get_phase) == "function" and YIELDING_PHASES[ngx.get_phase()] == true
+end
+
+-- Sleeps through nginx while a step waits on the network.
+local function nginx_pause(pause, left)
+  rawget(_G, "ngx").sleep(math.min(pause, math.max(left, 0.001)))
+  return math.min(pause * 2, LONGEST_PAUSE)
+end
+
+local function test_in_nginx(target, opts)
+  local conn = core.test_begin(target, opts)
+  local pause = FIRST_PAUSE
+  while true do
+    local report, _, _, left = conn:test_step()
+    if report then return report end
+    pause = nginx_pause(pause, left)
+  end
+end
+
+local function connect_in_nginx(target, opts)
+  local timeout = opts and opts.timeout or DEFAULT_TIMEOUT
+  local deadline = core.clock() + timeout
+  local conn, err = core.connect_start(target)
+  if not conn then return nil, err end
+  local pause = FIRST_PAUSE
+  while true do
+    local ready, failure = conn:connect_poll()
+    if ready then return conn end
+    if ready == nil then return nil, failure end
+    local left = deadline - core.clock()
+    if left <= 0 then return conn:connect_timeout() end
+    pause = nginx_pause(pause, left)
+  end
+end
+
+--- neoconn.connect(target [, opts]) -> conn | nil, err
+function neoconn.connect(target, opts)
+  if neoconn.in_nginx() then return connect_in_nginx(target, opts) end
+  return core.connect(target, opts)
+end
+
+--- neoconn.test(target_or_conn [, opts]) -> report
+function neoconn.test(target, opts)
+  if neoconn.in_nginx() then return test_in_nginx(target, opts) end
+  return core.test(target, opts)
+end
+
+-- A test_all item: a target, or { target = ..., tables =, schemas =, timeout = }.
+local function item_parts(item, opts)
+  local scope = { timeout = opts.timeout }
+  if type(item) == "table" and item.target ~= nil then
+    scope.tables, scope.schemas = item.tables, item.schemas
+    scope.timeout = item.timeout or opts.timeout
+    return item.target, scope
+  end
+  return item, scope
+end
+
+-- All the tests, `concurrency` at a time, waiting on their sockets with
+-- one poll(2): the fleet driver outside nginx.
+local function test_all_poll(items, opts, concurrency, on_report)
+  local reports, running, next_item = {}, {}, 1
+  local function finish(i, report)
+    reports[i] = report
+    if on_report then on_report(i, report) end
+  end
+  local function step(entry)
+    local report, mode, fd, left = entry.conn:test_step()
+    if report then return finish(entry.i, report) end
+    entry.mode, entry.fd, entry.deadline = mode, fd, core.clock() + left
+    return entry
+  end
+  while next_item <= #items or #running > 0 do
+    while #running < concurrency and next_item <= #items do
+      local target, scope = item_parts(items[next_item], opts)
+      local entry = step({ i = next_item, conn = core.test_begin(target, scope) })
+      if entry then running[#running + 1] = entry end
+      next_item = next_item + 1
+    end
+    if #running > 0 then
+      local fds, modes, wait = {}, {}, math.huge
+      local now = core.clock()
+      for k, entry in ipairs(running) do
+        fds[k], modes[k] = entry.fd, entry.mode
+        wait = math.min(wait, entry.deadline - now)
+      end
+      local ready = core.poll(fds, modes, math.max(wait, 0))
+      now = core.clock()
+      local still = {}
+      for k, entry in ipairs(running) do
+        local kept = entry
+        if ready[k] or now >= entry.deadline then kept = step(entry) end
+        if kept then still[#still + 1] = kept end
+      end
+      running = still
+    end
+  end
+  return reports
+end
+
+-- The same inside nginx: light threads, each testing one target at a time.
+local function test_all_nginx(items, opts, concurrency, on_report)
+  local ngx = rawget(_G, "ngx")
+  local reports, next_item = {}, 1
+  local function worker()
+    while next_item <= #items do
+      local i = next_item
+      next_item = next_item + 1
+      local target, scope = item_parts(items[i], opts)
+      reports[i] = test_in_nginx(target, scope)
+      if on_report then on_report(i, reports[i]) end
+    end
+  end
+  local threads = {}
+  for k = 1, math.min(concurrency, #items) do threads[k] = ngx.thread.spawn(worker) end
+  for _, thread in ipairs(threads) do ngx.thread.wait(thread) end
+  return reports
+end
+
+--- neoconn.test_all(targets [, opts]) -> reports, in the order of targets.
+-- A target is what neoconn.test takes, or { target =, tables =, schemas =,
+-- timeout = }. opts: concurrency (default 10), timeout (each test's, default
+-- 10 s), on_report(i, report) called as each finishes.
+function neoconn.test_all(targets, opts)
+  if type(targets) ~= "table" then
+    error("bad argument #1 to 'test_all' (list of targets expected, got " .. type(targets) .. ")", 2)
+  end
+  opts = opts or {}
+  local concurrency = opts.concurrency or DEFAULT_CONCURRENCY
+  if type(concurrency) ~= "number" or concurrency < 1 or concurrency % 1 ~= 0 then
+    error("bad argument #2 to 'test_all' (concurrency must be a positive integer)", 2)
+  end
+  if neoconn.in_nginx() then
+    return test_all_nginx(targets, opts, concurrency, opts.on_report)
+  end
+  return test_all_poll(targets, opts, concurrency, opts.on_report)
+end
 
 return neoconn
