@@ -18,6 +18,7 @@ as_pg() {
 
 cleanup() {
   set +e
+  [ -f "$tmp/nginx/nginx.pid" ] && kill "$(cat "$tmp/nginx/nginx.pid")" 2>/dev/null
   for d in data plain; do
     [ -f "$tmp/$d/postmaster.pid" ] && as_pg "$pgbin/pg_ctl" -D "$tmp/$d" -m immediate -w stop >/dev/null 2>&1
   done
