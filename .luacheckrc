@@ -4,3 +4,6 @@ max_line_length = 110
 -- Config files: they define connections, rules and disable_rules, and call env().
 files["examples/neoconn.lua"] = { globals = { "connections", "rules", "disable_rules" }, read_globals = { "env" } }
 files["examples/demo-config.lua"] = { globals = { "connections", "rules", "disable_rules" }, read_globals = { "env" } }
+-- Code that runs inside nginx sees OpenResty's ngx.
+files["spec/support/nginx_check.lua"] = { std = "+ngx_lua" }
+files["examples/openresty"] = { std = "+ngx_lua" }

@@ -141,9 +141,30 @@ describe("neoconn check on a terminal", function()
       pg.refused_port))
     local out = on_tty("check " .. path)
     assert.truthy(out:find("\27%[31m"), out)
-    assert.truthy(out:find("checking 2/2: b", 1, true), out)
+    assert.truthy(out:find("checked 2/2: ", 1, true), out)
     out = on_tty("check " .. path, "NO_COLOR=1")
     assert.is_falsy(out:find("\27%[3"), out)
+    os.remove(path)
+  end)
+
+  it("checks connections side by side with --concurrency", function()
+    local lines = {}
+    for i = 1, 6 do
+      lines[i] = ("h%d = { host = %q, port = %s, kind = \"source\" }"):format(i, pg.host, pg.silent_port)
+    end
+    local path = write_config("connections = { " .. table.concat(lines, ", ") .. " }")
+    local started = neoconn.clock()
+    local code, out = neoconn_cli("check " .. path .. " --timeout 0.5 --concurrency 6 --json")
+    local took = neoconn.clock() - started
+    assert.are.equal(2, code)
+    local doc = json.decode(out)
+    assert.are.equal(6, #doc.connections)
+    assert.are.equal("h1", doc.connections[1].name)
+    assert.truthy(took < 2, ("6 hung hosts took %.2f s"):format(took)) -- one by one: 3 s
+    local _, err
+    code, _, err = neoconn_cli("check " .. path .. " --concurrency 0")
+    assert.are.equal(64, code)
+    assert.truthy(err:find("--concurrency expects a positive integer", 1, true), err)
     os.remove(path)
   end)
 

@@ -7,15 +7,12 @@ local check = {}
 
 local DEFAULT_TIMEOUT = 10
 
---- Checks one connection. settings is a config connection; opts has the
--- config-wide rules and disable_rules, and timeout (seconds) overriding
--- the connection's own. Returns a result:
--- { name, kind, ok, error, stages, findings, fix_sql, usable, report }.
-function check.connection(settings, opts)
-  opts = opts or {}
-  local scope = { timeout = opts.timeout or settings.timeout or DEFAULT_TIMEOUT,
+local function scope_of(settings, opts)
+  return { timeout = opts.timeout or settings.timeout or DEFAULT_TIMEOUT,
     tables = settings.tables, schemas = settings.schemas }
-  local report = neoconn.test(settings.target, scope)
+end
+
+local function result_of(settings, report, opts)
   local verdict = policy.evaluate(report, settings, opts)
   return {
     name = settings.name,
@@ -28,6 +25,32 @@ function check.connection(settings, opts)
     usable = verdict.usable,
     report = report,
   }
+end
+
+--- Checks one connection. settings is a config connection; opts has the
+-- config-wide rules and disable_rules, and timeout (seconds) overriding
+-- the connection's own. Returns a result:
+-- { name, kind, ok, error, stages, findings, fix_sql, usable, report }.
+function check.connection(settings, opts)
+  opts = opts or {}
+  return result_of(settings, neoconn.test(settings.target, scope_of(settings, opts)), opts)
+end
+
+--- Checks many connections, opts.concurrency at a time (neoconn.test_all);
+-- opts.on_result(i, result) is called as each finishes. Results in order.
+function check.connections(list, opts)
+  opts = opts or {}
+  local items, results = {}, {}
+  for i, settings in ipairs(list) do
+    local scope = scope_of(settings, opts)
+    items[i] = { target = settings.target, tables = scope.tables, schemas = scope.schemas,
+      timeout = scope.timeout }
+  end
+  neoconn.test_all(items, { concurrency = opts.concurrency, on_report = function(i, report)
+    results[i] = result_of(list[i], report, opts)
+    if opts.on_result then opts.on_result(i, results[i]) end
+  end })
+  return results
 end
 
 return check

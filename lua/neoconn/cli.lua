@@ -10,6 +10,7 @@ local cli = {}
 
 local USAGE = [[
 usage: neoconn check [CONFIG] [--only NAME]... [--json] [--fix-sql FILE] [--timeout S]
+                    [--concurrency N]
        neoconn test TARGET --as source|destination [--tables LIST] [--schemas LIST]
                    [--truncate] [--init-schema] [--reset-sequences] [--on-conflict update]
                    [--timeout S] [--json]
@@ -18,8 +19,8 @@ usage: neoconn check [CONFIG] [--only NAME]... [--json] [--fix-sql FILE] [--time
        neoconn --help | --version
 
 check         checks every connection of CONFIG (default ./neoconn.lua) against
-              what its sync job needs; --fix-sql FILE writes the fix script
-              (- for standard output)
+              what its sync job needs, N at a time (default 1); --fix-sql FILE
+              writes the fix script (- for standard output)
 test          tests one TARGET (a postgres:// URL or key=value string; the
               password may come from PGPASSWORD or ~/.pgpass)
 requirements  what a source or destination role needs; with --role, the GRANTs
@@ -31,7 +32,8 @@ not be tested, 64 usage or config error. NO_COLOR turns colours off.
 
 -- Options each command takes: name -> "flag" | "value" | "list".
 local COMMANDS = {
-  check = { only = "list", json = "flag", ["fix-sql"] = "value", timeout = "value" },
+  check = { only = "list", json = "flag", ["fix-sql"] = "value", timeout = "value",
+    concurrency = "value" },
   test = { as = "value", tables = "value", schemas = "value", truncate = "flag",
     ["init-schema"] = "flag", ["reset-sequences"] = "flag", ["on-conflict"] = "value",
     timeout = "value", json = "flag" },
@@ -171,15 +173,21 @@ local function run_check(parsed, out, env)
       selected[#selected + 1] = by_name[name]
     end
   end
-  local progress = #selected > 1 and core.isatty(2)
-  local results = {}
-  for i, conn in ipairs(selected) do
-    if progress then
-      out.stderr:write(("\rchecking %d/%d: %s\27[K"):format(i, #selected, conn.name))
-    end
-    results[i] = check.connection(conn, { rules = cfg.rules, disable_rules = cfg.disable_rules,
-      timeout = timeout_option(parsed.options) })
+  local concurrency = tonumber(parsed.options.concurrency or "1")
+  if not concurrency or concurrency < 1 or concurrency % 1 ~= 0 then
+    usage_error("--concurrency expects a positive integer")
   end
+  local progress = #selected > 1 and core.isatty(2)
+  local done = 0
+  local results = check.connections(selected, { rules = cfg.rules,
+    disable_rules = cfg.disable_rules, timeout = timeout_option(parsed.options),
+    concurrency = concurrency,
+    on_result = function(_, result)
+      done = done + 1
+      if progress then
+        out.stderr:write(("\rchecked %d/%d: %s\27[K"):format(done, #selected, result.name))
+      end
+    end })
   if progress then out.stderr:write("\r\27[K") end
   return emit_results(results, parsed.options, out, env)
 end
