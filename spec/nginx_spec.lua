@@ -90,3 +90,56 @@ describe("neoconn in nginx", function()
     assert.are.same(without_timings(from_cli), without_timings(from_nginx))
   end)
 end)
+
+describe("examples/openresty health endpoint", function()
+  local base, config_path
+  setup(function()
+    local user, password = pg.login_role("health")
+    config_path = os.tmpname() .. ".lua"
+    local f = io.open(config_path, "w")
+    f:write(([[connections = {
+      ok_src = { host = %q, port = %s, dbname = %q, user = %q, password = %q, kind = "source",
+                 schemas = { "public" } },
+      down = { host = %q, port = %s, user = "x", kind = "source" },
+    }]]):format(pg.host, pg.port, pg.dbname, user, password, pg.host, pg.refused_port))
+    f:close()
+    base = nginx.start([[
+    location = /health/sync { content_by_lua_block { require("neoconn_health").serve() } }
+]], ([[
+  lua_shared_dict neoconn_health 1m;
+  init_by_lua_block { require("neoconn_health").init(%q, { ttl = 60, timeout = 3 }) }
+]]):format(config_path))
+  end)
+  teardown(function()
+    nginx.stop()
+    os.remove(config_path)
+  end)
+
+  it("answers a burst from one round of checks, with 503 and the findings when one fails", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert.are.equal(0, pg.execute(([[
+      mkdir -p %s
+      i=1
+      while [ $i -le 10 ]; do
+        curl -s -o %s/body_$i -w '%%{http_code}' '%s/health/sync' > %s/status_$i &
+        i=$((i + 1))
+      done
+      wait
+    ]]):format(dir, dir, base, dir)))
+    local first
+    for i = 1, 10 do
+      assert.are.equal("503", slurp(("%s/status_%d"):format(dir, i)), nginx.log())
+      local body = slurp(("%s/body_%d"):format(dir, i))
+      -- Identical bodies, timings included: every request got the same run.
+      first = first or body
+      assert.are.equal(first, body)
+    end
+    local doc = json.decode(first, 1, json.null)
+    local by_name = {}
+    for _, c in ipairs(doc.connections) do by_name[c.name] = c end
+    assert.is_true(by_name.ok_src.ok)
+    assert.are.equal("refused", by_name.down.error.code)
+    os.execute("rm -rf " .. dir)
+  end)
+end)

@@ -14,12 +14,14 @@ local function write(path, text)
   f:close()
 end
 
---- Starts nginx serving `locations` (nginx.conf text for the server block);
--- returns its base URL.
-function nginx.start(locations)
+--- Starts nginx serving `locations` (nginx.conf text for the server block)
+-- with `http` (more text for the http block); returns its base URL.
+function nginx.start(locations, http)
   local top = os.getenv("PWD")
   local prefix = os.getenv("NEOCONN_TEST_TMP") .. "/nginx"
-  local port = tonumber(pg.refused_port) + 100
+  -- A fresh port each time: a stopped nginx may still hold the last one.
+  nginx.started = (nginx.started or 0) + 1
+  local port = tonumber(pg.refused_port) + 100 + nginx.started
   os.execute("mkdir -p " .. prefix .. "/logs " .. prefix .. "/tmp")
   local root = io.popen("id -u"):read("*l") == "0"
   write(prefix .. "/nginx.conf", ([[
@@ -39,13 +41,14 @@ http {
   scgi_temp_path %s/tmp/scgi;
   lua_package_path "%s/lua/?.lua;%s/lua/?/init.lua;%s/spec/support/?.lua;%s/examples/openresty/?.lua;;";
   lua_package_cpath "%s/build/luajit/?.so;;";
+%s
   server {
     listen 127.0.0.1:%d;
 %s
   }
 }
 ]]):format(root and "user root;" or "", prefix, prefix, MODULES, MODULES, prefix, prefix, prefix,
-    prefix, prefix, top, top, top, top, top, port, locations))
+    prefix, prefix, top, top, top, top, top, http or "", port, locations))
   local code = pg.execute(("nginx -p %s -c %s/nginx.conf"):format(prefix, prefix))
   assert(code == 0, "nginx did not start: " .. (io.open(prefix .. "/logs/error.log") or
     { read = function() return "" end }):read("*a"))
