@@ -20,7 +20,7 @@ BUILD := build/$(LUA)
 SRCS := $(wildcard src/*.c)
 OBJS := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 CORE := $(BUILD)/neoconn/core.so
-TOOLS := build/tools/silent_listener
+TOOLS := build/tools/silent_listener build/tools/delay_proxy
 BUSTED := $(LUA_BIN) /usr/bin/busted
 
 .PHONY: all env deps test check-specs lint demo bench memcheck install clean
@@ -38,6 +38,10 @@ $(CORE): $(OBJS)
 build/tools/%: spec/support/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -std=c99 -Wall -Wextra -Werror -o $@ $<
+
+build/tools/%: bench/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -std=c99 -Wall -Wextra -Werror -pthread -o $@ $<
 
 # eval "$(make -s env)" makes require("neoconn") work from this checkout.
 env:
@@ -62,6 +66,7 @@ demo: deps
 
 bench: deps
 	@$(MAKE) --no-print-directory all
+	@spec/support/with-cluster.sh $(LUA_BIN) bench/fleet.lua
 	@spec/support/with-cluster.sh $(LUA_BIN) bench/catalog.lua
 
 # The specs under valgrind: no invalid access, no definite leak in neoconn.

@@ -61,8 +61,8 @@ as_pg cp -a "$tmp/data" "$tmp/plain"
 common="listen_addresses = 'localhost'
 unix_socket_directories = '$tmp/sock'
 password_encryption = 'scram-sha-256'
-max_connections = 60
-max_locks_per_transaction = 4096
+max_connections = 150
+max_locks_per_transaction = 1024
 fsync = off
 synchronous_commit = off
 full_page_writes = off

@@ -1,0 +1,72 @@
+-- Benchmark: a fleet of 100 targets behind a loopback proxy that adds 20 ms
+-- each way, tested one after another, all at once (neoconn.test_all), and a
+-- single target alone, side by side in one run. Run by `make bench`.
+-- NEOCONN_FLEET_SIZE (default 100), NEOCONN_BENCH_RUNS (default 5).
+local neoconn = require("neoconn")
+local env = os.getenv
+
+local size = tonumber(env("NEOCONN_FLEET_SIZE") or "100")
+local runs = tonumber(env("NEOCONN_BENCH_RUNS") or "5")
+local delay_ms = 20
+local port = tonumber(env("NEOCONN_TEST_REFUSED_PORT")) + 50
+
+local admin = assert(neoconn.connect({ host = env("NEOCONN_TEST_SOCKET"),
+  port = env("NEOCONN_TEST_PORT"), user = env("NEOCONN_TEST_ADMIN"), dbname = "postgres" }))
+assert(admin:query([[
+  DO $$ BEGIN CREATE ROLE fleet_sync LOGIN PASSWORD 'fleet-pw';
+  EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+  CREATE TABLE IF NOT EXISTS fleet_table (id int PRIMARY KEY, v text);
+  GRANT SELECT ON fleet_table TO fleet_sync;]]))
+admin:close()
+
+-- The proxy runs in the background for the length of the benchmark.
+os.execute(("build/tools/delay_proxy %d %s %d 600 &"):format(port, env("NEOCONN_TEST_PORT"), delay_ms))
+local target = { host = "127.0.0.1", port = tostring(port), dbname = "postgres",
+  user = "fleet_sync", password = "fleet-pw", sslmode = "disable" }
+local item = { target = target, tables = { "public.fleet_table" } }
+for _ = 1, 50 do -- until the proxy listens
+  if neoconn.test(target, { tables = {} }).ok then break end
+  os.execute("sleep 0.1")
+end
+
+local function median(fn)
+  local times = {}
+  for i = 1, runs do
+    collectgarbage()
+    local t0 = neoconn.clock()
+    fn()
+    times[i] = (neoconn.clock() - t0) * 1000
+  end
+  table.sort(times)
+  return times[(runs + 1) // 2]
+end
+
+local direct_item = { target = {}, tables = item.tables }
+for k, v in pairs(target) do direct_item.target[k] = v end
+direct_item.target.port = env("NEOCONN_TEST_PORT")
+
+local function fleet(concurrency, one)
+  local items = {}
+  for i = 1, size do items[i] = one or item end
+  local reports = neoconn.test_all(items, { concurrency = concurrency, timeout = 60 })
+  for i = 1, size do assert(reports[i].ok, tostring(reports[i].error)) end
+end
+
+local single = median(function() assert(neoconn.test(target, { tables = item.tables }).ok) end)
+local concurrent = median(function() fleet(size) end)
+local direct = median(function() fleet(size, direct_item) end)
+local sequential_runs = runs
+runs = 1 -- one after another takes long; once is enough
+local sequential = median(function() fleet(1) end)
+runs = sequential_runs
+
+print(("%-28s %12s"):format(("fleet of %d, +%d ms each way"):format(size, delay_ms), "ms"))
+print(("%-28s %12.1f"):format("one target", single))
+print(("%-28s %12.1f"):format(("%d one after another"):format(size), sequential))
+print(("%-28s %12.1f"):format(("%d concurrently"):format(size), concurrent))
+print(("%-28s %12.1f"):format(("%d concurrently, no proxy"):format(size), direct))
+print(("concurrent / one: %.2fx (target <= 3x); sequential / concurrent: %.1fx;"
+  .. " concurrent / no proxy: %.2fx (1.00 = the latency fully hidden)")
+  :format(concurrent / single, sequential / concurrent, concurrent / direct))
+print(("(median of %d runs; the sequential run once; sslmode=disable, SCRAM auth)"):format(runs))
+os.execute(("pkill -f 'delay_proxy %d ' 2>/dev/null"):format(port))
