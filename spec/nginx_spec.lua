@@ -10,14 +10,7 @@ local LOCATIONS = [[
     location = /check { content_by_lua_block { require("nginx_check")() } }
 ]]
 
-local function without_timings(v)
-  if type(v) ~= "table" then return v end
-  local copy = {}
-  for k, x in pairs(v) do
-    if k ~= "ms" then copy[k] = without_timings(x) end
-  end
-  return copy
-end
+local without_timings = pg.without_timings
 
 local function slurp(path)
   local f = io.open(path)

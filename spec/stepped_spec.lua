@@ -5,14 +5,7 @@ local neoconn = require("neoconn")
 local pg = require("pg")
 local q = neoconn.quote_ident
 
-local function without_timings(v)
-  if type(v) ~= "table" then return v end
-  local copy = {}
-  for k, x in pairs(v) do
-    if k ~= "ms" then copy[k] = without_timings(x) end
-  end
-  return copy
-end
+local without_timings = pg.without_timings
 
 -- Spins test_step until it returns a report; counts the steps.
 local function drive(target, opts)

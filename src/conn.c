@@ -313,6 +313,8 @@ void nc_register_conn(lua_State *L)
     { "close", l_close },
     { "connect_poll", l_connect_poll },
     { "connect_timeout", l_connect_timeout },
+    { "query", nc_l_query },
+    { "test_step", nc_l_test_step },
     { NULL, NULL }
   };
   static const luaL_Reg meta[] = {

@@ -75,8 +75,6 @@ __attribute__((visibility("default"))) int luaopen_neoconn_core(lua_State *L)
   nc_register_box(L);
   nc_register_error_mt(L);
   nc_register_conn(L);
-  nc_register_result(L);
-  nc_register_test_methods(L);
   luaL_newlib(L, functions);
   nc_register_connect(L);
   lua_pushliteral(L, NC_VERSION);

@@ -651,7 +651,7 @@ int nc_l_test_begin(lua_State *L)
 
 /* conn:test_step() -> report | false, "read"|"write", fd, seconds_left
  * Never waits: call it again when fd is ready or the time has passed. */
-static int l_test_step(lua_State *L)
+int nc_l_test_step(lua_State *L)
 {
   nc_conn *c = nc_check_conn(L, 1);
   double left;
@@ -665,13 +665,4 @@ static int l_test_step(lua_State *L)
   lua_pushinteger(L, PQsocket(c->pg));
   lua_pushnumber(L, left > 0 ? left : 0);
   return 4;
-}
-
-void nc_register_test_methods(lua_State *L)
-{
-  luaL_getmetatable(L, NC_CONN_MT);
-  lua_getfield(L, -1, "__index");
-  lua_pushcfunction(L, l_test_step);
-  lua_setfield(L, -2, "test_step");
-  lua_pop(L, 2);
 }

@@ -110,7 +110,7 @@ NC_PRIVATE void nc_register_box(lua_State *L);
 
 /* result.c */
 NC_PRIVATE void nc_push_rows(lua_State *L, const PGresult *res);
-NC_PRIVATE void nc_register_result(lua_State *L);
+NC_PRIVATE int nc_l_query(lua_State *L); /* conn:query */
 
 /* pipeline.c: the read-only catalog queries, one round trip, step by step.
  * begin: 1 sent (or buffered), 0 failed (c->error, connection closed).
@@ -125,7 +125,7 @@ NC_PRIVATE int nc_pipeline_timeout(nc_conn *c);
 /* introspect.c */
 NC_PRIVATE int nc_l_test(lua_State *L);
 NC_PRIVATE int nc_l_test_begin(lua_State *L);
-NC_PRIVATE void nc_register_test_methods(lua_State *L); /* conn:test_step */
+NC_PRIVATE int nc_l_test_step(lua_State *L); /* conn:test_step */
 
 /* requirements.c */
 NC_PRIVATE int nc_l_requirements(lua_State *L);

@@ -276,7 +276,7 @@ static int run_simple(lua_State *L, nc_conn *c, const char *sql, int nparams,
 /* conn:query(sql [, params [, opts]]) -> rows | nil, err
  * Without params the text may hold several statements; the rows of the last
  * one are returned. */
-static int l_query(lua_State *L)
+int nc_l_query(lua_State *L)
 {
   nc_conn *c = nc_check_conn(L, 1);
   const char *sql = luaL_checkstring(L, 2);
@@ -309,14 +309,4 @@ static int l_query(lua_State *L)
   lua_pushnil(L);
   nc_push_error(L, &e, NULL);
   return 2;
-}
-
-void nc_register_result(lua_State *L)
-{
-  /* conn:query lives here with the machinery it uses. */
-  luaL_getmetatable(L, NC_CONN_MT);
-  lua_getfield(L, -1, "__index");
-  lua_pushcfunction(L, l_query);
-  lua_setfield(L, -2, "query");
-  lua_pop(L, 2);
 }

@@ -88,6 +88,17 @@ function pg.execute(cmd)
   return code or (a and 0 or 1)
 end
 
+--- A copy of a report without its timings (every field named ms), to
+-- compare reports of the same test made at different times.
+function pg.without_timings(v)
+  if type(v) ~= "table" then return v end
+  local copy = {}
+  for k, x in pairs(v) do
+    if k ~= "ms" then copy[k] = pg.without_timings(x) end
+  end
+  return copy
+end
+
 --- The report's entry for a table.
 function pg.find_table(report, schema, name)
   for _, t in ipairs(report.tables or {}) do
