@@ -136,6 +136,21 @@ describe("neoconn.test", function()
     pg.exec(("DROP SEQUENCE %s"):format(q(schema, "free_seq")))
   end)
 
+  it("reports a schema's objects alike whether the test is scoped to it or not", function()
+    pg.exec(("CREATE SEQUENCE %s"):format(q(schema, "loose_seq")))
+    local scoped = neoconn.test(pg.target(user, password), { schemas = { schema } })
+    local whole = neoconn.test(pg.target(user, password))
+    for _, part in ipairs({ "tables", "sequences", "functions" }) do
+      local mine = {}
+      for _, object in ipairs(whole[part]) do
+        if object.schema == schema then mine[#mine + 1] = object end
+      end
+      assert.are.same(scoped[part], mine, part)
+    end
+    assert.are.equal(3, #scoped.sequences)
+    pg.exec(("DROP SEQUENCE %s"):format(q(schema, "loose_seq")))
+  end)
+
   it("returns a failed report with the error instead of raising", function()
     local report = neoconn.test({ host = pg.host, port = pg.refused_port })
     assert.is_false(report.ok)

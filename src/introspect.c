@@ -113,9 +113,12 @@ static const char SQL_TABLES[] =
   /* Without any column ACL a column privilege is the table's: skip the
    * per-column checks, by far the costliest part in a large catalog. A
    * scalar subquery (not EXISTS) keeps it an index probe per table rather
-   * than a scan of all of pg_attribute. */
+   * than a scan of all of pg_attribute. OFFSET 0 keeps p from being pulled
+   * up into the outer query, where each reference to p.sel or p.colacl
+   * would call its function again (A/B at 20k tables: 156-238 vs 272-312 ms
+   * server time). */
   "  (SELECT true FROM pg_attribute ca WHERE ca.attrelid = s.oid AND ca.attnum > 0"
-  "   AND ca.attacl IS NOT NULL LIMIT 1) IS NOT NULL AS colacl) p"
+  "   AND ca.attacl IS NOT NULL LIMIT 1) IS NOT NULL AS colacl OFFSET 0) p"
   " ORDER BY 1, 2";
 
 /* Sequences owned by tables in scope (serial and identity columns), and,
@@ -143,9 +146,10 @@ static const char SQL_SEQUENCES_OWNED[] =
   " JOIN pg_class sq ON sq.oid = d.objid AND sq.relkind = 'S'"
   SEQUENCE_OWNER_JOINS;
 
-/* Without a table list: also the sequences no table owns. */
+/* Without a table list: also the sequences no table owns (alone, without
+ * any option: every user schema is in scope, so no owned sequence is
+ * missed and the per-table dependency lookups are saved). */
 static const char SQL_SEQUENCES_IN_SCHEMAS[] =
-  " UNION"
   SEQUENCE_COLUMNS
   " FROM pg_class sq"
   " LEFT JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = sq.oid"
@@ -481,9 +485,14 @@ static void start_queries(lua_State *L, nc_conn *c)
                             : (params[0] != NULL ? SCOPE_SCHEMAS : SCOPE_ALL);
   lua_pushfstring(L, SQL_TABLES, modern ? maintain_col : "", modern ? maintain_fn : "");
   queries[Q_TABLES] = lua_pushfstring(L, "WITH %s%s", scope, lua_tostring(L, -1));
-  queries[Q_SEQUENCES] = lua_pushfstring(L, "WITH %s%s%s ORDER BY 1, 2", scope,
-                                         SQL_SEQUENCES_OWNED,
-                                         params[1] != NULL ? "" : SQL_SEQUENCES_IN_SCHEMAS);
+  if (params[1] != NULL)
+    queries[Q_SEQUENCES] = lua_pushfstring(L, "WITH %s%s ORDER BY 1, 2", scope,
+                                           SQL_SEQUENCES_OWNED);
+  else if (params[0] != NULL)
+    queries[Q_SEQUENCES] = lua_pushfstring(L, "WITH %s%s UNION%s ORDER BY 1, 2", scope,
+                                           SQL_SEQUENCES_OWNED, SQL_SEQUENCES_IN_SCHEMAS);
+  else
+    queries[Q_SEQUENCES] = lua_pushfstring(L, "%s ORDER BY 1, 2", SQL_SEQUENCES_IN_SCHEMAS);
   queries[Q_FUNCTIONS] = lua_pushfstring(L, "WITH %s%s", scope, SQL_FUNCTIONS);
   queries[Q_SERVER] = SQL_SERVER;
   queries[Q_ROLE] = SQL_ROLE;
