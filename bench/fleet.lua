@@ -52,8 +52,36 @@ local function fleet(concurrency, one)
   for i = 1, size do assert(reports[i].ok, tostring(reports[i].error)) end
 end
 
+-- The server's own floor: the same number of connections opened at once
+-- and closed, no test, no proxy. Every target here is one local server, so
+-- its CPU (a backend and a SCRAM exchange per connection) bounds any client.
+local function connect_only()
+  local open, conns = {}, {}
+  for i = 1, size do
+    conns[i] = assert(neoconn.connect_start(direct_item.target))
+    open[#open + 1] = conns[i]
+  end
+  while #open > 0 do
+    local fds, modes, still = {}, {}, {}
+    for _, conn in ipairs(open) do
+      local ready, mode, fd = conn:connect_poll()
+      assert(ready ~= nil, tostring(mode))
+      if not ready then
+        still[#still + 1] = conn
+        fds[#fds + 1], modes[#modes + 1] = fd, mode
+      end
+    end
+    open = still
+    if #open > 0 then require("neoconn.core").poll(fds, modes, 1) end
+  end
+  for i = 1, size do conns[i]:close() end
+end
+
 local single = median(function() assert(neoconn.test(target, { tables = item.tables }).ok) end)
+local cpu0 = os.clock()
 local concurrent = median(function() fleet(size) end)
+local client_cpu = (os.clock() - cpu0) * 1000 / runs
+local connects = median(connect_only)
 local direct = median(function() fleet(size, direct_item) end)
 local sequential_runs = runs
 runs = 1 -- one after another takes long; once is enough
@@ -65,8 +93,13 @@ print(("%-28s %12.1f"):format("one target", single))
 print(("%-28s %12.1f"):format(("%d one after another"):format(size), sequential))
 print(("%-28s %12.1f"):format(("%d concurrently"):format(size), concurrent))
 print(("%-28s %12.1f"):format(("%d concurrently, no proxy"):format(size), direct))
+print(("%-28s %12.1f"):format(("%d connections only, no proxy"):format(size), connects))
+print(("%-28s %12.1f"):format(("neoconn's CPU, %d concurrently"):format(size), client_cpu))
 print(("concurrent / one: %.2fx (target <= 3x); sequential / concurrent: %.1fx;"
   .. " concurrent / no proxy: %.2fx (1.00 = the latency fully hidden)")
   :format(concurrent / single, sequential / concurrent, concurrent / direct))
+print(("connections only / one: %.2fx: the floor of any client against this one server;"
+  .. " neoconn's CPU / one: %.2fx: the bound when the targets are separate servers")
+  :format(connects / single, client_cpu / single))
 print(("(median of %d runs; the sequential run once; sslmode=disable, SCRAM auth)"):format(runs))
 os.execute(("pkill -f 'delay_proxy %d ' 2>/dev/null"):format(port))
