@@ -151,6 +151,32 @@ describe("neoconn.test", function()
     pg.exec(("DROP SEQUENCE %s"):format(q(schema, "loose_seq")))
   end)
 
+  it("shares one subtable between objects with the same values, and only then", function()
+    pg.exec(([[CREATE TABLE %s (x int); CREATE TABLE %s (x int);
+      GRANT SELECT, INSERT ON %s, %s TO %s; GRANT UPDATE ON %s TO %s]])
+      :format(q(schema, "twin_a"), q(schema, "twin_b"), q(schema, "twin_a"), q(schema, "twin_b"),
+        q(user), q(schema, "twin_b"), q(user)))
+    local report = neoconn.test(pg.target(user, password), { tables = {
+      { schema = schema, name = "twin_a" }, { schema = schema, name = "twin_b" },
+      { schema = schema, name = "orders" } } })
+    local by_name = {}
+    for _, t in ipairs(report.tables) do by_name[t.name] = t end
+    local a, b, orders = by_name.twin_a, by_name.twin_b, by_name.orders
+    assert.are.equal(a.owner, b.owner) -- the very same table
+    assert.are.equal(a.rls, b.rls)
+    assert.are_not.equal(a.privileges, b.privileges)
+    assert.are.same({ true, false }, { a.privileges.INSERT, a.privileges.UPDATE })
+    assert.are.same({ true, true }, { b.privileges.INSERT, b.privileges.UPDATE })
+    assert.are.equal(a.privileges, orders.privileges)
+    -- conn:query never shares: its rows are the caller's to change.
+    local conn = assert(neoconn.connect(pg.target(user, password)))
+    local rows = assert(conn:query([[SELECT 1 AS "p.x" UNION ALL SELECT 1]]))
+    assert.are.same(rows[1].p, rows[2].p)
+    assert.are_not.equal(rows[1].p, rows[2].p)
+    conn:close()
+    pg.exec(("DROP TABLE %s, %s"):format(q(schema, "twin_a"), q(schema, "twin_b")))
+  end)
+
   it("returns a failed report with the error instead of raising", function()
     local report = neoconn.test({ host = pg.host, port = pg.refused_port })
     assert.is_false(report.ok)

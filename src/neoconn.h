@@ -109,7 +109,7 @@ NC_PRIVATE PQconninfoOption **nc_new_options_box(lua_State *L);
 NC_PRIVATE void nc_register_box(lua_State *L);
 
 /* result.c */
-NC_PRIVATE void nc_push_rows(lua_State *L, const PGresult *res);
+NC_PRIVATE void nc_push_rows(lua_State *L, const PGresult *res, int share);
 NC_PRIVATE int nc_l_query(lua_State *L); /* conn:query */
 
 /* pipeline.c: the read-only catalog queries, one round trip, step by step.

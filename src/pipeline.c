@@ -115,7 +115,7 @@ static int on_result(lua_State *L, nc_conn *c, PGresult *res, int lists)
   }
   if (c->expect >= 0 && c->expect < c->nqueries) {
     if (st == PGRES_TUPLES_OK)
-      nc_push_rows(L, res);
+      nc_push_rows(L, res, 1);
     else
       lua_newtable(L);
     lua_rawseti(L, lists, c->expect + 1);
