@@ -152,7 +152,7 @@ static const char SQL_SEQUENCES_OWNED[] =
  * missed and the per-table dependency lookups are saved). */
 static const char SQL_SEQUENCES_IN_SCHEMAS[] =
   SEQUENCE_COLUMNS
-  " FROM pg_class sq"
+  " FROM %s"
   " LEFT JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = sq.oid"
   "  AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') AND d.refobjsubid > 0"
   SEQUENCE_OWNER_JOINS
@@ -490,14 +490,19 @@ static void start_queries(lua_State *L, nc_conn *c)
   queries[Q_TABLES] = lua_pushfstring(L, "WITH scope AS %s%s%s",
                                       PQserverVersion(c->pg) >= 120000 ? "NOT MATERIALIZED " : "",
                                       scope, lua_tostring(L, -1));
+  /* pg_sequence (PostgreSQL 10 and later) lists only the sequences: no
+   * scan of every relation of a large catalog to find them. */
+  lua_pushfstring(L, SQL_SEQUENCES_IN_SCHEMAS,
+                  PQserverVersion(c->pg) >= 100000
+                    ? "pg_sequence ps JOIN pg_class sq ON sq.oid = ps.seqrelid" : "pg_class sq");
   if (params[1] != NULL)
     queries[Q_SEQUENCES] = lua_pushfstring(L, "WITH scope AS %s%s ORDER BY 1, 2", scope,
                                            SQL_SEQUENCES_OWNED);
   else if (params[0] != NULL)
     queries[Q_SEQUENCES] = lua_pushfstring(L, "WITH scope AS %s%s UNION%s ORDER BY 1, 2", scope,
-                                           SQL_SEQUENCES_OWNED, SQL_SEQUENCES_IN_SCHEMAS);
+                                           SQL_SEQUENCES_OWNED, lua_tostring(L, -1));
   else
-    queries[Q_SEQUENCES] = lua_pushfstring(L, "%s ORDER BY 1, 2", SQL_SEQUENCES_IN_SCHEMAS);
+    queries[Q_SEQUENCES] = lua_pushfstring(L, "%s ORDER BY 1, 2", lua_tostring(L, -1));
   queries[Q_FUNCTIONS] = lua_pushfstring(L, "WITH scope AS %s%s", scope, SQL_FUNCTIONS);
   queries[Q_SERVER] = SQL_SERVER;
   queries[Q_ROLE] = SQL_ROLE;
