@@ -104,9 +104,10 @@ static void push_value(lua_State *L, const PGresult *res, int r, int i, int kind
 }
 
 /* Pushes the key that identifies the values of row r in the columns
- * cols[0..n-1]: each value followed by a zero byte, NULL as one 0x01 byte.
- * Text values cannot hold a zero byte, so distinct values give distinct
- * keys. Returns 0 (and pushes nothing) when every value is NULL. */
+ * cols[0..n-1]: per column "N" for NULL, or "V", the value and a zero byte.
+ * Text values cannot hold a zero byte, so the key reads back one way only
+ * and distinct values give distinct keys. Returns 0 (and pushes nothing)
+ * when every value is NULL. */
 static int push_values_key(lua_State *L, const PGresult *res, int r, const int *cols, int n)
 {
   luaL_Buffer b;
@@ -114,8 +115,9 @@ static int push_values_key(lua_State *L, const PGresult *res, int r, const int *
   luaL_buffinit(L, &b);
   for (j = 0; j < n; j++) {
     if (PQgetisnull(res, r, cols[j])) {
-      luaL_addchar(&b, '\1');
+      luaL_addchar(&b, 'N');
     } else {
+      luaL_addchar(&b, 'V');
       luaL_addlstring(&b, PQgetvalue(res, r, cols[j]), (size_t)PQgetlength(res, r, cols[j]));
       luaL_addchar(&b, '\0');
       filled++;
