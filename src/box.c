@@ -39,9 +39,19 @@ static void release_options(void *p)
   PQconninfoFree((PQconninfoOption *)p);
 }
 
-PGresult **nc_new_result_box(lua_State *L)
+PGresult *nc_take_result(lua_State *L, PGconn *pg)
 {
-  return (PGresult **)new_box(L, release_result);
+  PGresult **box = (PGresult **)new_box(L, release_result);
+  *box = PQgetResult(pg);
+  return *box;
+}
+
+void nc_drop_result(lua_State *L)
+{
+  nc_box *b = (nc_box *)luaL_checkudata(L, -1, NC_BOX_MT);
+  PQclear((PGresult *)b->p);
+  b->p = NULL;
+  lua_pop(L, 1);
 }
 
 PQconninfoOption **nc_new_options_box(lua_State *L)

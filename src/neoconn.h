@@ -104,7 +104,10 @@ NC_PRIVATE void nc_register_connect(lua_State *L); /* into the module table on t
 NC_PRIVATE double nc_opt_timeout(lua_State *L, int opts, const char *fname);
 
 /* box.c: GC-owned holders for libpq allocations (see box.c). */
-NC_PRIVATE PGresult **nc_new_result_box(lua_State *L);
+/* take: the next result of pg (NULL at a query's end), in a box pushed on
+ * the stack; drop: frees the boxed result on top and pops the box. */
+NC_PRIVATE PGresult *nc_take_result(lua_State *L, PGconn *pg);
+NC_PRIVATE void nc_drop_result(lua_State *L);
 NC_PRIVATE PQconninfoOption **nc_new_options_box(lua_State *L);
 NC_PRIVATE void nc_register_box(lua_State *L);
 

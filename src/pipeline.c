@@ -75,22 +75,6 @@ static int push_out(nc_conn *c)
   return 1;
 }
 
-/* Takes the next result into a box on the stack. */
-static PGresult *take(lua_State *L, PGconn *pg)
-{
-  PGresult **box = nc_new_result_box(L);
-  *box = PQgetResult(pg);
-  return *box;
-}
-
-static void drop(lua_State *L)
-{
-  PGresult **box = (PGresult **)lua_touserdata(L, -1);
-  PQclear(*box);
-  *box = NULL;
-  lua_pop(L, 1);
-}
-
 /* One result of the pipeline; 1 when the sync closed it, -1 if lost. */
 static int on_result(lua_State *L, nc_conn *c, PGresult *res, int lists)
 {
@@ -127,10 +111,10 @@ static int on_result(lua_State *L, nc_conn *c, PGresult *res, int lists)
 /* Handles the results available now; 1 when the ROLLBACK phase ended. */
 static int on_rollback_result(lua_State *L, nc_conn *c, int *lost)
 {
-  PGresult *res = take(L, c->pg);
+  PGresult *res = nc_take_result(L, c->pg);
   int done = (res == NULL);
   *lost = res != NULL && PQresultStatus(res) != PGRES_COMMAND_OK;
-  drop(L);
+  nc_drop_result(L);
   return done;
 }
 
@@ -158,8 +142,8 @@ int nc_pipeline_step(lua_State *L, nc_conn *c, int lists)
         }
         continue;
       }
-      done = on_result(L, c, take(L, c->pg), lists);
-      drop(L);
+      done = on_result(L, c, nc_take_result(L, c->pg), lists);
+      nc_drop_result(L);
       if (done < 0)
         return lose(c, 0);
       if (done == 0)

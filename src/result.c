@@ -288,21 +288,10 @@ static int broken(nc_conn *c, int wait_rc, nc_error *e, nc_stage stage)
 static int next_result(lua_State *L, PGconn *pg, double deadline, PGresult **res)
 {
   int w = await_result(pg, deadline);
-  PGresult **box;
   if (w <= 0)
     return w;
-  box = nc_new_result_box(L);
-  *box = PQgetResult(pg);
-  *res = *box;
+  *res = nc_take_result(L, pg);
   return 1;
-}
-
-static void drop_result(lua_State *L)
-{
-  PGresult **box = (PGresult **)lua_touserdata(L, -1);
-  PQclear(*box);
-  *box = NULL;
-  lua_pop(L, 1);
 }
 
 /* Sends sql (several statements allowed when params is NULL), leaving the
@@ -334,7 +323,7 @@ static int run_simple(lua_State *L, nc_conn *c, const char *sql, int nparams,
       nc_push_rows(L, res, 0);
       lua_replace(L, -3);
     }
-    drop_result(L);
+    nc_drop_result(L);
   }
   lua_pop(L, 1); /* the box of the final NULL */
   if (!ok)
