@@ -286,14 +286,19 @@ static int l_connect_timeout(lua_State *L)
   return push_failure(L, c);
 }
 
+void nc_release_test(lua_State *L, nc_conn *c)
+{
+  if (c->state_ref != LUA_NOREF) {
+    luaL_unref(L, LUA_REGISTRYINDEX, c->state_ref);
+    c->state_ref = LUA_NOREF;
+  }
+}
+
 static int l_close(lua_State *L)
 {
   nc_conn *c = nc_check_conn(L, 1);
   nc_conn_close(c);
-  if (c->state_ref != LUA_NOREF) { /* a test abandoned half-way */
-    luaL_unref(L, LUA_REGISTRYINDEX, c->state_ref);
-    c->state_ref = LUA_NOREF;
-  }
+  nc_release_test(L, c); /* a test abandoned half-way */
   c->phase = 0;
   return 0;
 }

@@ -425,14 +425,6 @@ static void first_row_field(lua_State *L, int list, const char *key, int report)
   lua_pop(L, 1);
 }
 
-static void release_state(lua_State *L, nc_conn *c)
-{
-  if (c->state_ref != LUA_NOREF) {
-    luaL_unref(L, LUA_REGISTRYINDEX, c->state_ref);
-    c->state_ref = LUA_NOREF;
-  }
-}
-
 /* Pushes the list of row lists of the test in progress. */
 static int push_lists(lua_State *L, const nc_conn *c)
 {
@@ -471,8 +463,8 @@ static void start_queries(lua_State *L, nc_conn *c)
   static const char maintain_col[] = ", p.mnt AS \"privileges.MAINTAIN\"";
   static const char maintain_fn[] = ", has_table_privilege(s.oid, 'MAINTAIN') AS mnt";
   const char *queries[Q_COUNT], *params[3];
-  int top = lua_gettop(L), state, i;
-  int modern = PQserverVersion(c->pg) >= 170000;
+  int top = lua_gettop(L), state, i, version = PQserverVersion(c->pg);
+  int modern = version >= 170000;
   const char *scope;
 
   lua_rawgeti(L, LUA_REGISTRYINDEX, c->state_ref);
@@ -488,12 +480,12 @@ static void start_queries(lua_State *L, nc_conn *c)
   /* The tables query reads the scope twice: inline it (PostgreSQL 12 and
    * later) rather than write every row to a tuplestore. */
   queries[Q_TABLES] = lua_pushfstring(L, "WITH scope AS %s%s%s",
-                                      PQserverVersion(c->pg) >= 120000 ? "NOT MATERIALIZED " : "",
+                                      version >= 120000 ? "NOT MATERIALIZED " : "",
                                       scope, lua_tostring(L, -1));
   /* pg_sequence (PostgreSQL 10 and later) lists only the sequences: no
    * scan of every relation of a large catalog to find them. */
   lua_pushfstring(L, SQL_SEQUENCES_IN_SCHEMAS,
-                  PQserverVersion(c->pg) >= 100000
+                  version >= 100000
                     ? "pg_sequence ps JOIN pg_class sq ON sq.oid = ps.seqrelid" : "pg_class sq");
   if (params[1] != NULL)
     queries[Q_SEQUENCES] = lua_pushfstring(L, "WITH scope AS %s%s ORDER BY 1, 2", scope,
@@ -563,7 +555,7 @@ static void test_finish(lua_State *L, nc_conn *c)
     lua_settop(L, report);
   }
   set_number(L, report, "ms", ms(now - (c->owned ? c->started : c->test_started)));
-  release_state(L, c);
+  nc_release_test(L, c);
   if (c->owned)
     nc_conn_close(c);
 }
@@ -579,7 +571,7 @@ static int push_connect_failure(lua_State *L, nc_conn *c)
   push_stages(L, c, &c->error, -1);
   lua_setfield(L, -2, "stages");
   set_number(L, -1, "ms", ms(c->failed_after));
-  release_state(L, c);
+  nc_release_test(L, c);
   return 1;
 }
 
