@@ -92,6 +92,38 @@ describe("policy verdicts", function()
       { on_conflict = "update", truncate = true, reset_sequences = true }))
   end)
 
+  it("block the tables a failing function serves, as an insert taking the default proves", function()
+    local user, password = pg.login_role("pfn")
+    local schema = pg.unique("pfn_s")
+    pg.exec((([[
+      CREATE SCHEMA {s}; GRANT USAGE ON SCHEMA {s} TO {r};
+      CREATE FUNCTION {s}.stamp() RETURNS text LANGUAGE sql AS 'SELECT ''x''';
+      REVOKE EXECUTE ON FUNCTION {s}.stamp() FROM PUBLIC;
+      CREATE TABLE {s}.stamped (id int PRIMARY KEY, v text DEFAULT {s}.stamp());
+      CREATE TABLE {s}.plain (id int PRIMARY KEY, v text);
+      GRANT INSERT ON {s}.stamped, {s}.plain TO {r};
+    ]]):gsub("{s}", q(schema)):gsub("{r}", q(user))))
+    local settings = settings_for(user, password, "destination", schema, {})
+    -- A job that leaves columns to their defaults: a function it cannot run is an error.
+    settings.rules = { defaults_used = function(ctx)
+      for _, f in ipairs(ctx.report.functions) do
+        if not f.privileges.EXECUTE then
+          ctx.error({ object_type = "function", schema = f.schema, name = f.name,
+            message = "the job inserts rows that take column defaults" })
+        end
+      end
+    end }
+    local result = check.connection(settings)
+    assert.is_false(result.usable[schema .. "\0stamped"])
+    assert.is_true(result.usable[schema .. "\0plain"])
+    local conn = assert(neoconn.connect(settings.target))
+    for name, usable in pairs({ stamped = false, plain = true }) do
+      local insert = ("INSERT INTO %s (id) VALUES (1)"):format(q(schema, name))
+      assert.are.equal(usable, (pg.try(conn, insert)), insert)
+    end
+    conn:close()
+  end)
+
   it("block every table of a schema without USAGE", function()
     local user, password, schema = assorted("pnou")
     local result = prove_verdicts(settings_for(user, password, "source", schema))

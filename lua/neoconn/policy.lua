@@ -378,6 +378,10 @@ function policy.evaluate(report, settings, opts)
   return policy.summarize(report, settings, findings)
 end
 
+-- Where the report lists sequences and functions, and the table each serves.
+local SERVES = { sequence = { list = "sequences", link = "owned_by" },
+  ["function"] = { list = "functions", link = "used_by" } }
+
 --- The verdicts: a table is usable exactly when no error names it, its
 -- schema, or the database, role or connection.
 function policy.summarize(report, settings, findings)
@@ -413,10 +417,12 @@ function policy.summarize(report, settings, findings)
   end
   -- Sequences and functions block the tables they serve.
   for _, f in ipairs(findings) do
-    if f.level == "error" and (f.object_type == "sequence" or f.object_type == "function") then
-      for _, s in ipairs(report.sequences or {}) do
-        if s.schema == f.schema and s.name == f.name and s.owned_by then
-          usable[s.owned_by.schema .. "\0" .. s.owned_by.table] = false
+    local served = SERVES[f.object_type]
+    if f.level == "error" and served then
+      for _, x in ipairs(report[served.list] or {}) do
+        local t = x[served.link]
+        if x.schema == f.schema and x.name == f.name and t then
+          usable[t.schema .. "\0" .. t.table] = false
         end
       end
     end
