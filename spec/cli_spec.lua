@@ -113,6 +113,9 @@ connections = {
       { "test postgresql://x --as sink", "--as expects source or destination" },
       { "frobnicate", "unknown command frobnicate" },
       { "check " .. path .. " --timeout -1", "--timeout expects a positive number" },
+      { "test postgresql://x --as source --truncate", "--truncate applies to destinations only" },
+      { "requirements source --on-conflict update",
+        "--on-conflict applies to destinations only" },
     }
     for _, case in ipairs(cases) do
       local code, _, err = neoconn_cli(case[1], { CLI_PW = secret })

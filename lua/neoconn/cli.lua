@@ -114,10 +114,17 @@ local function timeout_option(options)
   return t
 end
 
-local function job_options(options)
+-- The job's options for a kind of connection; a source takes none.
+local JOB_FLAGS = { "truncate", "init-schema", "reset-sequences", "on-conflict" }
+local function job_options(options, kind)
   local on_conflict = options["on-conflict"]
   if on_conflict and on_conflict ~= "update" and on_conflict ~= "nothing" then
     usage_error("--on-conflict expects update or nothing")
+  end
+  if kind == "source" then
+    for _, flag in ipairs(JOB_FLAGS) do
+      if options[flag] then usage_error("--" .. flag .. " applies to destinations only") end
+    end
   end
   return { truncate = options.truncate, init_schema = options["init-schema"],
     reset_sequences = options["reset-sequences"], on_conflict = on_conflict }
@@ -197,12 +204,7 @@ local function run_test(parsed, out, env)
   local o = parsed.options
   local kind = kind_argument(o.as, "--as")
   local settings = { name = "target", kind = kind, target = parsed.positional[1],
-    options = job_options(o) }
-  if kind == "source" then
-    for k, v in pairs(settings.options) do
-      if v then usage_error("--" .. k:gsub("_", "-") .. " applies to destinations only") end
-    end
-  end
+    options = job_options(o, kind) }
   if o.tables then
     settings.tables = {}
     for _, item in ipairs(split_list(o.tables)) do
@@ -219,11 +221,7 @@ end
 local function run_requirements(parsed, out)
   if #parsed.positional ~= 1 then usage_error("requirements takes source or destination") end
   local kind = kind_argument(parsed.positional[1], "requirements")
-  local opts = job_options(parsed.options)
-  if kind == "source" and (opts.truncate or opts.init_schema or opts.reset_sequences
-    or opts.on_conflict) then
-    usage_error("those options apply to destinations only")
-  end
+  local opts = job_options(parsed.options, kind)
   local reqs = neoconn.requirements(kind, opts)
   if parsed.options.json then
     out.stdout:write(report.encode(reqs), "\n")
