@@ -77,6 +77,10 @@ connections = {
         .. 'verify-ca, verify-full, got "required"')
     fails('connections = { a = { kind = "source", rules = { r = 5 } } }',
       "neoconn.lua:1: connections.a.rules.r: expected a function(ctx), got 5")
+    fails('connections = { a = { kind = "source", schemas = { 5 } } }',
+      "neoconn.lua:1: connections.a.schemas[1]: expected a schema name, got 5")
+    fails('connections = { a = { kind = "source" } }\ndisable_rules = { "" }',
+      'neoconn.lua:2: disable_rules[1]: expected a rule name, got ""')
     fails("connections = {}", "neoconn.lua:1: connections: no connections defined")
   end)
 

@@ -199,6 +199,28 @@ local function check_rules(where, path, value)
   return value
 end
 
+local function names_of(what)
+  return function(where, path, value) return check_names(where, path, value, what) end
+end
+
+-- The lists a connection, and the config as a whole, may hold.
+local CONNECTION_LISTS = { { "tables", check_tables }, { "schemas", names_of("schema") },
+  { "rules", check_rules }, { "disable_rules", names_of("rule") } }
+local TOP_LISTS = { { "rules", check_rules }, { "disable_rules", names_of("rule") } }
+
+-- Checks the lists present in spec into out[key]; returns out or nil, err.
+local function check_lists(where, prefix, spec, lists, out)
+  for _, list in ipairs(lists) do
+    local key, checker = list[1], list[2]
+    if spec[key] ~= nil then
+      local value, err = checker(where, prefix .. key, spec[key])
+      if not value then return nil, err end
+      out[key] = value
+    end
+  end
+  return out
+end
+
 local function check_connection(where, name, spec)
   local path = "connections." .. name
   if type(spec) ~= "table" then
@@ -244,24 +266,7 @@ local function check_connection(where, name, spec)
   if conn.target.connect_timeout ~= nil then
     conn.target.connect_timeout = tostring(math.floor(conn.target.connect_timeout))
   end
-  local err
-  if spec.tables ~= nil then
-    conn.tables, err = check_tables(where, path .. ".tables", spec.tables)
-    if not conn.tables then return nil, err end
-  end
-  if spec.schemas ~= nil then
-    conn.schemas, err = check_names(where, path .. ".schemas", spec.schemas, "schema")
-    if not conn.schemas then return nil, err end
-  end
-  if spec.rules ~= nil then
-    conn.rules, err = check_rules(where, path .. ".rules", spec.rules)
-    if not conn.rules then return nil, err end
-  end
-  if spec.disable_rules ~= nil then
-    conn.disable_rules, err = check_names(where, path .. ".disable_rules", spec.disable_rules, "rule")
-    if not conn.disable_rules then return nil, err end
-  end
-  return conn
+  return check_lists(where, path .. ".", spec, CONNECTION_LISTS, conn)
 end
 
 --- Checks the environment a config produced; returns the config or nil, err.
@@ -294,16 +299,7 @@ function config.check(env, where)
     if not conn then return nil, err end
     result.connections[#result.connections + 1] = conn
   end
-  local err
-  if env.rules ~= nil then
-    result.rules, err = check_rules(where, "rules", env.rules)
-    if not result.rules then return nil, err end
-  end
-  if env.disable_rules ~= nil then
-    result.disable_rules, err = check_names(where, "disable_rules", env.disable_rules, "rule")
-    if not result.disable_rules then return nil, err end
-  end
-  return result
+  return check_lists(where, "", env, TOP_LISTS, result)
 end
 
 -- Loads a text chunk with env as its only globals (Lua 5.1 to 5.4).
