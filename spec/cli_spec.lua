@@ -13,22 +13,14 @@ local function neoconn_cli(args, env)
   for k, v in pairs(env or {}) do prefix = prefix .. k .. "=" .. shell_quote(v) .. " " end
   local cmd = ("%s%s bin/neoconn %s >%s 2>%s"):format(prefix, pg.lua, args, out, err)
   local code = pg.execute(cmd)
-  local function slurp(path)
-    local f = io.open(path)
-    local text = f:read("*a")
-    f:close()
-    os.remove(path)
-    return text
-  end
-  return code, slurp(out), slurp(err)
+  local stdout, stderr = pg.slurp(out), pg.slurp(err)
+  os.remove(out)
+  os.remove(err)
+  return code, stdout, stderr
 end
 
 local function write_config(text)
-  local path = os.tmpname() .. ".lua"
-  local f = io.open(path, "w")
-  f:write(text)
-  f:close()
-  return path
+  return pg.write_temp(text, ".lua")
 end
 
 describe("neoconn check", function()
@@ -37,12 +29,8 @@ describe("neoconn check", function()
     secret = "Cli-Secret-Pw-77"
     user = pg.login_role("cli")
     pg.exec(("ALTER ROLE %s PASSWORD '%s'"):format(q(user), secret))
-    schema = pg.unique("cli_s")
-    pg.exec(("CREATE SCHEMA %s; GRANT USAGE ON SCHEMA %s TO %s;"
-      .. " CREATE TABLE %s (id int PRIMARY KEY, v text); GRANT SELECT ON %s TO %s;"
-      .. " CREATE TABLE %s (id int PRIMARY KEY, v text)")
-      :format(q(schema), q(schema), q(user), q(schema, "readable"), q(schema, "readable"), q(user),
-        q(schema, "closed")))
+    schema = pg.schema_with_table(user, "cli", { table = "readable", grant = "SELECT" })
+    pg.exec(("CREATE TABLE %s (id int PRIMARY KEY, v text)"):format(q(schema, "closed")))
     path = write_config(([[
 connections = {
   good_src = { host = %q, port = %s, dbname = %q, user = %q, password = env("CLI_PW"),
@@ -69,7 +57,7 @@ connections = {
     assert.are.equal(1, code, out)
     assert.truthy(out:find("table " .. q(schema, "closed"), 1, true), out)
     assert.truthy(out:find("error missing SELECT:", 1, true), out)
-    local sql = io.open(fix):read("*a")
+    local sql = pg.slurp(fix)
     os.remove(fix)
     assert.truthy(sql:find(("GRANT SELECT ON TABLE %s TO %s;"):format(q(schema, "closed"), q(user)),
       1, true), sql)
@@ -193,16 +181,14 @@ describe("examples/check-and-mail.sh", function()
       user = %q, password = %q, kind = "source", schemas = { %q } } }]])
       :format(pg.host, pg.port, pg.dbname, user, password, schema))
     -- neoconn on the PATH, run by this interpreter.
-    local bindir = os.tmpname()
-    os.remove(bindir)
-    os.execute("mkdir " .. bindir)
+    local bindir = pg.temp_dir()
     local shim = io.open(bindir .. "/neoconn", "w")
     shim:write(("#!/bin/sh\nexec %s %s/bin/neoconn \"$@\"\n"):format(pg.lua, os.getenv("PWD")))
     shim:close()
     local outfile = os.tmpname()
     local code = pg.execute(("chmod +x %s/neoconn && PATH=%s:$PATH MAIL_TO= sh"
       .. " examples/check-and-mail.sh %s >%s 2>&1"):format(bindir, bindir, path, outfile))
-    local out = io.open(outfile):read("*a")
+    local out = pg.slurp(outfile)
     os.execute("rm -rf " .. bindir .. " " .. outfile .. " " .. path)
     assert.are.equal(1, code)
     assert.truthy(out:find("sync roles lack privileges", 1, true), out)
@@ -213,10 +199,8 @@ end)
 describe("neoconn test", function()
   it("tests one target for a job with options and exits by the verdict", function()
     local user, password = pg.login_role("clitest")
-    local schema = pg.unique("clit_s")
-    pg.exec(("CREATE SCHEMA %s; GRANT USAGE ON SCHEMA %s TO %s;"
-      .. " CREATE TABLE %s (id int PRIMARY KEY, v text); GRANT INSERT, UPDATE, SELECT ON %s TO %s")
-      :format(q(schema), q(schema), q(user), q(schema, "Odd, Name"), q(schema, "Odd, Name"), q(user)))
+    local schema = pg.schema_with_table(user, "clit",
+      { table = "Odd, Name", grant = "INSERT, UPDATE, SELECT" })
     local url = ("postgresql://%s@%s:%s/%s"):format(user, pg.host, pg.port, pg.dbname)
     local tables = shell_quote(q(schema, "Odd, Name"))
     local code, out = neoconn_cli(("test %s --as destination --tables %s --on-conflict update")

@@ -11,14 +11,7 @@ local LOCATIONS = [[
 ]]
 
 local without_timings = pg.without_timings
-
-local function slurp(path)
-  local f = io.open(path)
-  if not f then return nil end
-  local text = f:read("*a")
-  f:close()
-  return text
-end
+local slurp = pg.slurp
 
 describe("neoconn in nginx", function()
   local base
@@ -26,12 +19,10 @@ describe("neoconn in nginx", function()
   teardown(function() nginx.stop() end)
 
   it("keeps answering /ping in milliseconds while 20 /check wait on a silent server", function()
-    local dir = os.tmpname()
-    os.remove(dir)
+    local dir = pg.temp_dir()
     local target = nginx.urlencode(("host=%s port=%s sslmode=disable"):format(pg.host, pg.silent_port))
     -- 20 concurrent checks with a 2 s timeout; meanwhile 10 pings, one after another.
     local script = ([[
-      mkdir -p %s
       i=1
       while [ $i -le 20 ]; do
         curl -s -o %s/check_$i -w '%%{time_total}' '%s/check?timeout=2&target=%s' > %s/time_$i &
@@ -45,7 +36,7 @@ describe("neoconn in nginx", function()
         j=$((j + 1))
       done
       wait
-    ]]):format(dir, dir, base, target, dir, dir, base, dir)
+    ]]):format(dir, base, target, dir, dir, base, dir)
     local started = neoconn.clock()
     assert.are.equal(0, pg.execute(script))
     local took = neoconn.clock() - started
@@ -90,14 +81,11 @@ describe("examples/openresty health endpoint", function()
   local base, config_path
   setup(function()
     local user, password = pg.login_role("health")
-    config_path = os.tmpname() .. ".lua"
-    local f = io.open(config_path, "w")
-    f:write(([[connections = {
+    config_path = pg.write_temp(([[connections = {
       ok_src = { host = %q, port = %s, dbname = %q, user = %q, password = %q, kind = "source",
                  schemas = { "public" } },
       down = { host = %q, port = %s, user = "x", kind = "source" },
-    }]]):format(pg.host, pg.port, pg.dbname, user, password, pg.host, pg.refused_port))
-    f:close()
+    }]]):format(pg.host, pg.port, pg.dbname, user, password, pg.host, pg.refused_port), ".lua")
     base = nginx.start([[
     location = /health/sync { content_by_lua_block { require("neoconn_health").serve() } }
 ]], ([[
@@ -111,17 +99,15 @@ describe("examples/openresty health endpoint", function()
   end)
 
   it("answers a burst from one round of checks, with 503 and the findings when one fails", function()
-    local dir = os.tmpname()
-    os.remove(dir)
+    local dir = pg.temp_dir()
     assert.are.equal(0, pg.execute(([[
-      mkdir -p %s
       i=1
       while [ $i -le 10 ]; do
         curl -s -o %s/body_$i -w '%%{http_code}' '%s/health/sync' > %s/status_$i &
         i=$((i + 1))
       done
       wait
-    ]]):format(dir, dir, base, dir)))
+    ]]):format(dir, base, dir)))
     local first
     for i = 1, 10 do
       assert.are.equal("503", slurp(("%s/status_%d"):format(dir, i)), nginx.log())

@@ -6,11 +6,7 @@ local pg = require("pg")
 local q = neoconn.quote_ident
 
 local db = "neoconn_verdicts"
-local admin
-
-local function db_exec(sql)
-  return assert(admin:query(sql))
-end
+local db_exec, admin
 
 -- One statement per verdict; `promised` reads the verdict from the report.
 local function checks(schema)
@@ -64,14 +60,7 @@ local function prove(grants)
 end
 
 describe("neoconn.test verdicts on sequences, functions, schemas and the database", function()
-  setup(function()
-    if #pg.exec("SELECT 1 FROM pg_database WHERE datname = $1", { db }) == 0 then
-      pg.exec("CREATE DATABASE " .. db)
-    end
-    pg.exec("REVOKE CONNECT, TEMP ON DATABASE " .. db .. " FROM PUBLIC")
-    admin = assert(neoconn.connect({ host = pg.socket, port = pg.port, user = pg.admin_user,
-      dbname = db }))
-  end)
+  setup(function() db_exec, admin = pg.private_database(db) end)
   teardown(function() admin:close() end)
 
   it("match the statements when nothing beyond CONNECT is granted", function()

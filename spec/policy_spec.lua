@@ -277,10 +277,8 @@ end)
 describe("fix_sql of warnings", function()
   it("keeps optional grants as comments, so the script grants only what the job needs", function()
     local user, password = pg.login_role("popt")
-    local schema = pg.unique("popt_s")
-    pg.exec(("CREATE SCHEMA %s; GRANT USAGE ON SCHEMA %s TO %s;"
-      .. " CREATE TABLE %s (id serial PRIMARY KEY, v text); GRANT INSERT ON %s TO %s")
-      :format(q(schema), q(schema), q(user), q(schema, "t"), q(schema, "t"), q(user)))
+    local schema = pg.schema_with_table(user, "popt",
+      { columns = "id serial PRIMARY KEY, v text", grant = "INSERT" })
     local result = check.connection({ name = "opt", kind = "destination", options = {},
       target = pg.target(user, password), schemas = { schema } })
     assert.is_true(result.ok)

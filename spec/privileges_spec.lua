@@ -52,15 +52,12 @@ local function prove(user, password, schema)
   return report
 end
 
--- A schema with one table (id int primary key, v text), usable by the role.
+-- A login role and a schema it may use, with one table (id int primary
+-- key, v text) on which it has nothing yet.
 local function scenario(prefix, table_name)
   local user, password = pg.login_role(prefix)
-  local schema = pg.unique(prefix .. "_s")
-  table_name = table_name or "t"
-  pg.exec(("CREATE SCHEMA %s; GRANT USAGE ON SCHEMA %s TO %s;"
-    .. " CREATE TABLE %s (id int PRIMARY KEY, v text)")
-    :format(q(schema), q(schema), q(user), q(schema, table_name)))
-  return user, password, schema, q(schema, table_name)
+  local schema, t = pg.schema_with_table(user, prefix, { table = table_name })
+  return user, password, schema, t
 end
 
 describe("neoconn.test privilege verdicts", function()

@@ -43,12 +43,7 @@ local function statements(kind, opts, names)
   return list
 end
 
-local admin
-local function db_exec(sql)
-  local rows, err = admin:query(sql)
-  assert(rows, tostring(err) .. "\n" .. sql)
-  return rows
-end
+local db_exec, admin
 
 local function all_succeed(conn, list)
   for _, sql in ipairs(list) do
@@ -97,12 +92,11 @@ end
 
 describe("neoconn.requirements", function()
   setup(function()
-    local rows = pg.exec("SELECT 1 FROM pg_database WHERE datname = $1", { db })
-    if #rows == 0 then pg.exec("CREATE DATABASE " .. db) end
-    pg.exec("REVOKE CONNECT, TEMP ON DATABASE " .. db .. " FROM PUBLIC")
-    admin = assert(neoconn.connect({ host = pg.socket, port = pg.port, user = pg.admin_user,
-      dbname = db }))
+    db_exec, admin = pg.private_database(db)
     db_exec("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+    -- A column default only some roles may call.
+    db_exec([[CREATE OR REPLACE FUNCTION public.req_stamp() RETURNS text LANGUAGE sql
+      AS $$SELECT 'x'$$; REVOKE EXECUTE ON FUNCTION public.req_stamp() FROM PUBLIC]])
   end)
   teardown(function() admin:close() end)
 
@@ -123,29 +117,43 @@ describe("neoconn.requirements", function()
   end)
 
   -- A login role that may connect and use a fresh schema holding one table
-  -- (every %s in table_sql names it), with the given grants on it.
-  local function role_with_table(prefix, table_sql, grants)
+  -- of these columns, with the given grants on it; then runs more_sql,
+  -- where every %s names the table.
+  local function role_with_table(prefix, columns, grants, more_sql)
     local user, password = pg.login_role(prefix)
-    local schema = pg.unique(prefix .. "_s")
-    local t = q(schema, "t")
-    db_exec(("GRANT CONNECT ON DATABASE %s TO %s; CREATE SCHEMA %s; GRANT USAGE ON SCHEMA %s TO %s;"
-      .. " %s; GRANT %s ON %s TO %s")
-      :format(q(db), q(user), q(schema), q(schema), q(user), (table_sql:gsub("%%s", t)), grants,
-        t, q(user)))
+    db_exec(("GRANT CONNECT ON DATABASE %s TO %s"):format(q(db), q(user)))
+    local _, t = pg.schema_with_table(user, prefix, { columns = columns, grant = grants,
+      exec = db_exec })
+    if more_sql then db_exec((more_sql:gsub("%%s", t))) end
     return assert(neoconn.connect(pg.target(user, password, { dbname = db }))), t, q(user)
   end
 
+  local function requirement(kind, id)
+    for _, r in ipairs(neoconn.requirements(kind)) do
+      if r.id == id then return r end
+    end
+  end
+
   it("mark sequence USAGE optional: needed only when a row takes the column default", function()
-    local conn, t = role_with_table("seq", "CREATE TABLE %s (id serial PRIMARY KEY, v text)",
-      "INSERT")
+    assert.is_true(requirement("destination", "sequence.usage").optional)
+    local conn, t = role_with_table("seq", "id serial PRIMARY KEY, v text", "INSERT")
     assert.is_true((pg.try(conn, ("INSERT INTO %s (id, v) VALUES (5, 'x')"):format(t))))
     assert.is_false((pg.try(conn, ("INSERT INTO %s (v) VALUES ('x')"):format(t))))
     conn:close()
   end)
 
+  it("mark function EXECUTE optional: needed only when a row takes the column default", function()
+    assert.is_true(requirement("destination", "function.execute").optional)
+    local conn, t = role_with_table("fnx", "id int PRIMARY KEY, v text DEFAULT public.req_stamp()",
+      "INSERT")
+    assert.is_true((pg.try(conn, ("INSERT INTO %s (id, v) VALUES (5, 'x')"):format(t))))
+    assert.is_false((pg.try(conn, ("INSERT INTO %s (id) VALUES (6)"):format(t))))
+    conn:close()
+  end)
+
   it("fail every insert under row-level security without a permissive INSERT policy", function()
-    local conn, t, role = role_with_table("rlsreq", "CREATE TABLE %s (id int PRIMARY KEY, v text);"
-      .. " ALTER TABLE %s ENABLE ROW LEVEL SECURITY", "INSERT")
+    local conn, t, role = role_with_table("rlsreq", "id int PRIMARY KEY, v text", "INSERT",
+      "ALTER TABLE %s ENABLE ROW LEVEL SECURITY")
     local insert = ("INSERT INTO %s (id, v) VALUES (1, 'x') ON CONFLICT DO NOTHING"):format(t)
     assert.is_false((pg.try(conn, insert)))
     db_exec(("CREATE POLICY p ON %s FOR INSERT TO %s WITH CHECK (true)"):format(t, role))
@@ -154,9 +162,9 @@ describe("neoconn.requirements", function()
   end)
 
   it("need INSERT, UPDATE and SELECT policies for an upsert under row-level security", function()
-    local conn, t, role = role_with_table("rlsups", "CREATE TABLE %s (id int PRIMARY KEY, v text);"
-      .. " INSERT INTO %s VALUES (1, 'old'); ALTER TABLE %s ENABLE ROW LEVEL SECURITY",
-      "SELECT, INSERT, UPDATE")
+    local conn, t, role = role_with_table("rlsups", "id int PRIMARY KEY, v text",
+      "SELECT, INSERT, UPDATE",
+      "INSERT INTO %s VALUES (1, 'old'); ALTER TABLE %s ENABLE ROW LEVEL SECURITY")
     local policies = {
       INSERT = "CREATE POLICY p_insert ON %s FOR INSERT TO %s WITH CHECK (true)",
       UPDATE = "CREATE POLICY p_update ON %s FOR UPDATE TO %s USING (true)",

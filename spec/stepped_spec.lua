@@ -25,10 +25,8 @@ describe("neoconn.test_begin and conn:test_step", function()
   local user, password, schema
   setup(function()
     user, password = pg.login_role("step")
-    schema = pg.unique("step_s")
-    pg.exec(("CREATE SCHEMA %s; GRANT USAGE ON SCHEMA %s TO %s;"
-      .. " CREATE TABLE %s (id serial PRIMARY KEY, v text); GRANT SELECT ON %s TO %s")
-      :format(q(schema), q(schema), q(user), q(schema, "t"), q(schema, "t"), q(user)))
+    schema = pg.schema_with_table(user, "step",
+      { columns = "id serial PRIMARY KEY, v text", grant = "SELECT" })
   end)
 
   it("give the report neoconn.test gives, for a target", function()

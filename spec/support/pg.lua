@@ -35,13 +35,31 @@ function pg.admin()
   return admin_conn
 end
 
---- Runs SQL as the superuser; fails the test on error.
-function pg.exec(sql, params)
-  local rows, err = pg.admin():query(sql, params)
+-- Runs SQL on conn; raises (blaming the caller's caller) on error.
+local function run(conn, sql, params)
+  local rows, err = conn:query(sql, params)
   if not rows then
-    error(tostring(err) .. "\nSQL: " .. sql, 2)
+    error(tostring(err) .. "\nSQL: " .. sql, 3)
   end
   return rows
+end
+
+--- Runs SQL as the superuser; fails the test on error.
+function pg.exec(sql, params)
+  return run(pg.admin(), sql, params)
+end
+
+--- A database of a spec's own, where PUBLIC may neither connect nor create
+-- temporary tables. Returns a function running SQL in it as the superuser,
+-- and its connection (to close in teardown).
+function pg.private_database(name)
+  if #pg.exec("SELECT 1 FROM pg_database WHERE datname = $1", { name }) == 0 then
+    pg.exec("CREATE DATABASE " .. neoconn.quote_ident(name))
+  end
+  pg.exec("REVOKE CONNECT, TEMP ON DATABASE " .. neoconn.quote_ident(name) .. " FROM PUBLIC")
+  local conn = assert(neoconn.connect({ host = pg.socket, port = pg.port, user = pg.admin_user,
+    dbname = name }))
+  return function(sql, params) return run(conn, sql, params) end, conn
 end
 
 local counter = 0
@@ -66,6 +84,23 @@ function pg.login_role(prefix, attributes)
   pg.exec(string.format("CREATE ROLE %s LOGIN PASSWORD '%s' %s", neoconn.quote_ident(name),
     password, attributes or ""))
   return name, password
+end
+
+--- A fresh schema the role may use, holding one table on which the role is
+-- granted opts.grant (nothing when nil). opts: table (default "t"), columns
+-- (default "id int PRIMARY KEY, v text"), exec (default pg.exec; another
+-- database's). Returns the schema and the table's qualified name.
+function pg.schema_with_table(user, prefix, opts)
+  opts = opts or {}
+  local q = neoconn.quote_ident
+  local schema = pg.unique(prefix .. "_s")
+  local t = q(schema, opts.table or "t")
+  local sql = ("CREATE SCHEMA %s; GRANT USAGE ON SCHEMA %s TO %s; CREATE TABLE %s (%s)")
+    :format(q(schema), q(schema), q(user), t, opts.columns or "id int PRIMARY KEY, v text")
+  if opts.grant then sql = sql .. ("; GRANT %s ON %s TO %s"):format(opts.grant, t, q(user)) end
+  local exec = opts.exec or pg.exec
+  exec(sql)
+  return schema, t
 end
 
 --- Runs one statement on conn inside a transaction that is rolled back.
@@ -97,6 +132,32 @@ function pg.without_timings(v)
     if k ~= "ms" then copy[k] = pg.without_timings(x) end
   end
   return copy
+end
+
+--- A file's whole text, or nil when it cannot be read.
+function pg.slurp(path)
+  local f = io.open(path)
+  if not f then return nil end
+  local text = f:read("*a")
+  f:close()
+  return text
+end
+
+--- Writes text to a new temporary file; returns its path.
+function pg.write_temp(text, suffix)
+  local path = os.tmpname() .. (suffix or "")
+  local f = assert(io.open(path, "w"))
+  f:write(text)
+  f:close()
+  return path
+end
+
+--- A new empty temporary directory; returns its path.
+function pg.temp_dir()
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(pg.execute("mkdir " .. dir) == 0)
+  return dir
 end
 
 --- The report's entry for a table.
