@@ -124,6 +124,18 @@ describe("policy verdicts", function()
     conn:close()
   end)
 
+  it("block a table whose sequence the role may not reset, as setval proves", function()
+    local user, password = pg.login_role("pseq")
+    local schema = pg.schema_with_table(user, "pseq",
+      { columns = "id serial PRIMARY KEY, v text", grant = "INSERT" })
+    pg.exec(("CREATE TABLE %s (id int PRIMARY KEY, v text); GRANT INSERT ON %s TO %s")
+      :format(q(schema, "other"), q(schema, "other"), q(user)))
+    local result = prove_verdicts(settings_for(user, password, "destination", schema,
+      { reset_sequences = true }))
+    assert.is_false(result.usable[schema .. "\0t"])
+    assert.is_true(result.usable[schema .. "\0other"])
+  end)
+
   it("block every table of a schema without USAGE", function()
     local user, password, schema = assorted("pnou")
     local result = prove_verdicts(settings_for(user, password, "source", schema))

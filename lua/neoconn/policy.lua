@@ -386,6 +386,7 @@ local SERVES = { sequence = { list = "sequences", link = "owned_by" },
 -- schema, or the database, role or connection.
 function policy.summarize(report, settings, findings)
   local blocked_everything, blocked_schemas, blocked_tables = false, {}, {}
+  local blocked_servants = {} -- sequences and functions, by type, schema and name
   local fixes, seen = {}, {}
   local ok = true
   for _, f in ipairs(findings) do
@@ -395,7 +396,9 @@ function policy.summarize(report, settings, findings)
         blocked_tables[(f.schema or "") .. "\0" .. f.name] = true
       elseif f.object_type == "schema" then
         blocked_schemas[f.name] = true
-      elseif f.object_type ~= "sequence" and f.object_type ~= "function" then
+      elseif SERVES[f.object_type] then
+        blocked_servants[f.object_type .. "\0" .. (f.schema or "") .. "\0" .. f.name] = true
+      else
         blocked_everything = true
       end
     end
@@ -415,13 +418,13 @@ function policy.summarize(report, settings, findings)
     local key = t.schema .. "\0" .. t.name
     usable[key] = not (blocked_everything or blocked_schemas[t.schema] or blocked_tables[key])
   end
-  -- Sequences and functions block the tables they serve.
-  for _, f in ipairs(findings) do
-    local served = SERVES[f.object_type]
-    if f.level == "error" and served then
+  -- Sequences and functions block the tables they serve (one pass over
+  -- each list, however many of them fail).
+  if next(blocked_servants) then
+    for object_type, served in pairs(SERVES) do
       for _, x in ipairs(report[served.list] or {}) do
         local t = x[served.link]
-        if x.schema == f.schema and x.name == f.name and t then
+        if t and blocked_servants[object_type .. "\0" .. x.schema .. "\0" .. x.name] then
           usable[t.schema .. "\0" .. t.table] = false
         end
       end
