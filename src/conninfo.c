@@ -30,8 +30,7 @@ static int from_string(lua_State *L, int idx, int params, nc_error *e)
   PQconninfoOption **box = nc_new_options_box(L);
   *box = PQconninfoParse(lua_tostring(L, idx), &errmsg);
   if (*box == NULL) {
-    nc_error_set(e, "invalid_config", NC_STAGE_CONFIG,
-                 errmsg != NULL ? errmsg : "out of memory parsing the connection string");
+    nc_config_error(e, errmsg != NULL ? errmsg : "out of memory parsing the connection string");
     PQfreemem(errmsg);
     lua_pop(L, 1);
     return 0;
@@ -124,7 +123,7 @@ static int validate(lua_State *L, int t, nc_error *e)
   } else {
     return 1;
   }
-  nc_error_set(e, "invalid_config", NC_STAGE_CONFIG, lua_tostring(L, -1));
+  nc_config_error(e, lua_tostring(L, -1));
   lua_pop(L, 1);
   return 0;
 }

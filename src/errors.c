@@ -31,8 +31,6 @@ void nc_error_set(nc_error *e, const char *code, nc_stage stage, const char *mes
     while (n > 0 && (e->message[n - 1] == '\n' || e->message[n - 1] == ' '))
       e->message[--n] = '\0';
   }
-  if (strcmp(code, "invalid_config") == 0)
-    copy_text(e->hint, sizeof e->hint, nc_config_hint);
 }
 
 static int is_sqlstate_char(char ch)
@@ -115,9 +113,15 @@ static const char *quoted(char *buf, size_t cap, const char *name)
   return buf;
 }
 
-const char nc_config_hint[] =
+static const char config_hint[] =
   "fix the connection settings: a postgresql:// URL, key=value pairs or a table of libpq "
   "keywords; sslmode is one of disable, allow, prefer, require, verify-ca, verify-full";
+
+void nc_config_error(nc_error *e, const char *message)
+{
+  nc_error_set(e, "invalid_config", NC_STAGE_CONFIG, message);
+  copy_text(e->hint, sizeof e->hint, config_hint);
+}
 
 static void set_hint(nc_conn *c)
 {
@@ -130,7 +134,7 @@ static void set_hint(nc_conn *c)
   size_t cap = sizeof e->hint;
 
   if (strcmp(code, "invalid_config") == 0)
-    snprintf(h, cap, "%s", nc_config_hint);
+    snprintf(h, cap, "%s", config_hint);
   else if (strcmp(code, "dns") == 0)
     snprintf(h, cap, "the host name %s does not resolve: check the spelling, or use hostaddr "
                      "with the server's IP address", c->host);

@@ -77,8 +77,8 @@ NC_PRIVATE const char *nc_parse_qualified(lua_State *L, const char *s);
 NC_PRIVATE int nc_l_parse_name(lua_State *L);
 
 /* errors.c */
-NC_PRIVATE extern const char nc_config_hint[];
 NC_PRIVATE void nc_error_set(nc_error *e, const char *code, nc_stage stage, const char *message);
+NC_PRIVATE void nc_config_error(nc_error *e, const char *message); /* invalid_config, its hint */
 NC_PRIVATE void nc_classify_connect_failure(nc_conn *c, const char *libpq_message, int timed_out);
 NC_PRIVATE void nc_classify_query_failure(nc_error *e, const PGresult *res, PGconn *pg, int timed_out,
                                           nc_stage stage);
