@@ -67,6 +67,42 @@ describe("neoconn.test_begin and conn:test_step", function()
   end)
 end)
 
+describe("neoconn.connect_start and conn:connect_poll", function()
+  -- Polls without waiting until the handshake ends; returns what it ended with.
+  local function poll(conn)
+    local give_up = neoconn.clock() + 5
+    while true do
+      local ready, mode, fd, left = conn:connect_poll()
+      if ready ~= false then return ready, mode end
+      assert(neoconn.clock() < give_up, "connect_poll never gave up")
+      assert.truthy(mode == "read" or mode == "write")
+      assert.is_number(fd)
+      assert.truthy(left > 0)
+    end
+  end
+
+  it("connect as neoconn.connect does", function()
+    local user, password = pg.login_role("cpoll")
+    local conn = assert(neoconn.connect_start(pg.target(user, password)))
+    assert.is_true((poll(conn)))
+    assert.are.same({ { one = 1 } }, conn:query("SELECT 1 AS one"))
+    conn:close()
+  end)
+
+  it("give up with timeout at opts.timeout, and check it like neoconn.connect", function()
+    local started = neoconn.clock()
+    local conn = assert(neoconn.connect_start({ host = pg.host, port = pg.silent_port },
+      { timeout = 0.3 }))
+    local ready, err = poll(conn)
+    local took = neoconn.clock() - started
+    assert.is_nil(ready)
+    assert.are.equal("timeout", err.code)
+    assert.truthy(took >= 0.3 and took < 1.3, ("took %.2f s"):format(took))
+    assert.has_error(function() neoconn.connect_start("host=x", { timeout = -1 }) end,
+      "bad argument #2 to 'connect_start' (connect_start: timeout must be a positive number of seconds)")
+  end)
+end)
+
 describe("neoconn.test_all", function()
   it("gives each target the report neoconn.test gives, in order", function()
     local user, password = pg.login_role("all")

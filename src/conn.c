@@ -138,6 +138,7 @@ int nc_connect_begin(lua_State *L, nc_conn *c, int target)
   kw[n] = val[n] = NULL;
 
   c->started = nc_now();
+  c->connect_deadline = c->started + NC_DEFAULT_TIMEOUT; /* connect_start sets its own */
   c->stage = NC_STAGE_CONNECT;
   c->pg = PQconnectStartParams(kw, val, 0); /* libpq copies every value */
   lua_settop(L, top);
@@ -237,22 +238,29 @@ static int l_connect(lua_State *L)
   return 1;
 }
 
-/* neoconn.connect_start(target) -> conn | nil, err
- * The handshake is then driven with conn:connect_poll(). */
+/* neoconn.connect_start(target [, opts]) -> conn | nil, err
+ * The handshake is then driven with conn:connect_poll(), which gives up at
+ * opts.timeout (default 10 s) as neoconn.connect does. */
 static int l_connect_start(lua_State *L)
 {
   nc_conn *c;
+  double timeout;
   luaL_checkany(L, 1);
+  timeout = nc_opt_timeout(L, 2, "connect_start");
   c = nc_new_conn(L);
   if (!nc_connect_begin(L, c, 1))
     return push_failure(L, c);
+  c->connect_deadline = c->started + timeout;
   return 1;
 }
 
-/* conn:connect_poll() -> true | false, "read"|"write", fd | nil, err */
+/* conn:connect_poll() -> true | false, "read"|"write", fd, seconds_left
+ * | nil, err. Never waits: call it again when fd is ready or the time has
+ * passed; past the deadline it fails with `timeout`. */
 static int l_connect_poll(lua_State *L)
 {
   nc_conn *c = nc_check_conn(L, 1);
+  double left;
   int r;
   if (c->ready) {
     lua_pushboolean(L, 1);
@@ -261,6 +269,11 @@ static int l_connect_poll(lua_State *L)
   if (c->failed || c->pg == NULL)
     luaL_argerror(L, 1, "connection is closed");
   r = nc_connect_step(c);
+  left = c->connect_deadline - nc_now();
+  if (r == 0 && left <= 0) {
+    fail(c, "", 1);
+    r = -1;
+  }
   if (r < 0)
     return push_failure(L, c);
   lua_pushboolean(L, r > 0);
@@ -268,7 +281,8 @@ static int l_connect_poll(lua_State *L)
     return 1;
   lua_pushstring(L, c->want_write ? "write" : "read");
   lua_pushinteger(L, PQsocket(c->pg));
-  return 3;
+  lua_pushnumber(L, left);
+  return 4;
 }
 
 void nc_connect_give_up(nc_conn *c)

@@ -47,6 +47,7 @@ typedef struct {
   double failed_after;           /* seconds after `started` the handshake failed */
   int tls_seen;                  /* the handshake went through TLS negotiation */
   int want_write;                /* the handshake waits for the socket to be writable */
+  double connect_deadline;       /* connect_start's: connect_poll gives up after it */
   /* A test in progress (introspect.c drives pipeline.c). */
   int phase;                     /* 0 idle, else the pipeline or its ROLLBACK */
   int expect;                    /* next result: -2 BEGIN .. nqueries COMMIT, then the sync */

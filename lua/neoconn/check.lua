@@ -5,10 +5,9 @@ local policy = require("neoconn.policy")
 
 local check = {}
 
-local DEFAULT_TIMEOUT = 10
-
+-- No timeout given: neoconn.test's default.
 local function scope_of(settings, opts)
-  return { timeout = opts.timeout or settings.timeout or DEFAULT_TIMEOUT,
+  return { timeout = opts.timeout or settings.timeout,
     tables = settings.tables, schemas = settings.schemas }
 end
 

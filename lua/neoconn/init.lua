@@ -17,7 +17,6 @@ local neoconn = {
   test_begin = core.test_begin,
 }
 
-local DEFAULT_TIMEOUT = 10
 local DEFAULT_CONCURRENCY = 10
 -- Waits between steps in nginx: short at first, never long.
 local FIRST_PAUSE, LONGEST_PAUSE = 0.0005, 0.01
@@ -48,17 +47,13 @@ local function test_in_nginx(target, opts)
 end
 
 local function connect_in_nginx(target, opts)
-  local timeout = opts and opts.timeout or DEFAULT_TIMEOUT
-  local deadline = core.clock() + timeout
-  local conn, err = core.connect_start(target)
+  local conn, err = core.connect_start(target, opts)
   if not conn then return nil, err end
   local pause = FIRST_PAUSE
   while true do
-    local ready, failure = conn:connect_poll()
+    local ready, failure, _, left = conn:connect_poll()
     if ready then return conn end
     if ready == nil then return nil, failure end
-    local left = deadline - core.clock()
-    if left <= 0 then return conn:connect_timeout() end
     pause = nginx_pause(pause, left)
   end
 end
