@@ -290,16 +290,6 @@ void nc_connect_give_up(nc_conn *c)
   fail(c, "", 1);
 }
 
-/* conn:connect_timeout() -> nil, err: gives up a handshake in progress. */
-static int l_connect_timeout(lua_State *L)
-{
-  nc_conn *c = nc_check_conn(L, 1);
-  if (c->ready || c->failed || c->pg == NULL)
-    luaL_argerror(L, 1, "no handshake in progress");
-  fail(c, "", 1);
-  return push_failure(L, c);
-}
-
 void nc_release_test(lua_State *L, nc_conn *c)
 {
   if (c->state_ref != LUA_NOREF) {
@@ -331,7 +321,6 @@ void nc_register_conn(lua_State *L)
   static const luaL_Reg methods[] = {
     { "close", l_close },
     { "connect_poll", l_connect_poll },
-    { "connect_timeout", l_connect_timeout },
     { "query", nc_l_query },
     { "test_step", nc_l_test_step },
     { NULL, NULL }
