@@ -46,20 +46,8 @@ WHERE ca.attrelid = ANY (ARRAY(SELECT c.oid FROM pg_class c
     AND n.nspname <> 'information_schema'))
   AND ca.attnum > 0 AND ca.attacl IS NOT NULL]]
 
--- Wall-clock time: os.clock counts only this process's CPU, not the server's.
-local now = neoconn.clock
-
-local function median_ms(fn)
-  local times = {}
-  for i = 1, runs do
-    collectgarbage()
-    local t0 = now()
-    fn()
-    times[i] = (now() - t0) * 1000
-  end
-  table.sort(times)
-  return times[(runs + 1) // 2]
-end
+local median = dofile("bench/median.lua")
+local function median_ms(fn) return median(runs, fn) end
 
 local function build(admin, size)
   local db = "neoconn_bench_" .. size

@@ -29,17 +29,8 @@ for _ = 1, 50 do -- until the proxy listens
   os.execute("sleep 0.1")
 end
 
-local function median(fn)
-  local times = {}
-  for i = 1, runs do
-    collectgarbage()
-    local t0 = neoconn.clock()
-    fn()
-    times[i] = (neoconn.clock() - t0) * 1000
-  end
-  table.sort(times)
-  return times[(runs + 1) // 2]
-end
+local median_ms = dofile("bench/median.lua")
+local function median(fn) return median_ms(runs, fn) end
 
 local direct_item = { target = {}, tables = item.tables }
 for k, v in pairs(target) do direct_item.target[k] = v end
@@ -83,10 +74,7 @@ local concurrent = median(function() fleet(size) end)
 local client_cpu = (os.clock() - cpu0) * 1000 / runs
 local connects = median(connect_only)
 local direct = median(function() fleet(size, direct_item) end)
-local sequential_runs = runs
-runs = 1 -- one after another takes long; once is enough
-local sequential = median(function() fleet(1) end)
-runs = sequential_runs
+local sequential = median_ms(1, function() fleet(1) end) -- takes long: once is enough
 
 print(("%-28s %12s"):format(("fleet of %d, +%d ms each way"):format(size, delay_ms), "ms"))
 print(("%-28s %12.1f"):format("one target", single))
