@@ -8,6 +8,8 @@
 
 #define USER_SCHEMA(n) n ".nspname !~ '^pg_' AND " n ".nspname <> 'information_schema'"
 #define RELKINDS "('r','p','v','m','f')"
+/* The tables asked for ($2 schemas, $3 names), once each, as w(nsp, rel). */
+#define ASKED_TABLES " (SELECT DISTINCT * FROM unnest($2::text[], $3::text[])) AS w(nsp, rel)"
 
 /* Tables in scope, as a CTE named scope. The variant is chosen here rather
  * than left to the planner, so a list of tables is always index lookups and
@@ -20,7 +22,7 @@
   " WHERE c.relkind IN " RELKINDS " AND " USER_SCHEMA("n")
 #define SCOPE_LISTED                                                                     \
   SCOPE_COLUMNS                                                                          \
-  " FROM (SELECT DISTINCT * FROM unnest($2::text[], $3::text[])) AS w(nsp, rel)"         \
+  " FROM" ASKED_TABLES                                                                \
   " JOIN pg_namespace n ON n.nspname = w.nsp"                                            \
   " JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = w.rel"                     \
   " WHERE c.relkind IN " RELKINDS
@@ -177,7 +179,7 @@ static const char SQL_FUNCTIONS[] =
 
 static const char SQL_NOT_FOUND[] =
   "SELECT w.nsp AS \"schema\", w.rel AS name"
-  " FROM (SELECT DISTINCT * FROM unnest($2::text[], $3::text[])) AS w(nsp, rel)"
+  " FROM" ASKED_TABLES
   " WHERE NOT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
   "  WHERE n.nspname = w.nsp AND c.relname = w.rel AND c.relkind IN " RELKINDS ")"
   " UNION ALL"
