@@ -1,5 +1,7 @@
 -- The rockspec builds offline with `luarocks make` and installs a module
 -- that loads from the tree, away from this checkout.
+local pg = require("pg")
+
 describe("neoconn-scm-1.rockspec", function()
   it("builds with luarocks make into a fresh tree, offline", function()
     local tree = os.tmpname()
@@ -8,9 +10,8 @@ describe("neoconn-scm-1.rockspec", function()
     local version = _VERSION:match("%d+%.%d+")
     local build = ("luarocks --lua-version %s make --tree=%s neoconn-scm-1.rockspec PQ_INCDIR=%s"
       .. " >%s.log 2>&1"):format(version, tree, incdir, tree)
-    local ok = os.execute(build)
-    local log = io.open(tree .. ".log"):read("*a")
-    assert(ok == true or ok == 0, log)
+    local code = pg.execute(build)
+    assert(code == 0, pg.slurp(tree .. ".log"))
     local probe = ("cd / && LUA_PATH='%s/share/lua/%s/?.lua;%s/share/lua/%s/?/init.lua'"
       .. " LUA_CPATH='%s/lib/lua/%s/?.so' lua%s -e 'print(require(\"neoconn\").version)'")
       :format(tree, version, tree, version, tree, version, version)
