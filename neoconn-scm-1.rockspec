@@ -20,7 +20,7 @@ build = {
   modules = {
     ["neoconn.core"] = {
       sources = { "src/box.c", "src/compat.c", "src/conn.c", "src/conninfo.c", "src/core.c",
-        "src/errors.c", "src/ident.c", "src/introspect.c", "src/names.c", "src/pipeline.c",
+        "src/errors.c", "src/ident.c", "src/introspect.c", "src/names.c", "src/pipeline.c", "src/proof.c",
         "src/requirements.c", "src/result.c", "src/time.c" },
       libraries = { "pq" },
       incdirs = { "$(PQ_INCDIR)" },

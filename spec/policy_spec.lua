@@ -247,7 +247,10 @@ end)
 describe("built-in advisories", function()
   local function report_with(session, role)
     return { ok = true, session = session, role = role, database = { name = "d", connect = true },
-      schemas = {}, tables = {}, sequences = {}, functions = {}, not_found = {} }
+      schemas = {}, tables = {}, sequences = {}, functions = {}, not_found = {},
+      server = { in_hot_standby = false }, proof = { status = "complete" },
+      job = { kind = "source", on_conflict = "nothing", truncate = false, init_schema = false,
+        reset_sequences = false } }
   end
   local function rules_of(result)
     local names = {}
@@ -271,6 +274,17 @@ describe("built-in advisories", function()
     assert.are.same({ "insecure_sslmode:warning" }, rules_of(policy.evaluate(unverified, settings)))
     assert.are.same({}, rules_of(policy.evaluate(verified, settings)))
     assert.are.same({}, rules_of(policy.evaluate(loopback, settings)))
+  end)
+
+  it("refuse to judge a report made for another job, or none", function()
+    local settings = { name = "c", kind = "source", options = {} }
+    local session = { user = "r", host = "/tmp", ssl = { in_use = false } }
+    local report = report_with(session, { name = "r" })
+    assert.are.same({}, rules_of(policy.evaluate(report, settings)))
+    report.job = nil
+    assert.are.same({ "job:error" }, rules_of(policy.evaluate(report, settings)))
+    report.job = { kind = "destination" }
+    assert.are.same({ "job:error" }, rules_of(policy.evaluate(report, settings)))
   end)
 
   it("warn about superusers and passwords about to expire", function()

@@ -64,7 +64,7 @@ local function prove(kind, opts)
     :format(names.schema, names.table, names.table))
   local granted = {}
   for _, req in ipairs(reqs) do
-    if not req.optional and req.object_type ~= "policy" then
+    if not req.optional and (req.check == "grant" or req.check == "grant_if_schema_missing") then
       db_exec(grant_sql(req, "GRANT", names))
       granted[#granted + 1] = req
     end
@@ -104,7 +104,8 @@ describe("neoconn.requirements", function()
     local reqs = prove("source", {})
     local ids = {}
     for _, r in ipairs(reqs) do ids[#ids + 1] = r.id end
-    assert.are.same({ "database.connect", "schema.usage", "table.select", "policy.select" }, ids)
+    assert.are.same({ "database.connect", "schema.usage", "table.select", "policy.select",
+      "table.statements" }, ids)
   end)
 
   it("are exactly what a destination's INSERT ... ON CONFLICT DO NOTHING needs", function()

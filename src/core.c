@@ -65,6 +65,7 @@ __attribute__((visibility("default"))) int luaopen_neoconn_core(lua_State *L)
     { "test", nc_l_test },
     { "test_begin", nc_l_test_begin },
     { "requirements", nc_l_requirements },
+    { "job_options", nc_l_job_options },
     { "quote_ident", nc_l_quote_ident },
     { "parse_name", nc_l_parse_name },
     { "clock", l_clock },

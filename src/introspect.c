@@ -47,12 +47,24 @@ static const char SCOPE_BOTH[] =
   " AND pol.polcmd IN ('" cmd "', '*') AND EXISTS (SELECT 1 FROM unnest(pol.polroles) r" \
   " WHERE CASE WHEN r = 0 THEN true ELSE pg_has_role(r, 'USAGE') END))"
 
+/* The session's read-only default as a new session of the role gets it
+ * (the test's own READ ONLY applies to its transaction only), and the
+ * level it was set at. */
 static const char SQL_SERVER[] =
   "SELECT version() AS \"server.version\","
   " current_setting('server_version_num')::int AS \"server.version_num\","
   " pg_is_in_recovery() AS \"server.in_hot_standby\","
   " current_user AS \"session.user\", session_user AS \"session.session_user\","
-  " current_database() AS \"session.database\"";
+  " current_database() AS \"session.database\","
+  " current_setting('default_transaction_read_only')::boolean"
+  "  AS \"session.default_transaction_read_only\","
+  " current_setting('default_transaction_read_only')::boolean OR pg_is_in_recovery()"
+  "  AS \"session.transaction_read_only\","
+  " (SELECT CASE source WHEN 'database' THEN 'database' WHEN 'user' THEN 'role'"
+  "   WHEN 'database user' THEN 'role in database' WHEN 'client' THEN 'client'"
+  "   WHEN 'session' THEN 'session' ELSE 'server' END"
+  "  FROM pg_settings WHERE name = 'default_transaction_read_only')"
+  "  AS \"session.read_only_source\"";
 
 static const char SQL_ROLE[] =
   "WITH RECURSIVE me AS (SELECT oid FROM pg_roles WHERE rolname = current_user),"
@@ -84,7 +96,8 @@ static const char SQL_SCHEMAS[] =
   "  OR n.nspname = ANY($2::text[]))"
   " ORDER BY 1";
 
-/* %s: the MAINTAIN privilege on PostgreSQL 17 and later. */
+/* %s: the MAINTAIN column (PostgreSQL 17 and later), the job's columns,
+ * the MAINTAIN check, the joins of the job's columns. */
 static const char SQL_TABLES[] =
   " SELECT s.nspname AS \"schema\", s.relname AS name,"
   " CASE s.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'partitioned table'"
@@ -106,7 +119,7 @@ static const char SQL_TABLES[] =
   " CASE WHEN s.relrowsecurity THEN row_security_active(s.oid) ELSE false END AS \"rls.applies\","
   " CASE WHEN s.relrowsecurity THEN " POLICY("a") " END AS \"rls.insert_policy\","
   " CASE WHEN s.relrowsecurity THEN " POLICY("w") " END AS \"rls.update_policy\","
-  " CASE WHEN s.relrowsecurity THEN " POLICY("r") " END AS \"rls.select_policy\""
+  " CASE WHEN s.relrowsecurity THEN " POLICY("r") " END AS \"rls.select_policy\"%s"
   " FROM scope s CROSS JOIN LATERAL (SELECT has_table_privilege(s.oid, 'SELECT') AS sel,"
   "  has_table_privilege(s.oid, 'INSERT') AS ins, has_table_privilege(s.oid, 'UPDATE') AS upd,"
   "  has_table_privilege(s.oid, 'DELETE') AS del, has_table_privilege(s.oid, 'TRUNCATE') AS trn,"
@@ -121,8 +134,74 @@ static const char SQL_TABLES[] =
    * function again. */
   "  s.oid IN (SELECT ca.attrelid FROM pg_attribute ca"
   "   WHERE ca.attrelid = ANY (ARRAY(SELECT oid FROM scope)) AND ca.attnum > 0"
-  "   AND ca.attacl IS NOT NULL) AS colacl OFFSET 0) p"
+  "   AND ca.attacl IS NOT NULL) AS colacl OFFSET 0) p%s"
   " ORDER BY 1, 2";
+
+/* A destination's columns that a copy must treat specially: identity
+ * GENERATED ALWAYS (inserted with OVERRIDING SYSTEM VALUE) and generated
+ * columns (never inserted). */
+static const char DESTINATION_COLUMNS[] =
+  ", sp.identity_always, sp.generated";
+static const char DESTINATION_JOIN[] =
+  " LEFT JOIN LATERAL (SELECT"
+  "  array_agg(a.attname::text ORDER BY a.attnum) FILTER (WHERE a.attidentity = 'a')"
+  "   AS identity_always,"
+  "  array_agg(a.attname::text ORDER BY a.attnum) FILTER (WHERE a.attgenerated <> '')"
+  "   AS generated"
+  "  FROM pg_attribute a WHERE a.attrelid = s.oid AND a.attnum > 0 AND NOT a.attisdropped"
+  "  AND (a.attidentity = 'a' OR a.attgenerated <> '')) sp ON true";
+/* An upsert's conflict target. */
+static const char UPSERT_COLUMNS[] =
+  ", (SELECT array_agg(a.attname::text ORDER BY array_position(i.indkey::int2[], a.attnum))"
+  "  FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid"
+  "  AND a.attnum = ANY (i.indkey::int2[]) WHERE i.indrelid = s.oid AND i.indisprimary)"
+  " AS primary_key";
+
+/* Enabled user triggers of the tables in scope that fire on the job's
+ * statements (%d: the tgtype bits of its events) with the default
+ * session_replication_role, and the function each runs. */
+static const char SQL_TRIGGERS[] =
+  " SELECT tg.tgname AS name, s.nspname AS \"on.schema\", s.relname AS \"on.table\","
+  " CASE WHEN tg.tgtype::int & 2 <> 0 THEN 'before' WHEN tg.tgtype::int & 64 <> 0"
+  "  THEN 'instead of' ELSE 'after' END AS timing,"
+  " CASE WHEN tg.tgtype::int & 1 <> 0 THEN 'row' ELSE 'statement' END AS level,"
+  " ARRAY(SELECT v.event FROM (VALUES (4, 'INSERT'), (16, 'UPDATE'), (8, 'DELETE'),"
+  "  (32, 'TRUNCATE')) AS v(bit, event) WHERE tg.tgtype::int & v.bit <> 0) AS events,"
+  " fn.nspname AS \"function.schema\", p.proname AS \"function.name\","
+  " l.lanname AS \"function.language\", p.prosecdef AS \"function.security_definer\""
+  " FROM scope s JOIN pg_trigger tg ON tg.tgrelid = s.oid AND NOT tg.tgisinternal"
+  "  AND tg.tgenabled IN ('O', 'A') AND tg.tgtype::int & %d <> 0"
+  " JOIN pg_proc p ON p.oid = tg.tgfoid"
+  " JOIN pg_namespace fn ON fn.oid = p.pronamespace"
+  " JOIN pg_language l ON l.oid = p.prolang"
+  " ORDER BY 2, 3, 1";
+
+/* Tables referencing a table in scope by a foreign key (itself aside): a
+ * TRUNCATE that does not also empty them fails. */
+static const char SQL_FOREIGN_KEYS[] =
+  " SELECT DISTINCT rn.nspname AS \"schema\", rc.relname AS name,"
+  " s.nspname AS \"references.schema\", s.relname AS \"references.table\""
+  " FROM scope s JOIN pg_constraint k ON k.confrelid = s.oid AND k.contype = 'f'"
+  "  AND k.conrelid <> s.oid"
+  " JOIN pg_class rc ON rc.oid = k.conrelid"
+  " JOIN pg_namespace rn ON rn.oid = rc.relnamespace"
+  " ORDER BY 3, 4, 1, 2";
+
+/* Every table TRUNCATE ... CASCADE reaches from a table in scope, through
+ * foreign keys referencing it, and whether the role may truncate it. */
+static const char SQL_CASCADE[] =
+  ", reach(root, oid) AS (SELECT s.oid, k.conrelid FROM scope s"
+  "  JOIN pg_constraint k ON k.confrelid = s.oid AND k.contype = 'f'"
+  "  UNION SELECT r.root, k.conrelid FROM reach r"
+  "  JOIN pg_constraint k ON k.confrelid = r.oid AND k.contype = 'f')"
+  " SELECT DISTINCT rn.nspname AS \"schema\", rc.relname AS name,"
+  " has_table_privilege(rc.oid, 'TRUNCATE') AS \"privileges.TRUNCATE\","
+  " sn.nspname AS \"from.schema\", sc.relname AS \"from.table\""
+  " FROM reach r JOIN pg_class rc ON rc.oid = r.oid"
+  " JOIN pg_namespace rn ON rn.oid = rc.relnamespace"
+  " JOIN pg_class sc ON sc.oid = r.root JOIN pg_namespace sn ON sn.oid = sc.relnamespace"
+  " WHERE r.oid <> r.root"
+  " ORDER BY 4, 5, 1, 2";
 
 /* Sequences owned by tables in scope (serial and identity columns), and,
  * without a table list, every sequence of the schemas in scope. */
@@ -188,7 +267,8 @@ static const char SQL_NOT_FOUND[] =
   " ORDER BY 1, 2";
 
 enum { Q_SERVER, Q_ROLE, Q_DATABASE, Q_SCHEMAS, Q_TABLES, Q_SEQUENCES, Q_FUNCTIONS,
-       Q_NOT_FOUND, Q_COUNT };
+       Q_NOT_FOUND, Q_TRIGGERS, Q_FOREIGN_KEYS, Q_CASCADE, Q_PROOF_STATUS, Q_PROOF_ROWS,
+       Q_COUNT };
 
 /* Pushes the text[] literal ({"a","b \"c\""}) of the n strings in table t. */
 static void push_array_literal(lua_State *L, int t, int n)
@@ -436,12 +516,48 @@ static int push_lists(lua_State *L, const nc_conn *c)
   return lua_gettop(L);
 }
 
+/* opts.job ({ kind =, <job options> }) and opts.proof (true, false or
+ * "auto": jobs of up to NC_PROOF_AUTO_LIMIT tables). */
+static void check_job(lua_State *L, int opts, nc_conn *c)
+{
+  static const char *const kinds[] = { "source", "destination", NULL };
+  int i, kind = 0;
+  memset(&c->job, 0, sizeof c->job);
+  c->proof_limit = 0;
+  if (lua_isnoneornil(L, opts))
+    return;
+  lua_getfield(L, opts, "job");
+  if (!lua_isnil(L, -1)) {
+    if (lua_type(L, -1) != LUA_TTABLE)
+      luaL_argerror(L, opts, lua_pushfstring(L, "job: table expected, got %s",
+                                             luaL_typename(L, -1)));
+    lua_getfield(L, -1, "kind");
+    for (i = 0; kinds[i] != NULL; i++)
+      if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), kinds[i]) == 0)
+        kind = i == 0 ? NC_SRC : NC_DST;
+    if (kind == 0)
+      luaL_argerror(L, opts, "job.kind must be \"source\" or \"destination\"");
+    lua_pop(L, 1);
+    nc_check_job(L, kind, -1, opts, 1, &c->job);
+    c->proof_limit = NC_PROOF_AUTO_LIMIT;
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, opts, "proof");
+  if (lua_type(L, -1) == LUA_TBOOLEAN)
+    c->proof_limit = !lua_toboolean(L, -1) ? 0 : kind != 0 ? 2147483647L : 0;
+  else if (!lua_isnil(L, -1) && !(lua_type(L, -1) == LUA_TSTRING
+                                   && strcmp(lua_tostring(L, -1), "auto") == 0))
+    luaL_argerror(L, opts, "proof must be true, false or \"auto\"");
+  lua_pop(L, 1);
+}
+
 /* Arms a test on c: remembers its options (validated now, so malformed
  * options raise before anything is sent) and its deadline. */
 static void arm(lua_State *L, nc_conn *c, int opts, double started, double timeout, int owned)
 {
   int i;
   opts = nc_absindex(L, opts);
+  check_job(L, opts, c);
   push_scope_params(L, opts, opts); /* $1..$3, kept in the state */
   lua_createtable(L, 3, 1);
   for (i = 3; i >= 1; i--) {
@@ -459,15 +575,32 @@ static void arm(lua_State *L, nc_conn *c, int opts, double started, double timeo
   c->introspect_started = -1;
 }
 
-/* Sends the catalog queries on the now ready connection. */
+#define TEXTARRAYOID 1009
+
+/* The job's tgtype event bits: INSERT, and UPDATE for an upsert, TRUNCATE
+ * when it truncates. */
+static int trigger_events(const nc_job *job)
+{
+  return 4 | (job->value[NC_OPT_ON_CONFLICT] == 1 ? 16 : 0)
+         | (job->value[NC_OPT_TRUNCATE] != 0 ? 32 : 0);
+}
+
+/* Sends the test's pipeline on the now ready connection: BEGIN READ ONLY,
+ * the settings, the catalog queries (and the job's), a sync; then the
+ * executor proof in a segment of its own, whose failure the test survives;
+ * then COMMIT and the last sync. */
 static void start_queries(lua_State *L, nc_conn *c)
 {
+  static const Oid types[] = { TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID };
   static const char maintain_col[] = ", p.mnt AS \"privileges.MAINTAIN\"";
   static const char maintain_fn[] = ", has_table_privilege(s.oid, 'MAINTAIN') AS mnt";
-  const char *queries[Q_COUNT], *params[3];
-  int top = lua_gettop(L), state, i, version = PQserverVersion(c->pg);
-  int modern = version >= 170000;
-  const char *scope;
+  const char *queries[Q_COUNT] = { NULL }, *params[3], *settings[8];
+  nc_step steps[NC_MAX_STEPS];
+  int top = lua_gettop(L), state, i, n = 0, version = PQserverVersion(c->pg);
+  int modern = version >= 170000, dst = c->job.kind == NC_DST;
+  int upsert = dst && c->job.value[NC_OPT_ON_CONFLICT] == 1;
+  double left = c->test_deadline - nc_now();
+  const char *scope, *with;
 
   lua_rawgeti(L, LUA_REGISTRYINDEX, c->state_ref);
   state = lua_gettop(L);
@@ -478,12 +611,14 @@ static void start_queries(lua_State *L, nc_conn *c)
   }
   scope = params[1] != NULL ? (params[0] != NULL ? SCOPE_BOTH : SCOPE_TABLES)
                             : (params[0] != NULL ? SCOPE_SCHEMAS : SCOPE_ALL);
-  lua_pushfstring(L, SQL_TABLES, modern ? maintain_col : "", modern ? maintain_fn : "");
-  /* The tables query reads the scope twice: inline it (PostgreSQL 12 and
-   * later) rather than write every row to a tuplestore. */
-  queries[Q_TABLES] = lua_pushfstring(L, "WITH scope AS %s%s%s",
-                                      version >= 120000 ? "NOT MATERIALIZED " : "",
-                                      scope, lua_tostring(L, -1));
+  /* Queries that read the scope more than once inline it (PostgreSQL 12
+   * and later) rather than write every row to a tuplestore. */
+  with = lua_pushfstring(L, "WITH scope AS %s%s", version >= 120000 ? "NOT MATERIALIZED " : "",
+                         scope);
+  lua_pushfstring(L, "%s%s", dst ? DESTINATION_COLUMNS : "", upsert ? UPSERT_COLUMNS : "");
+  lua_pushfstring(L, SQL_TABLES, modern ? maintain_col : "", lua_tostring(L, -1),
+                  modern ? maintain_fn : "", dst ? DESTINATION_JOIN : "");
+  queries[Q_TABLES] = lua_pushfstring(L, "%s%s", with, lua_tostring(L, -1));
   /* pg_sequence (PostgreSQL 10 and later) lists only the sequences: no
    * scan of every relation of a large catalog to find them. */
   lua_pushfstring(L, SQL_SEQUENCES_IN_SCHEMAS,
@@ -503,9 +638,133 @@ static void start_queries(lua_State *L, nc_conn *c)
   queries[Q_DATABASE] = SQL_DATABASE;
   queries[Q_SCHEMAS] = SQL_SCHEMAS;
   queries[Q_NOT_FOUND] = SQL_NOT_FOUND;
+  if (dst) {
+    lua_pushfstring(L, SQL_TRIGGERS, trigger_events(&c->job));
+    queries[Q_TRIGGERS] = lua_pushfstring(L, "WITH scope AS %s%s", scope, lua_tostring(L, -1));
+  }
+  if (dst && c->job.value[NC_OPT_TRUNCATE] == 1)
+    queries[Q_FOREIGN_KEYS] = lua_pushfstring(L, "WITH scope AS %s%s", scope, SQL_FOREIGN_KEYS);
+  if (dst && c->job.value[NC_OPT_TRUNCATE] == 2)
+    queries[Q_CASCADE] = lua_pushfstring(L, "WITH RECURSIVE scope AS %s%s", scope, SQL_CASCADE);
+
+  /* The settings, all bound: the scope and the job for the proof too. */
+  settings[0] = lua_pushfstring(L, "%d", left > 0.001 ? (int)(left > 2e6 ? 2e9 : left * 1000.0) : 1);
+  settings[1] = c->job.kind == NC_DST ? "destination" : "source";
+  settings[2] = nc_job_choice(&c->job, NC_OPT_ON_CONFLICT);
+  settings[3] = lua_pushfstring(L, "%d", (int)c->proof_limit);
+  settings[4] = lua_pushfstring(L, "%d", (int)(left > 2e6 ? 1e9 : left * 1000.0 * NC_PROOF_BUDGET_SHARE));
+  for (i = 0; i < 3; i++)
+    settings[5 + i] = params[i] != NULL ? params[i] : "";
+  steps[n++] = (nc_step){ "BEGIN READ ONLY ISOLATION LEVEL REPEATABLE READ", 0, NULL, NULL, 0, 0 };
+  steps[n++] = (nc_step){
+    "SELECT pg_catalog.set_config('statement_timeout', $1, true),"
+    " pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true),"
+    " pg_catalog.set_config('jit', 'off', true),"
+    " pg_catalog.set_config('neoconn.kind', $2, true),"
+    " pg_catalog.set_config('neoconn.on_conflict', $3, true),"
+    " pg_catalog.set_config('neoconn.proof_limit', $4, true),"
+    " pg_catalog.set_config('neoconn.proof_budget_ms', $5, true),"
+    " pg_catalog.set_config('neoconn.scope_schemas', $6, true),"
+    " pg_catalog.set_config('neoconn.scope_table_schemas', $7, true),"
+    " pg_catalog.set_config('neoconn.scope_table_names', $8, true)",
+    8, settings, NULL, 0, 0 };
+  for (i = 0; i < Q_PROOF_STATUS; i++)
+    if (queries[i] != NULL)
+      steps[n++] = (nc_step){ queries[i], 3, params, types, i + 1, 0 };
+  steps[n++] = (nc_step){ NULL, 0, NULL, NULL, 0, 0 };
+  if (c->proof_limit > 0) {
+    steps[n++] = (nc_step){ lua_pushfstring(L, nc_proof_sql, scope, scope), 0, NULL, NULL, 0, 1 };
+    steps[n++] = (nc_step){ nc_proof_status_sql, 0, NULL, NULL, Q_PROOF_STATUS + 1, 1 };
+    steps[n++] = (nc_step){ nc_proof_rows_sql, 0, NULL, NULL, Q_PROOF_ROWS + 1, 1 };
+    steps[n++] = (nc_step){ NULL, 0, NULL, NULL, 0, 0 };
+  }
+  steps[n++] = (nc_step){ "COMMIT", 0, NULL, NULL, 0, 0 };
+  steps[n++] = (nc_step){ NULL, 0, NULL, NULL, 0, 0 };
   c->introspect_started = nc_now();
-  nc_pipeline_begin(c, queries, Q_COUNT, 3, params, c->test_deadline); /* libpq copies it all */
+  nc_pipeline_begin(c, steps, n); /* libpq copies it all */
   lua_settop(L, top);
+}
+
+/* Pushes schema .. "\0" .. name of the row on top. */
+static void push_row_key(lua_State *L, const char *schema_field, const char *name_field)
+{
+  lua_getfield(L, -1, schema_field);
+  lua_pushlstring(L, "", 1);
+  lua_getfield(L, -3, name_field);
+  lua_concat(L, 3);
+}
+
+/* report.proof = { method, status, tables, limit [, error] }, and each
+ * table's proof ("executor" or "catalog"), statement and refusal. */
+static void add_proof(lua_State *L, nc_conn *c, int report, int lists)
+{
+  int proof, proven, tables, i, n, found = 0;
+  const char *status = "off";
+  lua_createtable(L, 0, 5);
+  proof = lua_gettop(L);
+  lua_newtable(L);
+  proven = proof + 1;
+  if (c->proof_limit > 0 && c->tolerated_failed) {
+    status = "unavailable";
+    nc_push_error(L, &c->tolerated_error, NULL);
+    lua_setfield(L, proof, "error");
+  } else if (c->proof_limit > 0) {
+    lua_rawgeti(L, lists, Q_PROOF_STATUS + 1);
+    lua_rawgeti(L, -1, 1);
+    lua_getfield(L, -1, "tables");
+    lua_setfield(L, proof, "tables");
+    lua_getfield(L, -1, "status");
+    status = lua_tostring(L, -1) != NULL ? lua_tostring(L, -1) : "unavailable";
+    lua_setfield(L, proof, "status"); /* status stays anchored in the row */
+    lua_pop(L, 2);
+    lua_rawgeti(L, lists, Q_PROOF_ROWS + 1);
+    n = (int)lua_rawlen(L, -1);
+    for (i = 1; i <= n; i++) {
+      lua_rawgeti(L, -1, i);
+      push_row_key(L, "schema", "name");
+      lua_insert(L, -2);
+      lua_rawset(L, proven);
+    }
+    lua_pop(L, 1);
+  }
+  lua_pushstring(L, status);
+  lua_setfield(L, proof, "status");
+  lua_pushnumber(L, (double)c->proof_limit);
+  lua_setfield(L, proof, "limit");
+  lua_getfield(L, report, "tables");
+  tables = lua_gettop(L);
+  n = (int)lua_rawlen(L, tables);
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, tables, i);
+    push_row_key(L, "schema", "name");
+    lua_rawget(L, proven);
+    if (lua_istable(L, -1)) {
+      found++;
+      lua_getfield(L, -1, "statement");
+      lua_setfield(L, -3, "statement");
+      lua_getfield(L, -1, "sqlstate");
+      if (!lua_isnil(L, -1)) {
+        lua_createtable(L, 0, 2);
+        lua_insert(L, -2);
+        lua_setfield(L, -2, "sqlstate");
+        lua_getfield(L, -2, "message");
+        lua_setfield(L, -2, "message");
+        lua_setfield(L, -3, "refused");
+      } else {
+        lua_pop(L, 1);
+      }
+    }
+    lua_pushstring(L, lua_istable(L, -1) ? "executor" : "catalog");
+    lua_setfield(L, -3, "proof");
+    lua_pop(L, 2);
+  }
+  lua_pushstring(L, found > 0 ? "executor" : "catalog");
+  lua_setfield(L, proof, "method");
+  nc_push_job(L, &c->job);
+  lua_setfield(L, report, "job");
+  lua_settop(L, proof);
+  lua_setfield(L, report, "proof");
+  lua_settop(L, proof - 1);
 }
 
 /* Pushes the finished test's report and releases its state; closes the
@@ -532,6 +791,8 @@ static void test_finish(lua_State *L, nc_conn *c)
         { Q_ROLE, "role", 1 }, { Q_DATABASE, "database", 1 }, { Q_SCHEMAS, "schemas", 0 },
         { Q_TABLES, "tables", 0 }, { Q_SEQUENCES, "sequences", 0 },
         { Q_FUNCTIONS, "functions", 0 }, { Q_NOT_FOUND, "not_found", 0 },
+        { Q_TRIGGERS, "triggers", 0 }, { Q_FOREIGN_KEYS, "foreign_keys", 0 },
+        { Q_CASCADE, "truncate_cascade", 0 },
       };
       size_t i;
       lua_rawgeti(L, lists, Q_SERVER + 1);
@@ -554,6 +815,8 @@ static void test_finish(lua_State *L, nc_conn *c)
         lua_setfield(L, report, parts[i].field);
       }
     }
+    if (c->job.kind != 0)
+      add_proof(L, c, report, lists);
     lua_settop(L, report);
   }
   set_number(L, report, "ms", ms(now - (c->owned ? c->started : c->test_started)));

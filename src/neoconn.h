@@ -12,6 +12,11 @@
 #define NC_CONN_MT "neoconn.connection"
 #define NC_ERROR_MT "neoconn.error"
 #define NC_DEFAULT_TIMEOUT 10.0
+/* Jobs of up to this many tables are proven by the executor by default
+ * (opts.proof = "auto"); see the README for the measurements behind it. */
+#define NC_PROOF_AUTO_LIMIT 2000
+/* The share of the time left that the executor proof may take. */
+#define NC_PROOF_BUDGET_SHARE 0.5
 
 /* Stages of a test, in the order they happen. */
 typedef enum {
@@ -36,6 +41,31 @@ typedef struct {
   char hint[1536];
 } nc_error;
 
+/* A sync job (requirements.c): its kind and the value of each option, an
+ * index into that option's values (false, true, then its choices). */
+enum { NC_SRC = 1, NC_DST = 2 };
+enum { NC_OPT_ON_CONFLICT, NC_OPT_TRUNCATE, NC_OPT_RESET_SEQUENCES, NC_OPT_INIT_SCHEMA,
+       NC_OPT_COUNT };
+typedef struct {
+  int kind;   /* 0: no job given */
+  int value[NC_OPT_COUNT];
+} nc_job;
+
+/* One step of a pipeline: a statement (sql != NULL) or a sync point. Rows
+ * of a statement go to lists[list] when list > 0. A failing statement
+ * fails the test, unless it is `tolerated`: then its error is kept in
+ * c->tolerated_error and the test goes on (the server skips the rest of
+ * that segment, up to the next sync). */
+#define NC_MAX_STEPS 24
+typedef struct {
+  const char *sql;
+  int nparams;
+  const char *const *params;
+  const Oid *types;
+  int list;
+  int tolerated;
+} nc_step;
+
 /* A connection userdata. `pg` is NULL once closed. */
 typedef struct {
   PGconn *pg;
@@ -49,18 +79,23 @@ typedef struct {
   int want_write;                /* the handshake waits for the socket to be writable */
   double connect_deadline;       /* connect_start's: connect_poll gives up after it */
   /* A test in progress (introspect.c drives pipeline.c). */
-  int phase;                     /* 0 idle, else the pipeline or its ROLLBACK */
-  int expect;                    /* next result: -2 BEGIN .. nqueries COMMIT, then the sync */
-  int nqueries;
+  int phase;                     /* 0 idle, 1 the pipeline runs */
+  int expect;                    /* the step whose result comes next */
+  int nsteps;
+  struct { int list, tolerated, sync; } steps[NC_MAX_STEPS];
+  int tolerated_failed;          /* a tolerated step failed: see tolerated_error */
   int awaiting_null;             /* each query's result is followed by a NULL */
   int flushing;                  /* output not yet all sent */
   int query_failed;              /* a query failed or the connection was lost: see `error` */
   int state_ref;                 /* registry ref of the test's Lua state, or LUA_NOREF */
   int owned;                     /* the test opened this connection and closes it */
   double test_started, test_deadline, introspect_started;
+  nc_job job;                    /* the test's job (kind 0: none given) */
+  long proof_limit;              /* prove up to this many tables; 0: no proof */
   char secret[256];              /* password, kept only to scrub it from messages */
   char user[128], host[256], port[16], dbname[128];
   nc_error error;
+  nc_error tolerated_error;
 } nc_conn;
 
 /* time.c */
@@ -117,13 +152,13 @@ NC_PRIVATE void nc_register_box(lua_State *L);
 NC_PRIVATE void nc_push_rows(lua_State *L, const PGresult *res, int share);
 NC_PRIVATE int nc_l_query(lua_State *L); /* conn:query */
 
-/* pipeline.c: the read-only catalog queries, one round trip, step by step.
- * begin: 1 sent (or buffered), 0 failed (c->error, connection closed).
- * step: 1 finished (c->query_failed tells whether it failed; rows of query
- * i at lists[i + 1]), 0 wait for the socket (c->want_write).
- * timeout: gives up, closing the connection. */
-NC_PRIVATE int nc_pipeline_begin(nc_conn *c, const char *const *queries, int nqueries, int nparams,
-                                 const char *const *params, double deadline);
+/* pipeline.c: statements and sync points sent in one round trip, step by
+ * step. begin: 1 sent (or buffered), 0 failed (c->error, connection
+ * closed). step: 1 finished (c->query_failed tells whether it failed),
+ * 0 wait for the socket (c->want_write). timeout: gives up, closing the
+ * connection. The last step must be a sync, and the connection must be
+ * idle after it (else it is closed). */
+NC_PRIVATE int nc_pipeline_begin(nc_conn *c, const nc_step *steps, int nsteps);
 NC_PRIVATE int nc_pipeline_step(lua_State *L, nc_conn *c, int lists);
 NC_PRIVATE int nc_pipeline_timeout(nc_conn *c);
 
@@ -134,5 +169,17 @@ NC_PRIVATE int nc_l_test_step(lua_State *L); /* conn:test_step */
 
 /* requirements.c */
 NC_PRIVATE int nc_l_requirements(lua_State *L);
+NC_PRIVATE int nc_l_job_options(lua_State *L);
+NC_PRIVATE int nc_check_kind(lua_State *L, int idx); /* "source"|"destination" -> NC_SRC|NC_DST */
+/* Reads the job options at opts into job (raises on a bad one, as argument
+ * arg); with_kind: the table may also carry `kind`. */
+NC_PRIVATE void nc_check_job(lua_State *L, int kind, int opts, int arg, int with_kind, nc_job *job);
+NC_PRIVATE const char *nc_job_choice(const nc_job *job, int option); /* "false", "update", ... */
+NC_PRIVATE void nc_push_job(lua_State *L, const nc_job *job); /* { kind =, <option> = value } */
+
+/* proof.c: the executor proof of a job's statements (EXPLAIN as the role). */
+NC_PRIVATE extern const char nc_proof_sql[];      /* the DO block; reads neoconn.* settings */
+NC_PRIVATE extern const char nc_proof_rows_sql[]; /* its per-table results */
+NC_PRIVATE extern const char nc_proof_status_sql[];
 
 #endif

@@ -1,17 +1,16 @@
-/* The read-only catalog pipeline as a state machine. nc_pipeline_begin
- * sends BEGIN READ ONLY, the settings, the queries, COMMIT and a sync in one
- * round trip; nc_pipeline_step consumes whatever has arrived and says
- * whether to wait for the socket, so a blocking loop (neoconn.test) and an
- * event loop (nginx, a fleet check) drive the same code. After a failed
- * query the transaction is rolled back, so a caller's connection is idle
- * again; if the protocol state is unknown (timeout, lost connection) the
- * connection is closed. */
-#include <stdio.h>
+/* A pipeline of statements and sync points as a state machine.
+ * nc_pipeline_begin sends every step in one round trip; nc_pipeline_step
+ * consumes whatever has arrived and says whether to wait for the socket,
+ * so a blocking loop (neoconn.test) and an event loop (nginx, a fleet
+ * check) drive the same code. Sync points split the pipeline into
+ * segments: an error skips the rest of its own segment only, so a step
+ * that may fail (the executor proof) sits in a segment of its own, and a
+ * last segment ends the transaction whatever happened before it. If the
+ * protocol state is unknown (timeout, lost connection) or the connection
+ * is not idle at the end, it is closed. */
 #include "neoconn.h"
 
-#define TEXTARRAYOID 1009
-
-enum { PHASE_PIPELINE = 1, PHASE_ROLLBACK = 2 };
+enum { PHASE_PIPELINE = 1 };
 
 /* The connection cannot be trusted any more: record why and close it. */
 static int lose(nc_conn *c, int timed_out)
@@ -24,36 +23,30 @@ static int lose(nc_conn *c, int timed_out)
   return 1;
 }
 
-int nc_pipeline_begin(nc_conn *c, const char *const *queries, int nqueries, int nparams,
-                      const char *const *params, double deadline)
+int nc_pipeline_begin(nc_conn *c, const nc_step *steps, int nsteps)
 {
-  static const Oid types[] = { TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID };
   PGconn *pg = c->pg;
-  char timeout_ms[32];
-  const char *settings[1];
-  double left = deadline - nc_now();
   int i;
 
   c->query_failed = 0;
-  c->expect = -2;
+  c->tolerated_failed = 0;
+  c->expect = 0;
   c->awaiting_null = 0;
-  c->nqueries = nqueries;
+  c->nsteps = nsteps;
   c->phase = PHASE_PIPELINE;
-  sprintf(timeout_ms, "%ld", left > 0.001 ? (long)(left * 1000.0) : 1L);
-  settings[0] = timeout_ms;
-  if (nparams > (int)(sizeof types / sizeof types[0]) || !PQenterPipelineMode(pg)
-      || !PQsendQueryParams(pg, "BEGIN READ ONLY ISOLATION LEVEL REPEATABLE READ", 0, NULL, NULL,
-                            NULL, NULL, 0)
-      || !PQsendQueryParams(pg, "SELECT pg_catalog.set_config('statement_timeout', $1, true), "
-                                "pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true), "
-                                "pg_catalog.set_config('jit', 'off', true)",
-                            1, NULL, settings, NULL, NULL, 0))
+  if (nsteps > NC_MAX_STEPS || nsteps < 1 || steps[nsteps - 1].sql != NULL
+      || !PQenterPipelineMode(pg))
     return !lose(c, 0);
-  for (i = 0; i < nqueries; i++)
-    if (!PQsendQueryParams(pg, queries[i], nparams, types, params, NULL, NULL, 0))
-      return !lose(c, 0);
-  if (!PQsendQueryParams(pg, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) || !PQpipelineSync(pg))
-    return !lose(c, 0);
+  for (i = 0; i < nsteps; i++) {
+    const nc_step *s = &steps[i];
+    c->steps[i].list = s->list;
+    c->steps[i].tolerated = s->tolerated;
+    c->steps[i].sync = s->sql == NULL;
+    if (s->sql == NULL ? !PQpipelineSync(pg)
+                       : !PQsendQueryParams(pg, s->sql, s->nparams, s->types, s->params, NULL,
+                                            NULL, 0))
+      return !lose(c, 0); /* libpq copied what it sent */
+  }
   c->flushing = 1;
   return 1;
 }
@@ -75,47 +68,53 @@ static int push_out(nc_conn *c)
   return 1;
 }
 
-/* One result of the pipeline; 1 when the sync closed it, -1 if lost. */
+static void record_failure(nc_conn *c, const PGresult *res, int tolerated)
+{
+  if (tolerated) {
+    if (!c->tolerated_failed)
+      nc_classify_query_failure(&c->tolerated_error, res, c->pg, 0, NC_STAGE_INTROSPECT);
+    c->tolerated_failed = 1;
+  } else if (!c->query_failed) {
+    nc_classify_query_failure(&c->error, res, c->pg, 0, NC_STAGE_INTROSPECT);
+    c->query_failed = 1;
+  }
+}
+
+/* One result of the pipeline; 1 when the last sync arrived, -1 if lost. */
 static int on_result(lua_State *L, nc_conn *c, PGresult *res, int lists)
 {
   ExecStatusType st = PQresultStatus(res);
-  if (c->awaiting_null) { /* every query ends with a NULL result */
+  int step = c->expect;
+  if (c->awaiting_null) { /* every statement's results end with a NULL */
     if (res != NULL)
       return -1;
     c->awaiting_null = 0;
     c->expect++;
     return 0;
   }
-  if (c->expect > c->nqueries) { /* the sync */
-    if (st != PGRES_PIPELINE_SYNC || !PQexitPipelineMode(c->pg))
+  if (res == NULL || step >= c->nsteps)
+    return -1;
+  if (c->steps[step].sync) {
+    if (st != PGRES_PIPELINE_SYNC)
+      return -1;
+    c->expect++;
+    if (c->expect < c->nsteps)
+      return 0;
+    if (!PQexitPipelineMode(c->pg) || PQtransactionStatus(c->pg) != PQTRANS_IDLE)
       return -1;
     return 1;
   }
-  if (res == NULL)
-    return -1;
-  if (st == PGRES_FATAL_ERROR && !c->query_failed) {
-    nc_classify_query_failure(&c->error, res, c->pg, 0, NC_STAGE_INTROSPECT);
-    c->query_failed = 1;
-  }
-  if (c->expect >= 0 && c->expect < c->nqueries) {
+  if (st == PGRES_FATAL_ERROR)
+    record_failure(c, res, c->steps[step].tolerated);
+  if (c->steps[step].list > 0) {
     if (st == PGRES_TUPLES_OK)
       nc_push_rows(L, res, 1);
     else
       lua_newtable(L);
-    lua_rawseti(L, lists, c->expect + 1);
+    lua_rawseti(L, lists, c->steps[step].list);
   }
   c->awaiting_null = 1;
   return 0;
-}
-
-/* Handles the results available now; 1 when the ROLLBACK phase ended. */
-static int on_rollback_result(lua_State *L, nc_conn *c, int *lost)
-{
-  PGresult *res = nc_take_result(L, c->pg);
-  int done = (res == NULL);
-  *lost = res != NULL && PQresultStatus(res) != PGRES_COMMAND_OK;
-  nc_drop_result(L);
-  return done;
 }
 
 int nc_pipeline_step(lua_State *L, nc_conn *c, int lists)
@@ -124,47 +123,24 @@ int nc_pipeline_step(lua_State *L, nc_conn *c, int lists)
   if (c->phase == 0 || c->pg == NULL)
     return 1; /* finished, or failed when it began */
   for (;;) {
-    int r = push_out(c), restart = 0;
+    int r = push_out(c);
     /* Reading while a send is pending keeps the server from stalling. */
     if (r < 0 || !PQconsumeInput(c->pg))
       return lose(c, 0);
     if (r == 0)
       return 0; /* wait until writable (or readable) */
-    while (!restart && !PQisBusy(c->pg)) {
-      int lost = 0, done;
-      if (c->phase == PHASE_ROLLBACK) {
-        done = on_rollback_result(L, c, &lost);
-        if (lost)
-          return lose(c, 0);
-        if (done) {
-          c->phase = 0;
-          return 1;
-        }
-        continue;
-      }
-      done = on_result(L, c, nc_take_result(L, c->pg), lists);
+    while (!PQisBusy(c->pg)) {
+      int done = on_result(L, c, nc_take_result(L, c->pg), lists);
       nc_drop_result(L);
       if (done < 0)
         return lose(c, 0);
-      if (done == 0)
-        continue;
-      /* A failed query aborted our transaction: end it, so the caller's
-       * connection is back where it was. */
-      if (c->query_failed && PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
-        if (!PQsendQuery(c->pg, "ROLLBACK"))
-          return lose(c, 0);
-        c->phase = PHASE_ROLLBACK;
-        c->flushing = 1;
-        restart = 1;
-        continue;
+      if (done > 0) {
+        c->phase = 0;
+        return 1;
       }
-      c->phase = 0;
-      return 1;
     }
-    if (!restart) {
-      c->want_write = 0;
-      return 0; /* wait until readable */
-    }
+    c->want_write = 0;
+    return 0; /* wait until readable */
   }
 }
 

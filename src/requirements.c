@@ -1,145 +1,324 @@
-/* neoconn.requirements(kind [, opts]): what a sync job's statements need,
- * as PostgreSQL enforces it. Each entry is proven by a spec that runs the
- * statement as a role granted exactly these and with each one revoked. */
+/* A sync job, written down once: the options a job takes and what its
+ * statements need. Everything else is derived from these two tables: the
+ * config keys and CLI flags (from neoconn.job_options()), the requirements
+ * (neoconn.requirements), the policy's checks (each requirement names the
+ * check that satisfies it) and the statements the test proves. Each
+ * requirement is proven by a spec that runs the statement as a role granted
+ * exactly these and with each one revoked. */
 #include <string.h>
 #include "neoconn.h"
 
-enum { ALWAYS, IF_UPDATE, IF_TRUNCATE, IF_RESET_SEQUENCES, IF_INIT_SCHEMA };
-enum { SRC = 1, DST = 2 };
+/* A job option: false/true when `boolean`, then its string choices; the
+ * value is an index into that list (booleans first), 0 by default. */
+typedef struct {
+  const char *name;
+  int kinds;
+  int boolean;
+  const char *choices[3];
+  const char *help;
+} job_option;
+
+static const job_option options[NC_OPT_COUNT] = {
+  [NC_OPT_ON_CONFLICT] = { "on_conflict", NC_DST, 0, { "nothing", "update" },
+    "rows that exist already: kept (nothing) or updated (update, an upsert on the primary key)" },
+  [NC_OPT_TRUNCATE] = { "truncate", NC_DST, 1, { "cascade" },
+    "empty the job's tables first, in one TRUNCATE (cascade: TRUNCATE ... CASCADE)" },
+  [NC_OPT_RESET_SEQUENCES] = { "reset_sequences", NC_DST, 1, { NULL },
+    "move the sequences the tables own past the copied values (setval)" },
+  [NC_OPT_INIT_SCHEMA] = { "init_schema", NC_DST, 1, { NULL },
+    "create missing schemas and tables" },
+};
+
+#define ALWAYS -1, 0
+#define WHEN(opt, values) opt, values
+#define V(i) (1 << (i))
+#define TRUE_OR_CASCADE (V(1) | V(2))
 
 typedef struct {
-  int kinds;            /* SRC, DST or both */
-  int when;             /* an option that switches it on */
-  const char *id;       /* stable name, used by policy rules */
+  int kinds;            /* NC_SRC, NC_DST or both */
+  int option;           /* the option that switches it on, or -1 */
+  int values;           /* ... when its value is one of these (bit per value) */
+  const char *id;       /* stable name: the rule's name in findings */
   const char *object_type;
   const char *privileges[3];
   const char *applies_to;
   int columns_suffice;  /* a grant on every column does as well */
   int optional;         /* needed only in some cases; a warning when missing */
+  const char *check;    /* what satisfies it: the policy check of that name */
   const char *reason;
 } requirement;
 
 static const requirement all[] = {
-  { SRC | DST, ALWAYS, "database.connect", "database", { "CONNECT" }, "the database", 0, 0,
-    "open a session (PUBLIC has CONNECT unless it was revoked)" },
-  { SRC | DST, ALWAYS, "schema.usage", "schema", { "USAGE" }, "schemas of the synced tables",
-    0, 0, "look up any object in the schema" },
-  { SRC, ALWAYS, "table.select", "table", { "SELECT" }, "synced tables", 1, 0,
+  { NC_SRC | NC_DST, ALWAYS, "database.connect", "database", { "CONNECT" }, "the database", 0, 0,
+    "grant", "open a session (PUBLIC has CONNECT unless it was revoked)" },
+  { NC_DST, ALWAYS, "session.read_write", "connection", { NULL },
+    "the session", 0, 0, "read_write_session",
+    "every write fails on a hot standby or when default_transaction_read_only is on" },
+  { NC_SRC | NC_DST, ALWAYS, "schema.usage", "schema", { "USAGE" }, "schemas of the synced tables",
+    0, 0, "grant", "look up any object in the schema" },
+  { NC_SRC, ALWAYS, "table.select", "table", { "SELECT" }, "synced tables", 1, 0, "grant",
     "SELECT <all columns> FROM t" },
-  { SRC, ALWAYS, "policy.select", "policy", { "SELECT" },
-    "synced tables where row-level security applies to the role", 0, 1,
+  { NC_SRC, ALWAYS, "policy.select", "policy", { "SELECT" },
+    "synced tables where row-level security applies to the role", 0, 1, "rls_policy",
     "row-level security hides the rows no permissive SELECT policy lets the role see; "
     "BYPASSRLS or a policy makes the copy complete" },
-  { DST, ALWAYS, "table.insert", "table", { "INSERT" }, "synced tables", 1, 0,
-    "INSERT INTO t (<all columns>) VALUES (...) ON CONFLICT DO NOTHING" },
-  { DST, ALWAYS, "policy.insert", "policy", { "INSERT" },
-    "synced tables where row-level security applies to the role", 0, 0,
+  { NC_DST, ALWAYS, "table.insert", "table", { "INSERT" }, "synced tables", 1, 0, "grant",
+    "INSERT INTO t (<insertable columns>) VALUES (...) ON CONFLICT DO NOTHING" },
+  { NC_DST, ALWAYS, "policy.insert", "policy", { "INSERT" },
+    "synced tables where row-level security applies to the role", 0, 0, "rls_policy",
     "with row-level security and no permissive INSERT policy for the role every insert fails" },
-  { DST, IF_UPDATE, "table.update", "table", { "UPDATE" }, "synced tables", 1, 0,
-    "INSERT ... ON CONFLICT (<primary key>) DO UPDATE SET c = EXCLUDED.c" },
-  { DST, IF_UPDATE, "table.select_upsert", "table", { "SELECT" }, "synced tables", 1, 0,
+  { NC_DST, WHEN(NC_OPT_ON_CONFLICT, V(1)), "table.update", "table", { "UPDATE" }, "synced tables",
+    1, 0, "grant", "INSERT ... ON CONFLICT (<primary key>) DO UPDATE SET c = EXCLUDED.c" },
+  { NC_DST, WHEN(NC_OPT_ON_CONFLICT, V(1)), "table.select_upsert", "table", { "SELECT" },
+    "synced tables", 1, 0, "grant",
     "ON CONFLICT (<primary key>) DO UPDATE reads the key and every EXCLUDED column it sets" },
-  { DST, IF_UPDATE, "policy.update", "policy", { "UPDATE", "SELECT" },
-    "synced tables where row-level security applies to the role", 0, 0,
+  { NC_DST, WHEN(NC_OPT_ON_CONFLICT, V(1)), "table.primary_key", "table", { NULL },
+    "synced tables", 0, 0, "primary_key",
+    "ON CONFLICT (<primary key>) DO UPDATE needs a primary key to find the existing row" },
+  { NC_DST, WHEN(NC_OPT_ON_CONFLICT, V(1)), "policy.update", "policy", { "UPDATE", "SELECT" },
+    "synced tables where row-level security applies to the role", 0, 0, "rls_policy",
     "ON CONFLICT DO UPDATE must see and update the existing row through permissive policies" },
-  { DST, IF_TRUNCATE, "table.truncate", "table", { "TRUNCATE" }, "synced tables", 0, 0,
-    "TRUNCATE t before the copy" },
-  { DST, IF_RESET_SEQUENCES, "sequence.update", "sequence", { "UPDATE" },
-    "sequences owned by columns of the synced tables", 0, 0,
+  { NC_DST, WHEN(NC_OPT_TRUNCATE, TRUE_OR_CASCADE), "table.truncate", "table", { "TRUNCATE" },
+    "synced tables", 0, 0, "grant", "TRUNCATE <every synced table> before the copy" },
+  { NC_DST, WHEN(NC_OPT_TRUNCATE, V(1)), "table.truncate_references", "table", { NULL },
+    "synced tables referenced by a foreign key from a table outside the job", 0, 0,
+    "no_outside_references",
+    "TRUNCATE fails on a table referenced by a foreign key from a table it does not also empty" },
+  { NC_DST, WHEN(NC_OPT_TRUNCATE, V(2)), "table.truncate_cascade", "table", { "TRUNCATE" },
+    "tables TRUNCATE ... CASCADE reaches through foreign keys", 0, 0, "cascade_grants",
+    "TRUNCATE ... CASCADE also empties every table referencing a synced one, and needs "
+    "TRUNCATE on each" },
+  { NC_DST, WHEN(NC_OPT_TRUNCATE, TRUE_OR_CASCADE), "table.truncatable", "table", { NULL },
+    "synced tables", 0, 0, "truncatable", "views and foreign tables without TRUNCATE support "
+    "cannot be truncated" },
+  { NC_DST, WHEN(NC_OPT_RESET_SEQUENCES, V(1)), "sequence.update", "sequence", { "UPDATE" },
+    "sequences owned by columns of the synced tables", 0, 0, "grant",
     "setval() moves each sequence past the copied values" },
-  { DST, IF_INIT_SCHEMA, "schema.create", "schema", { "CREATE" }, "schemas of the synced tables",
-    0, 0, "CREATE TABLE for tables that do not exist yet" },
-  { DST, IF_INIT_SCHEMA, "database.create", "database", { "CREATE" },
-    "the database, when a schema does not exist yet", 0, 0, "CREATE SCHEMA for a missing schema" },
-  { DST, ALWAYS, "sequence.usage", "sequence", { "USAGE" },
-    "sequences used by column defaults of the synced tables", 0, 1,
+  { NC_DST, WHEN(NC_OPT_INIT_SCHEMA, V(1)), "schema.create", "schema", { "CREATE" },
+    "schemas of the synced tables", 0, 0, "grant", "CREATE TABLE for tables that do not exist yet" },
+  { NC_DST, WHEN(NC_OPT_INIT_SCHEMA, V(1)), "database.create", "database", { "CREATE" },
+    "the database, when a schema does not exist yet", 0, 0, "grant_if_schema_missing",
+    "CREATE SCHEMA for a missing schema" },
+  { NC_SRC | NC_DST, ALWAYS, "table.statements", "table", { NULL }, "synced tables", 0, 0,
+    "executor", "the job's statements, planned by the server as the role (EXPLAIN): what the "
+    "executor checks beyond the grants (views' base tables, predefined roles, column "
+    "privileges, relation kinds)" },
+  { NC_DST, ALWAYS, "table.triggers", "table", { NULL }, "synced tables with triggers", 0, 1,
+    "invoker_triggers", "a trigger's SECURITY INVOKER function runs as the role: what it does "
+    "is not verified" },
+  { NC_DST, ALWAYS, "sequence.usage", "sequence", { "USAGE" },
+    "sequences used by column defaults of the synced tables", 0, 1, "grant",
     "only when a row leaves a serial column to its default (nextval); the copy sets every "
     "column explicitly" },
-  { DST, ALWAYS, "function.execute", "function", { "EXECUTE" },
-    "functions called by column defaults of the synced tables", 0, 1,
+  { NC_DST, ALWAYS, "function.execute", "function", { "EXECUTE" },
+    "functions called by column defaults of the synced tables", 0, 1, "grant",
     "only when a row leaves such a column to its default" },
 };
 
-static int opt_bool(lua_State *L, int opts, const char *key)
+/* Pushes the value of option o at index v: false, true or a choice. */
+static void push_value(lua_State *L, const job_option *o, int v)
 {
-  int v;
-  if (lua_isnoneornil(L, opts))
-    return 0;
-  lua_getfield(L, opts, key);
-  if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TBOOLEAN)
-    luaL_argerror(L, opts, lua_pushfstring(L, "%s must be a boolean, got %s", key,
-                                           luaL_typename(L, -1)));
-  v = lua_toboolean(L, -1);
-  lua_pop(L, 1);
-  return v;
+  if (o->boolean && v < 2)
+    lua_pushboolean(L, v);
+  else
+    lua_pushstring(L, o->choices[v - (o->boolean ? 2 : 0)]);
 }
 
-static void check_keys(lua_State *L, int opts)
+static int value_count(const job_option *o)
 {
-  static const char *const known[] = { "truncate", "init_schema", "reset_sequences",
-                                       "on_conflict", NULL };
+  int n = o->boolean ? 2 : 0, i;
+  for (i = 0; i < 3 && o->choices[i] != NULL; i++)
+    n++;
+  return n;
+}
+
+/* The index of the value at idx for option o, or -1. */
+static int value_index(lua_State *L, const job_option *o, int idx)
+{
+  int i, n = value_count(o);
+  idx = nc_absindex(L, idx);
+  for (i = 0; i < n; i++) {
+    int same;
+    push_value(L, o, i);
+    same = lua_rawequal(L, -1, idx);
+    lua_pop(L, 1);
+    if (same)
+      return i;
+  }
+  return -1;
+}
+
+static const char *describe_values(lua_State *L, const job_option *o)
+{
+  luaL_Buffer b;
+  int i, n = value_count(o);
+  luaL_buffinit(L, &b);
+  for (i = 0; i < n; i++) {
+    if (i > 0)
+      luaL_addstring(&b, i == n - 1 ? " or " : ", ");
+    if (o->boolean && i < 2) {
+      luaL_addstring(&b, i ? "true" : "false");
+    } else {
+      luaL_addchar(&b, '"');
+      luaL_addstring(&b, o->choices[i - (o->boolean ? 2 : 0)]);
+      luaL_addchar(&b, '"');
+    }
+  }
+  luaL_pushresult(&b);
+  return lua_tostring(L, -1);
+}
+
+void nc_check_job(lua_State *L, int kind, int opts, int arg, int with_kind, nc_job *job)
+{
+  int i;
+  memset(job, 0, sizeof *job);
+  job->kind = kind;
+  if (lua_isnoneornil(L, opts))
+    return;
+  opts = nc_absindex(L, opts);
+  luaL_checkstack(L, 6, NULL);
   lua_pushnil(L);
   while (lua_next(L, opts) != 0) {
-    const char *const *k;
-    int found = 0;
+    int found = -1;
     if (lua_type(L, -2) == LUA_TSTRING)
-      for (k = known; *k != NULL; k++)
-        found |= strcmp(*k, lua_tostring(L, -2)) == 0;
-    if (!found)
-      luaL_argerror(L, opts, lua_pushfstring(L, "unknown option '%s'",
-                                             lua_type(L, -2) == LUA_TSTRING
-                                               ? lua_tostring(L, -2) : luaL_typename(L, -2)));
+      for (i = 0; i < NC_OPT_COUNT; i++)
+        if (strcmp(options[i].name, lua_tostring(L, -2)) == 0)
+          found = i;
+    if (found < 0 && with_kind && lua_type(L, -2) == LUA_TSTRING
+        && strcmp(lua_tostring(L, -2), "kind") == 0)
+      found = NC_OPT_COUNT; /* a job table carries its kind */
+    if (found < 0)
+      luaL_argerror(L, arg, lua_pushfstring(L, "unknown option '%s'",
+                                            lua_type(L, -2) == LUA_TSTRING
+                                              ? lua_tostring(L, -2) : luaL_typename(L, -2)));
+    if (found < NC_OPT_COUNT) {
+      const job_option *o = &options[found];
+      int v = value_index(L, o, -1);
+      if (v < 0)
+        luaL_argerror(L, arg, lua_pushfstring(L, "%s must be %s", o->name, describe_values(L, o)));
+      if (v > 0 && !(o->kinds & kind))
+        luaL_argerror(L, arg, lua_pushfstring(L, "%s applies to %s only", o->name,
+                                              o->kinds & NC_DST ? "destinations" : "sources"));
+      job->value[found] = v;
+    }
     lua_pop(L, 1);
   }
 }
 
-int nc_l_requirements(lua_State *L)
+int nc_check_kind(lua_State *L, int idx)
 {
   static const char *const kinds[] = { "source", "destination", NULL };
-  static const char *const conflicts[] = { "nothing", "update", NULL };
-  int kind = luaL_checkoption(L, 1, NULL, kinds) == 0 ? SRC : DST;
-  int on[5] = { 1, 0, 0, 0, 0 };
+  return luaL_checkoption(L, idx, NULL, kinds) == 0 ? NC_SRC : NC_DST;
+}
+
+const char *nc_job_choice(const nc_job *job, int option)
+{
+  const job_option *o = &options[option];
+  int v = job->value[option];
+  if (o->boolean && v < 2)
+    return v ? "true" : "false";
+  return o->choices[v - (o->boolean ? 2 : 0)];
+}
+
+void nc_push_job(lua_State *L, const nc_job *job)
+{
+  int i;
+  lua_createtable(L, 0, NC_OPT_COUNT + 1);
+  lua_pushstring(L, job->kind == NC_DST ? "destination" : "source");
+  lua_setfield(L, -2, "kind");
+  for (i = 0; i < NC_OPT_COUNT; i++) {
+    push_value(L, &options[i], job->value[i]);
+    lua_setfield(L, -2, options[i].name);
+  }
+}
+
+static void push_kinds(lua_State *L, int kinds)
+{
+  int n = 0;
+  lua_newtable(L);
+  if (kinds & NC_SRC) {
+    lua_pushliteral(L, "source");
+    lua_rawseti(L, -2, ++n);
+  }
+  if (kinds & NC_DST) {
+    lua_pushliteral(L, "destination");
+    lua_rawseti(L, -2, ++n);
+  }
+}
+
+/* neoconn.job_options() -> { { name, kinds, values, default, help } ... } */
+int nc_l_job_options(lua_State *L)
+{
+  int i, v;
+  lua_createtable(L, NC_OPT_COUNT, 0);
+  for (i = 0; i < NC_OPT_COUNT; i++) {
+    const job_option *o = &options[i];
+    lua_createtable(L, 0, 5);
+    lua_pushstring(L, o->name);
+    lua_setfield(L, -2, "name");
+    push_kinds(L, o->kinds);
+    lua_setfield(L, -2, "kinds");
+    lua_newtable(L);
+    for (v = 0; v < value_count(o); v++) {
+      push_value(L, o, v);
+      lua_rawseti(L, -2, v + 1);
+    }
+    lua_setfield(L, -2, "values");
+    push_value(L, o, 0);
+    lua_setfield(L, -2, "default");
+    lua_pushstring(L, o->help);
+    lua_setfield(L, -2, "help");
+    lua_rawseti(L, -2, i + 1);
+  }
+  return 1;
+}
+
+static void push_list(lua_State *L, const char *const *items, int cap)
+{
+  int p;
+  lua_newtable(L);
+  for (p = 0; p < cap && items[p] != NULL; p++) {
+    lua_pushstring(L, items[p]);
+    lua_rawseti(L, -2, p + 1);
+  }
+}
+
+/* neoconn.requirements(kind [, opts]): the requirements of that job. */
+int nc_l_requirements(lua_State *L)
+{
+  nc_job job;
   size_t i;
   int n = 0;
-  if (!lua_isnoneornil(L, 2)) {
+  int kind = nc_check_kind(L, 1);
+  if (!lua_isnoneornil(L, 2))
     luaL_checktype(L, 2, LUA_TTABLE);
-    check_keys(L, 2);
-    lua_getfield(L, 2, "on_conflict");
-    on[IF_UPDATE] = luaL_checkoption(L, -1, "nothing", conflicts) == 1;
-    lua_pop(L, 1);
-    on[IF_TRUNCATE] = opt_bool(L, 2, "truncate");
-    on[IF_RESET_SEQUENCES] = opt_bool(L, 2, "reset_sequences");
-    on[IF_INIT_SCHEMA] = opt_bool(L, 2, "init_schema");
-    if (kind == SRC && (on[IF_UPDATE] || on[IF_TRUNCATE] || on[IF_RESET_SEQUENCES]
-                        || on[IF_INIT_SCHEMA]))
-      luaL_argerror(L, 2, "truncate, init_schema, reset_sequences and on_conflict apply to "
-                          "destinations only");
-  }
+  nc_check_job(L, kind, 2, 2, 0, &job);
   lua_newtable(L);
   for (i = 0; i < sizeof all / sizeof all[0]; i++) {
     const requirement *r = &all[i];
-    int p;
-    if (!(r->kinds & kind) || !on[r->when])
+    if (!(r->kinds & kind) || (r->option >= 0 && !(r->values & V(job.value[r->option]))))
       continue;
-    lua_createtable(L, 0, 8);
+    lua_createtable(L, 0, 9);
     lua_pushstring(L, r->id);
     lua_setfield(L, -2, "id");
     lua_pushstring(L, r->object_type);
     lua_setfield(L, -2, "object_type");
-    lua_newtable(L);
-    for (p = 0; p < 3 && r->privileges[p] != NULL; p++) {
-      lua_pushstring(L, r->privileges[p]);
-      lua_rawseti(L, -2, p + 1);
-    }
+    push_list(L, r->privileges, 3);
     lua_setfield(L, -2, "privileges");
     lua_pushstring(L, r->applies_to);
     lua_setfield(L, -2, "applies_to");
     lua_pushstring(L, r->reason);
     lua_setfield(L, -2, "reason");
+    lua_pushstring(L, r->check);
+    lua_setfield(L, -2, "check");
     lua_pushboolean(L, r->optional);
     lua_setfield(L, -2, "optional");
     lua_pushboolean(L, r->columns_suffice);
     lua_setfield(L, -2, "columns_suffice");
+    if (r->option >= 0) {
+      lua_pushstring(L, options[r->option].name);
+      lua_setfield(L, -2, "option");
+    }
     lua_rawseti(L, -2, ++n);
   }
   return 1;

@@ -5,10 +5,15 @@ local policy = require("neoconn.policy")
 
 local check = {}
 
--- No timeout given: neoconn.test's default.
+-- The test's options: the connection's scope and job (so the executor
+-- proves the job's own statements). No timeout given: neoconn.test's.
 local function scope_of(settings, opts)
+  local job = { kind = settings.kind }
+  for k, v in pairs(settings.options or {}) do job[k] = v end
+  local proof = settings.proof
+  if opts.proof ~= nil then proof = opts.proof end
   return { timeout = opts.timeout or settings.timeout,
-    tables = settings.tables, schemas = settings.schemas }
+    tables = settings.tables, schemas = settings.schemas, job = job, proof = proof }
 end
 
 local function result_of(settings, report, opts)
@@ -22,6 +27,7 @@ local function result_of(settings, report, opts)
     findings = verdict.findings,
     fix_sql = verdict.fix_sql,
     usable = verdict.usable,
+    tables = verdict.tables,
     report = report,
   }
 end
@@ -29,7 +35,7 @@ end
 --- Checks one connection. settings is a config connection; opts has the
 -- config-wide rules and disable_rules, and timeout (seconds) overriding
 -- the connection's own. Returns a result:
--- { name, kind, ok, error, stages, findings, fix_sql, usable, report }.
+-- { name, kind, ok, error, stages, findings, fix_sql, usable, tables, report }.
 function check.connection(settings, opts)
   opts = opts or {}
   return result_of(settings, neoconn.test(settings.target, scope_of(settings, opts)), opts)
@@ -42,8 +48,8 @@ function check.connections(list, opts)
   local items, results = {}, {}
   for i, settings in ipairs(list) do
     local scope = scope_of(settings, opts)
-    items[i] = { target = settings.target, tables = scope.tables, schemas = scope.schemas,
-      timeout = scope.timeout }
+    scope.target = settings.target
+    items[i] = scope
   end
   neoconn.test_all(items, { concurrency = opts.concurrency, on_report = function(i, report)
     results[i] = result_of(list[i], report, opts)

@@ -8,14 +8,41 @@ local report = require("neoconn.report")
 
 local cli = {}
 
-local USAGE = [[
+-- The job's options as flags: --name-with-dashes; a boolean with choices
+-- takes --name or --name=CHOICE, one with choices only --name CHOICE.
+local JOB_FLAGS = {}
+for _, option in ipairs(neoconn.job_options()) do
+  local choices, boolean = {}, false
+  for _, v in ipairs(option.values) do
+    if type(v) == "boolean" then boolean = true else choices[#choices + 1] = v end
+  end
+  local flag = option.name:gsub("_", "-")
+  local text = "--" .. flag
+  if boolean and #choices > 0 then
+    text = ("[--%s[=%s]]"):format(flag, table.concat(choices, "|"))
+  elseif boolean then
+    text = "[" .. text .. "]"
+  else
+    text = ("[--%s %s]"):format(flag, table.concat(choices, "|"))
+  end
+  JOB_FLAGS[#JOB_FLAGS + 1] = { option = option, flag = flag, usage = text,
+    kind = boolean and (#choices > 0 and "optional" or "flag") or "value", choices = choices }
+end
+
+local function job_usage()
+  local parts = {}
+  for _, f in ipairs(JOB_FLAGS) do parts[#parts + 1] = f.usage end
+  return table.concat(parts, " ")
+end
+
+local USAGE = ([[
 usage: neoconn check [CONFIG] [--only NAME]... [--json] [--fix-sql FILE] [--timeout S]
-                    [--concurrency N]
+                    [--concurrency N] [--proof auto|on|off]
        neoconn test TARGET --as source|destination [--tables LIST] [--schemas LIST]
-                   [--truncate] [--init-schema] [--reset-sequences] [--on-conflict update]
-                   [--timeout S] [--json]
-       neoconn requirements source|destination [--truncate] [--init-schema]
-                   [--reset-sequences] [--on-conflict update] [--role NAME] [--json]
+                   JOB_FLAGS
+                   [--proof auto|on|off] [--timeout S] [--json]
+       neoconn requirements source|destination JOB_FLAGS
+                   [--role NAME] [--json]
        neoconn --help | --version
 
 check         checks every connection of CONFIG (default ./neoconn.lua) against
@@ -25,21 +52,26 @@ test          tests one TARGET (a postgres:// URL or key=value string; the
               password may come from PGPASSWORD or ~/.pgpass)
 requirements  what a source or destination role needs; with --role, the GRANTs
 
+--proof: whether the server's executor proves the job's statements (EXPLAIN
+as the role); auto proves jobs of up to 2000 tables.
 LIST is comma-separated, names in PostgreSQL syntax ("Odd Schema"."a.b").
 Exit codes: 0 all pass, 1 a permission or policy error, 2 a connection could
 not be tested, 64 usage or config error. NO_COLOR turns colours off.
-]]
+]]):gsub("JOB_FLAGS", job_usage())
 
--- Options each command takes: name -> "flag" | "value" | "list".
+-- Options each command takes: name -> "flag" | "value" | "list" |
+-- "optional" (a flag, or --name=VALUE).
 local COMMANDS = {
   check = { only = "list", json = "flag", ["fix-sql"] = "value", timeout = "value",
-    concurrency = "value" },
-  test = { as = "value", tables = "value", schemas = "value", truncate = "flag",
-    ["init-schema"] = "flag", ["reset-sequences"] = "flag", ["on-conflict"] = "value",
-    timeout = "value", json = "flag" },
-  requirements = { truncate = "flag", ["init-schema"] = "flag", ["reset-sequences"] = "flag",
-    ["on-conflict"] = "value", role = "value", json = "flag" },
+    concurrency = "value", proof = "value" },
+  test = { as = "value", tables = "value", schemas = "value", timeout = "value", json = "flag",
+    proof = "value" },
+  requirements = { role = "value", json = "flag" },
 }
+for _, f in ipairs(JOB_FLAGS) do
+  COMMANDS.test[f.flag] = f.kind
+  COMMANDS.requirements[f.flag] = f.kind
+end
 
 local function usage_error(message)
   error({ usage = message }, 0)
@@ -61,7 +93,7 @@ local function parse(args)
       local kind = spec[name]
       if name == "help" then return { command = "help" } end
       if not kind then usage_error("unknown option --" .. name .. " for " .. command) end
-      if kind == "flag" then
+      if kind == "flag" or (kind == "optional" and not inline) then
         if inline then usage_error("--" .. name .. " takes no value") end
         parsed.options[name] = true
       else
@@ -114,20 +146,37 @@ local function timeout_option(options)
   return t
 end
 
--- The job's options for a kind of connection; a source takes none.
-local JOB_FLAGS = { "truncate", "init-schema", "reset-sequences", "on-conflict" }
+-- The job's options for a kind of connection, from its flags.
 local function job_options(options, kind)
-  local on_conflict = options["on-conflict"]
-  if on_conflict and on_conflict ~= "update" and on_conflict ~= "nothing" then
-    usage_error("--on-conflict expects update or nothing")
-  end
-  if kind == "source" then
-    for _, flag in ipairs(JOB_FLAGS) do
-      if options[flag] then usage_error("--" .. flag .. " applies to destinations only") end
+  local job = {}
+  for _, f in ipairs(JOB_FLAGS) do
+    local raw = options[f.flag]
+    if raw ~= nil then
+      local applies = false
+      for _, k in ipairs(f.option.kinds) do applies = applies or k == kind end
+      if not applies then
+        usage_error("--" .. f.flag .. " applies to " .. table.concat(f.option.kinds, " and ")
+          .. "s only")
+      end
+      if raw ~= true then
+        local known = false
+        for _, choice in ipairs(f.choices) do known = known or choice == raw end
+        if not known then
+          usage_error("--" .. f.flag .. " expects " .. table.concat(f.choices, " or "))
+        end
+      end
+      job[f.option.name] = raw
     end
   end
-  return { truncate = options.truncate, init_schema = options["init-schema"],
-    reset_sequences = options["reset-sequences"], on_conflict = on_conflict }
+  return job
+end
+
+local PROOF_VALUES = { auto = "auto", on = true, off = false }
+local function proof_option(options)
+  if options.proof == nil then return nil end
+  local value = PROOF_VALUES[options.proof]
+  if value == nil then usage_error("--proof expects auto, on or off") end
+  return value
 end
 
 local function kind_argument(value, what)
@@ -188,7 +237,7 @@ local function run_check(parsed, out, env)
   local done = 0
   local results = check.connections(selected, { rules = cfg.rules,
     disable_rules = cfg.disable_rules, timeout = timeout_option(parsed.options),
-    concurrency = concurrency,
+    concurrency = concurrency, proof = proof_option(parsed.options),
     on_result = function(_, result)
       done = done + 1
       if progress then
@@ -204,7 +253,7 @@ local function run_test(parsed, out, env)
   local o = parsed.options
   local kind = kind_argument(o.as, "--as")
   local settings = { name = "target", kind = kind, target = parsed.positional[1],
-    options = job_options(o, kind) }
+    options = job_options(o, kind), proof = proof_option(o) }
   if o.tables then
     settings.tables = {}
     for _, item in ipairs(split_list(o.tables)) do
@@ -240,6 +289,13 @@ local function run_requirements(parsed, out)
     if r.object_type == "policy" then
       out.stdout:write(("-- row-level security%s: permissive %s policies for the role, or "
         .. "BYPASSRLS: %s\n"):format(optional, table.concat(r.privileges, ", "), r.reason))
+    elseif #r.privileges == 0 then -- a condition no GRANT satisfies
+      if role then
+        out.stdout:write(("-- %s%s: %s\n"):format(r.applies_to, optional, r.reason))
+      else
+        out.stdout:write(("%-9s %-18s %s%s: %s\n"):format(r.object_type, "-", r.applies_to,
+          optional, r.reason))
+      end
     elseif role then
       local line = ("GRANT %s ON %s %s TO %s;"):format(table.concat(r.privileges, ", "),
         r.object_type:upper(), placeholders[r.object_type], neoconn.quote_ident(role))

@@ -34,8 +34,18 @@ local function kind_is(t, what)
   end
 end
 
+local function one_of_values(values)
+  local names = {}
+  for i, v in ipairs(values) do names[i] = describe_value(v) end
+  return function(v)
+    for _, allowed in ipairs(values) do
+      if v == allowed then return true end
+    end
+    return false, "expected " .. table.concat(names, ", ")
+  end
+end
+
 local is_string = kind_is("string", "a string")
-local is_boolean = kind_is("boolean", "true or false")
 
 local function is_port(v)
   local n = (type(v) == "number" or (type(v) == "string" and v:match("^%d+$"))) and tonumber(v)
@@ -77,14 +87,17 @@ local CONNECTION_KEYS = {
   kind = { check = one_of({ "source", "destination" }) },
   tables = { list = "table" },
   schemas = { list = "schema" },
-  truncate = { check = is_boolean, destination = true },
-  init_schema = { check = is_boolean, destination = true },
-  reset_sequences = { check = is_boolean, destination = true },
-  on_conflict = { check = one_of({ "nothing", "update" }), destination = true },
   rules = { rules = true },
+  proof = { check = one_of_values({ true, false, "auto" }) },
   disable_rules = { list = "name" },
   timeout = { check = is_positive },
 }
+
+-- The job's options, as the core defines them.
+for _, option in ipairs(neoconn.job_options()) do
+  CONNECTION_KEYS[option.name] = { check = one_of_values(option.values), job = true,
+    destination = #option.kinds == 1 and option.kinds[1] == "destination" }
+end
 
 local TOP_KEYS = { connections = true, rules = true, disable_rules = true }
 
@@ -253,14 +266,15 @@ local function check_connection(where, name, spec)
     name = name,
     kind = spec.kind,
     target = {},
-    options = { truncate = spec.truncate, init_schema = spec.init_schema,
-      reset_sequences = spec.reset_sequences, on_conflict = spec.on_conflict },
+    options = {},
     timeout = spec.timeout,
+    proof = spec.proof,
     rules = {},
     disable_rules = {},
   }
   for k, rule in pairs(CONNECTION_KEYS) do
     if rule.libpq and spec[k] ~= nil then conn.target[k] = spec[k] end
+    if rule.job then conn.options[k] = spec[k] end
   end
   if conn.target.port ~= nil then conn.target.port = tostring(math.floor(tonumber(conn.target.port))) end
   if conn.target.connect_timeout ~= nil then

@@ -9,6 +9,7 @@ local core = require("neoconn.core")
 local neoconn = {
   version = core.version,
   requirements = core.requirements,
+  job_options = core.job_options,
   quote_ident = core.quote_ident,
   parse_name = core.parse_name,
   clock = core.clock, -- monotonic seconds
@@ -70,11 +71,13 @@ function neoconn.test(target, opts)
   return core.test(target, opts)
 end
 
--- A test_all item: a target, or { target = ..., tables =, schemas =, timeout = }.
+-- A test_all item: a target, or { target = ..., <neoconn.test options> }.
 local function item_parts(item, opts)
   local scope = { timeout = opts.timeout }
   if type(item) == "table" and item.target ~= nil then
-    scope.tables, scope.schemas = item.tables, item.schemas
+    for k, v in pairs(item) do
+      if k ~= "target" then scope[k] = v end
+    end
     scope.timeout = item.timeout or opts.timeout
     return item.target, scope
   end
@@ -143,9 +146,10 @@ local function test_all_nginx(items, opts, concurrency, on_report)
 end
 
 --- neoconn.test_all(targets [, opts]) -> reports, in the order of targets.
--- A target is what neoconn.test takes, or { target =, tables =, schemas =,
--- timeout = }. opts: concurrency (default 10), timeout (each test's, default
--- 10 s), on_report(i, report) called as each finishes.
+-- A target is what neoconn.test takes, or { target =, <neoconn.test
+-- options: tables, schemas, job, proof, timeout> }. opts: concurrency
+-- (default 10), timeout (each test's, default 10 s), on_report(i, report)
+-- called as each finishes.
 function neoconn.test_all(targets, opts)
   if type(targets) ~= "table" then
     error("bad argument #1 to 'test_all' (list of targets expected, got " .. type(targets) .. ")", 2)

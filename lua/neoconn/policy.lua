@@ -79,6 +79,9 @@ local function new_context(report, settings, emit)
     return policy.grant(privileges, object_type, schema, name, role, arguments)
   end
   function ctx.emit(finding) emit(finding) end
+  -- fn(usable, emit) runs on the verdicts until they settle (summarize).
+  ctx.deferred = {}
+  function ctx.after_verdicts(fn) ctx.deferred[#ctx.deferred + 1] = fn end
   function ctx.error(finding)
     finding.level = "error"
     emit(finding)
@@ -121,20 +124,14 @@ local function level_of(need)
   return need.optional and "warning" or "error"
 end
 
--- One check per kind of requirement object.
-local requirement_checks = {}
+-- What satisfies a requirement: one check per name a requirement gives
+-- (neoconn.requirements(...)[i].check). `grant` has one per object type.
+local checks = {}
+local grant_checks = {}
 
-function requirement_checks.database(ctx, need)
+function grant_checks.database(ctx, need)
   local db = ctx.report.database
-  local key = need.id == "database.create" and "create" or "connect"
-  if need.id == "database.create" then
-    -- Needed only to create a schema that does not exist yet.
-    local missing_schema
-    for _, nf in ipairs(ctx.report.not_found or {}) do
-      if not ctx.schema(nf.schema) then missing_schema = nf.schema end
-    end
-    if not missing_schema then return end
-  end
+  local key = need.privileges[1]:lower()
   if not db[key] then
     ctx.emit({ level = level_of(need), object_type = "database", name = db.name,
       missing = need.privileges, message = need.reason,
@@ -142,7 +139,7 @@ function requirement_checks.database(ctx, need)
   end
 end
 
-function requirement_checks.schema(ctx, need)
+function grant_checks.schema(ctx, need)
   local key = need.privileges[1]:lower()
   for _, name in ipairs(synced_schemas(ctx)) do
     local s = ctx.schema(name)
@@ -154,7 +151,7 @@ function requirement_checks.schema(ctx, need)
   end
 end
 
-function requirement_checks.table(ctx, need)
+function grant_checks.table(ctx, need)
   for t in ctx.tables() do
     local missing = missing_privileges(t, need)
     if #missing > 0 then
@@ -167,7 +164,7 @@ end
 
 -- Row-level security: no GRANT fixes it, so the fix is a suggestion.
 local POLICY_FIELDS = { SELECT = "select_policy", INSERT = "insert_policy", UPDATE = "update_policy" }
-function requirement_checks.policy(ctx, need)
+function checks.rls_policy(ctx, need)
   for t in ctx.tables() do
     if t.rls and t.rls.applies then -- false for BYPASSRLS roles and owners
       local missing = {}
@@ -194,7 +191,7 @@ local function owned_by_synced(ctx, owned_by)
   return owned_by and ctx.table(owned_by.schema, owned_by.table) ~= nil
 end
 
-function requirement_checks.sequence(ctx, need)
+function grant_checks.sequence(ctx, need)
   for _, s in ipairs(ctx.report.sequences or {}) do
     if owned_by_synced(ctx, s.owned_by) then
       local p = need.privileges[1]
@@ -209,7 +206,7 @@ function requirement_checks.sequence(ctx, need)
   end
 end
 
-requirement_checks["function"] = function(ctx, need)
+grant_checks["function"] = function(ctx, need)
   local seen = {}
   for _, f in ipairs(ctx.report.functions or {}) do
     local key = f.schema .. "\0" .. f.name .. "\0" .. f.arguments
@@ -221,6 +218,19 @@ requirement_checks["function"] = function(ctx, need)
     end
   end
 end
+
+function checks.grant(ctx, need)
+  grant_checks[need.object_type](ctx, need)
+end
+
+-- Needed only to create a schema that does not exist yet.
+function checks.grant_if_schema_missing(ctx, need)
+  for _, nf in ipairs(ctx.report.not_found or {}) do
+    if not ctx.schema(nf.schema) then return grant_checks.database(ctx, need) end
+  end
+end
+
+for name, check in pairs(require("neoconn.job_checks")) do checks[name] = check end
 
 --- Checks of the report that need no requirement: what was not found.
 function builtin.not_found(ctx)
@@ -309,6 +319,18 @@ local function check_finding(f)
   if f.fix ~= nil and type(f.fix) ~= "string" then return "finding.fix must be a string" end
 end
 
+local function sort_findings(findings)
+  table.sort(findings, function(a, b)
+    local oa, ob = ORDER[a.object_type], ORDER[b.object_type]
+    if oa ~= ob then return oa < ob end
+    local ka, kb = (a.schema or "") .. "\0" .. (a.name or ""), (b.schema or "") .. "\0" .. (b.name or "")
+    if ka ~= kb then return ka < kb end
+    if a.level ~= b.level then return a.level == "error" end
+    if a.rule ~= b.rule then return a.rule < b.rule end
+    return a.message < b.message
+  end)
+end
+
 local function set_of(...)
   local set = {}
   for i = 1, select("#", ...) do
@@ -320,7 +342,8 @@ end
 --- Evaluates a report for one connection.
 -- settings: { name, kind, options, tables, schemas, rules, disable_rules }
 -- opts: { rules = global rules, disable_rules = global names, now = os.time() }
--- Returns { ok, findings, fix_sql, usable = { ["schema\0name"] = bool } }.
+-- Returns { ok, findings, fix_sql, usable = { ["schema\0name"] = bool },
+-- tables = { { schema, name, usable, proof, blocked_by = { rule ids } } } }.
 function policy.evaluate(report, settings, opts)
   opts = opts or {}
   local findings = {}
@@ -337,7 +360,7 @@ function policy.evaluate(report, settings, opts)
     findings[1] = { level = "error", rule = "connection", object_type = "connection",
       name = settings.name, missing = {}, message = err.message, code = err.code,
       stage = err.stage, fix = comment(err.hint) }
-    return { ok = false, findings = findings, fix_sql = "", usable = {} }
+    return { ok = false, findings = findings, fix_sql = "", usable = {}, tables = {} }
   end
   local ctx = new_context(report, settings, emit)
   local disabled = set_of(opts.disable_rules, settings.disable_rules)
@@ -352,8 +375,16 @@ function policy.evaluate(report, settings, opts)
     end
   end
 
-  for _, need in ipairs(neoconn.requirements(settings.kind, settings.options)) do
-    run(need.id, requirement_checks[need.object_type], need)
+  ctx.requirements = neoconn.requirements(settings.kind, settings.options)
+  local job_mismatch = policy.job_mismatch(report, settings)
+  if job_mismatch then
+    findings[#findings + 1] = { level = "error", rule = "job", object_type = "connection",
+      name = settings.name, missing = {}, message = job_mismatch,
+      fix = comment("test with neoconn.test(target, { job = ... }) for this job") }
+  else
+    for _, need in ipairs(ctx.requirements) do
+      run(need.id, checks[need.check], need)
+    end
   end
   run("not_found", builtin.not_found)
   run("insecure_sslmode", builtin.insecure_sslmode)
@@ -367,41 +398,102 @@ function policy.evaluate(report, settings, opts)
     for _, name in ipairs(names) do run(name, rules[name]) end
   end
 
-  table.sort(findings, function(a, b)
-    local oa, ob = ORDER[a.object_type], ORDER[b.object_type]
-    if oa ~= ob then return oa < ob end
-    local ka, kb = (a.schema or "") .. "\0" .. (a.name or ""), (b.schema or "") .. "\0" .. (b.name or "")
-    if ka ~= kb then return ka < kb end
-    if a.level ~= b.level then return a.level == "error" end
-    return a.rule < b.rule
-  end)
-  return policy.summarize(report, settings, findings)
+  return policy.summarize(report, settings, findings, ctx.deferred)
+end
+
+--- Why a report cannot be measured against the job of settings (it was
+-- made for another job, or none), or nil.
+function policy.job_mismatch(report, settings)
+  local job = report.job
+  if not job then return "the report was made without the job (neoconn.test opts.job)" end
+  if job.kind ~= settings.kind then
+    return ("the report was made for a %s, not a %s"):format(job.kind, settings.kind)
+  end
+  local options = settings.options or {}
+  for _, option in ipairs(neoconn.job_options()) do
+    local want = options[option.name]
+    if want == nil then want = option.default end
+    if job[option.name] ~= want then
+      return ("the report was made with %s = %s, the job has %s"):format(option.name,
+        tostring(job[option.name]), tostring(want))
+    end
+  end
 end
 
 -- Where the report lists sequences and functions, and the table each serves.
 local SERVES = { sequence = { list = "sequences", link = "owned_by" },
   ["function"] = { list = "functions", link = "used_by" } }
 
+-- Each table's verdict from the findings: usable[key], and the rules of
+-- the errors blocking it.
+local function verdicts(report, findings)
+  local everything, schemas, tables, servants = {}, {}, {}, {}
+  local function add(map, key, rule)
+    map[key] = map[key] or {}
+    table.insert(map[key], rule)
+  end
+  for _, f in ipairs(findings) do
+    if f.level == "error" then
+      if f.object_type == "table" then
+        add(tables, (f.schema or "") .. "\0" .. f.name, f.rule)
+      elseif f.object_type == "schema" then
+        add(schemas, f.name, f.rule)
+      elseif SERVES[f.object_type] then
+        add(servants, f.object_type .. "\0" .. (f.schema or "") .. "\0" .. f.name, f.rule)
+      else
+        everything[#everything + 1] = f.rule
+      end
+    end
+  end
+  local blocked_by = {}
+  for _, t in ipairs(report.tables or {}) do
+    local key = t.schema .. "\0" .. t.name
+    blocked_by[key] = {}
+    for _, list in ipairs({ everything, schemas[t.schema] or {}, tables[key] or {} }) do
+      for _, rule in ipairs(list) do table.insert(blocked_by[key], rule) end
+    end
+  end
+  -- Sequences and functions block the tables they serve (one pass over
+  -- each list, however many of them fail).
+  if next(servants) then
+    for object_type, served in pairs(SERVES) do
+      for _, x in ipairs(report[served.list] or {}) do
+        local t = x[served.link]
+        local rules = servants[object_type .. "\0" .. x.schema .. "\0" .. x.name]
+        local key = t and (t.schema .. "\0" .. t.table)
+        if rules and blocked_by[key] then
+          for _, rule in ipairs(rules) do table.insert(blocked_by[key], rule) end
+        end
+      end
+    end
+  end
+  local usable = {}
+  for key, rules in pairs(blocked_by) do usable[key] = #rules == 0 end
+  return usable, blocked_by
+end
+
 --- The verdicts: a table is usable exactly when no error names it, its
--- schema, or the database, role or connection.
-function policy.summarize(report, settings, findings)
-  local blocked_everything, blocked_schemas, blocked_tables = false, {}, {}
-  local blocked_servants = {} -- sequences and functions, by type, schema and name
+-- schema, a sequence or function serving it, or the database, role or
+-- connection. deferred checks (fn(usable, emit)) run on the verdicts until
+-- they add nothing more.
+function policy.summarize(report, settings, findings, deferred)
+  local usable, blocked_by = verdicts(report, findings)
+  local added = true
+  while added and deferred and #deferred > 0 do
+    added = false
+    for _, fn in ipairs(deferred) do
+      fn(usable, function(f)
+        findings[#findings + 1] = f
+        added = true
+      end)
+    end
+    if added then usable, blocked_by = verdicts(report, findings) end
+  end
+  sort_findings(findings)
   local fixes, seen = {}, {}
   local ok = true
   for _, f in ipairs(findings) do
-    if f.level == "error" then
-      ok = false
-      if f.object_type == "table" then
-        blocked_tables[(f.schema or "") .. "\0" .. f.name] = true
-      elseif f.object_type == "schema" then
-        blocked_schemas[f.name] = true
-      elseif SERVES[f.object_type] then
-        blocked_servants[f.object_type .. "\0" .. (f.schema or "") .. "\0" .. f.name] = true
-      else
-        blocked_everything = true
-      end
-    end
+    if f.level == "error" then ok = false end
     -- A warning's fix is a suggestion: it stays a comment, so running the
     -- script grants exactly what the job needs.
     local fix = f.fix
@@ -413,29 +505,18 @@ function policy.summarize(report, settings, findings)
       fixes[#fixes + 1] = fix
     end
   end
-  local usable = {}
-  for _, t in ipairs(report.tables or {}) do
+  local tables = {}
+  for i, t in ipairs(report.tables or {}) do
     local key = t.schema .. "\0" .. t.name
-    usable[key] = not (blocked_everything or blocked_schemas[t.schema] or blocked_tables[key])
-  end
-  -- Sequences and functions block the tables they serve (one pass over
-  -- each list, however many of them fail).
-  if next(blocked_servants) then
-    for object_type, served in pairs(SERVES) do
-      for _, x in ipairs(report[served.list] or {}) do
-        local t = x[served.link]
-        if t and blocked_servants[object_type .. "\0" .. x.schema .. "\0" .. x.name] then
-          usable[t.schema .. "\0" .. t.table] = false
-        end
-      end
-    end
+    tables[i] = { schema = t.schema, name = t.name, usable = usable[key], proof = t.proof or "catalog",
+      blocked_by = blocked_by[key] }
   end
   local fix_sql = ""
   if #fixes > 0 then
     fix_sql = ("-- neoconn: fixes for %s (%s, role %s)\n%s\n"):format(settings.name, settings.kind,
       report.session.user, table.concat(fixes, "\n"))
   end
-  return { ok = ok, findings = findings, fix_sql = fix_sql, usable = usable }
+  return { ok = ok, findings = findings, fix_sql = fix_sql, usable = usable, tables = tables }
 end
 
 return policy

@@ -51,12 +51,14 @@ local function stage_line(stages, paint)
   return table.concat(parts, paint("dim", " | "))
 end
 
+-- Usable and blocked tables, and how many the executor proved.
 local function count_usable(result)
-  local usable, blocked = 0, 0
-  for _, ok in pairs(result.usable or {}) do
-    if ok then usable = usable + 1 else blocked = blocked + 1 end
+  local usable, blocked, proven = 0, 0, 0
+  for _, t in ipairs(result.tables or {}) do
+    if t.usable then usable = usable + 1 else blocked = blocked + 1 end
+    if t.proof == "executor" then proven = proven + 1 end
   end
-  return usable, blocked
+  return usable, blocked, proven
 end
 
 --- Human-readable text for a list of results. opts.color: ANSI colours.
@@ -74,8 +76,11 @@ function report.human(results, opts)
       say("  ", paint("red", r.error.code), " at ", r.error.stage, ": ", r.error.message)
       say("  hint: ", r.error.hint)
     else
-      local usable, blocked = count_usable(r)
-      say(("  tables: %d usable, %d blocked"):format(usable, blocked))
+      local usable, blocked, proven = count_usable(r)
+      local proof = proven == usable + blocked and "all proven by the executor"
+        or proven == 0 and "verdicts from the catalog"
+        or ("%d proven by the executor, the rest from the catalog"):format(proven)
+      say(("  tables: %d usable, %d blocked (%s)"):format(usable, blocked, proof))
       local last
       for _, f in ipairs(r.findings) do
         local label = object_label(f)
@@ -107,7 +112,7 @@ function report.encode(value)
 end
 
 --- The JSON document: { ok, connections = [ { name, kind, ok, error, stages,
--- findings, fix_sql } ] }.
+-- findings, tables = [ { schema, name, usable, proof, blocked_by } ], fix_sql } ] }.
 function report.json(results)
   local doc = { ok = true, connections = array() }
   for i, r in ipairs(results) do
@@ -120,11 +125,16 @@ function report.json(results)
     end
     local stages = array()
     for j, s in ipairs(r.stages or {}) do stages[j] = s end
+    local tables = array()
+    for j, t in ipairs(r.tables or {}) do
+      tables[j] = { schema = t.schema, name = t.name, usable = t.usable, proof = t.proof,
+        blocked_by = array(t.blocked_by) }
+    end
     doc.connections[i] = {
       name = r.name, kind = r.kind, ok = r.ok,
       error = r.error and { code = r.error.code, stage = r.error.stage,
         message = r.error.message, hint = r.error.hint } or json.null,
-      stages = stages, findings = findings, fix_sql = r.fix_sql or "",
+      stages = stages, findings = findings, tables = tables, fix_sql = r.fix_sql or "",
     }
   end
   return json.encode(doc)
