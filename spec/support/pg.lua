@@ -7,6 +7,7 @@ local env = os.getenv
 pg.host = env("NEOCONN_TEST_HOST")
 pg.port = env("NEOCONN_TEST_PORT")
 pg.plain_port = env("NEOCONN_TEST_PLAIN_PORT")
+pg.standby_port = env("NEOCONN_TEST_STANDBY_PORT")
 pg.silent_port = env("NEOCONN_TEST_SILENT_PORT")
 pg.refused_port = env("NEOCONN_TEST_REFUSED_PORT")
 pg.socket = env("NEOCONN_TEST_SOCKET")
@@ -158,6 +159,46 @@ function pg.temp_dir()
   os.remove(dir)
   assert(pg.execute("mkdir " .. dir) == 0)
   return dir
+end
+
+--- Waits until the hot standby has replayed everything the primary has
+-- written so far (bounded: fails after 30 s).
+function pg.wait_for_standby()
+  local lsn = pg.exec("SELECT pg_current_wal_lsn()::text AS l")[1].l
+  local standby = assert(neoconn.connect({ host = pg.socket, port = pg.standby_port,
+    user = pg.admin_user, dbname = "postgres" }))
+  local deadline = neoconn.clock() + 30
+  while true do
+    local row = assert(standby:query("SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn AS done", { lsn }))[1]
+    if row.done then break end
+    assert(neoconn.clock() < deadline, "the standby did not catch up")
+    standby:query("SELECT pg_sleep(0.01)")
+  end
+  standby:close()
+end
+
+--- Settings of a connection to check (check.connection) for role user.
+function pg.settings(user, password, kind, options, scope, extra)
+  local s = { name = "under_test", kind = kind, options = options or {},
+    target = pg.target(user, password, extra) }
+  for k, v in pairs(scope or {}) do s[k] = v end
+  return s
+end
+
+--- The findings of a check result for a rule (and, if given, a table).
+function pg.findings(result, rule, name)
+  local list = {}
+  for _, f in ipairs(result.findings) do
+    if f.rule == rule and (name == nil or f.name == name) then list[#list + 1] = f end
+  end
+  return list
+end
+
+--- The per-table verdict of a check result.
+function pg.verdict(result, schema, name)
+  for _, t in ipairs(result.tables or {}) do
+    if t.schema == schema and t.name == name then return t end
+  end
 end
 
 --- The report's entry for a table.

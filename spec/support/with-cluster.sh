@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs a command next to a throwaway PostgreSQL 15: a cluster in a temporary
 # directory on private ports and a private socket, SCRAM passwords, TLS with
-# a generated certificate; a second copy without TLS; a listener that never
-# answers. Everything is stopped and removed when the command ends, however
+# a generated certificate; a hot standby of it (pg_basebackup -R); a second
+# copy without TLS; a listener that never answers. Everything is stopped and removed when the command ends, however
 # it ends. As root, the server runs as the postgres user (it refuses root).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -19,7 +19,7 @@ as_pg() {
 cleanup() {
   set +e
   [ -f "$tmp/nginx/nginx.pid" ] && kill "$(cat "$tmp/nginx/nginx.pid")" 2>/dev/null
-  for d in data plain; do
+  for d in standby data plain; do
     [ -f "$tmp/$d/postmaster.pid" ] && as_pg "$pgbin/pg_ctl" -D "$tmp/$d" -m immediate -w stop >/dev/null 2>&1
   done
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
@@ -39,6 +39,7 @@ take_port() {
 admin=neoconn_admin
 admin_pw="admin-$RANDOM$RANDOM"
 take_port port; take_port plain_port; take_port silent_port; take_port refused_port
+take_port standby_port
 
 mkdir -p "$tmp/sock"
 echo "$admin_pw" >"$tmp/pwfile"
@@ -53,6 +54,7 @@ as_pg "$pgbin/initdb" -D "$tmp/data" -U "$admin" --pwfile="$tmp/pwfile" \
   || { cat "$tmp/initdb.log"; exit 1; }
 cat >"$tmp/data/pg_hba.conf" <<HBA
 local all all trust
+local replication all trust
 host all neoconn_hba_rejected 127.0.0.1/32 reject
 host all all 127.0.0.1/32 scram-sha-256
 host all all ::1/128 scram-sha-256
@@ -84,12 +86,20 @@ for d in data plain; do
     || { cat "$tmp/$d.log"; exit 1; }
 done
 
+# The standby: a base backup that follows the primary (-R), on its own port.
+as_pg "$pgbin/pg_basebackup" -D "$tmp/standby" -h "$tmp/sock" -p "$port" -U "$admin" -R -X stream \
+  >"$tmp/basebackup.log" 2>&1 || { cat "$tmp/basebackup.log"; exit 1; }
+as_pg sh -c "echo 'port = $standby_port' >>'$tmp/standby/postgresql.conf'"
+as_pg "$pgbin/pg_ctl" -D "$tmp/standby" -l "$tmp/standby.log" -w -t 60 start >/dev/null \
+  || { cat "$tmp/standby.log"; exit 1; }
+
 "$top/build/tools/silent_listener" "$silent_port" 3600 &
 pids+=($!)
 
 export NEOCONN_TEST_HOST=127.0.0.1
 export NEOCONN_TEST_PORT=$port
 export NEOCONN_TEST_PLAIN_PORT=$plain_port
+export NEOCONN_TEST_STANDBY_PORT=$standby_port
 export NEOCONN_TEST_SILENT_PORT=$silent_port
 export NEOCONN_TEST_REFUSED_PORT=$refused_port
 export NEOCONN_TEST_SOCKET=$tmp/sock
