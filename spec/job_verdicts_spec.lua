@@ -113,7 +113,8 @@ describe("a destination that cannot write", function()
       until neoconn.clock() > deadline
       error("the server did not reload")
     end
-    local settings = pg.settings(user, password, "destination", {}, { tables = { { schema = "public", name = user } } },
+    local settings = pg.settings(user, password, "destination", {},
+      { tables = { { schema = "public", name = user } } },
       { port = pg.plain_port, dbname = "postgres", sslmode = "disable" })
     assert(admin:query("ALTER SYSTEM SET default_transaction_read_only = on"))
     finally(function()
@@ -142,7 +143,8 @@ describe("the executor proof", function()
       CREATE ROLE {r}_owner; GRANT USAGE ON SCHEMA {s} TO {r}_owner;
       CREATE VIEW {s}.v AS SELECT id, v FROM {s}.base; ALTER VIEW {s}.v OWNER TO {r}_owner;
       GRANT SELECT ON {s}.v TO {r}]])
-    local settings = pg.settings(user, password, "source", {}, { tables = { { schema = schema, name = "v" } } })
+    local settings = pg.settings(user, password, "source", {},
+      { tables = { { schema = schema, name = "v" } } })
     local result = check.connection(settings)
     local t = pg.find_table(result.report, schema, "v")
     assert.is_true(t.privileges.SELECT) -- the grants look right
@@ -165,7 +167,8 @@ describe("the executor proof", function()
       CREATE TABLE {s}.base (id int PRIMARY KEY, v text);
       CREATE VIEW {s}.v WITH (security_invoker = true) AS SELECT id, v FROM {s}.base;
       GRANT SELECT ON {s}.v TO {r}]])
-    local settings = pg.settings(user, password, "source", {}, { tables = { { schema = schema, name = "v" } } })
+    local settings = pg.settings(user, password, "source", {},
+      { tables = { { schema = schema, name = "v" } } })
     assert.is_false(pg.verdict(check.connection(settings), schema, "v").usable)
     local conn = connect(user, password)
     assert.is_false((pg.try(conn, ("SELECT id, v FROM %s.v"):format(q(schema)))))
@@ -186,8 +189,8 @@ describe("the executor proof", function()
     assert.is_true(t.privileges.UPDATE) -- has_table_privilege says yes
     assert.is_false(result.ok)
     assert.are.same({ "table.statements" }, pg.verdict(result, schema, "t").blocked_by)
-    local upsert = ("INSERT INTO %s.t (id, v) VALUES (1, 'new') ON CONFLICT (id) DO UPDATE SET v = EXCLUDED.v")
-      :format(q(schema))
+    local upsert = ("INSERT INTO %s.t (id, v) VALUES (1, 'new') ON CONFLICT (id)"
+      .. " DO UPDATE SET v = EXCLUDED.v"):format(q(schema))
     local conn = connect(user, password)
     local ok, err = pg.try(conn, upsert)
     assert.is_false(ok)
@@ -198,7 +201,7 @@ describe("the executor proof", function()
     conn:close()
   end)
 
-  it("inserts identity GENERATED ALWAYS columns with OVERRIDING SYSTEM VALUE and skips generated ones", function()
+  it("inserts identity ALWAYS columns with OVERRIDING SYSTEM VALUE and skips generated ones", function()
     local user, password, schema = scenario("gen", [[
       CREATE TABLE {s}.t (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v text,
         doubled int GENERATED ALWAYS AS (id * 2) STORED);
@@ -302,7 +305,8 @@ describe("a job that truncates", function()
     local warning = pg.findings(result, "table.truncate_cascade", "parent")
     table.sort(warning, function(a, b) return a.level < b.level end)
     assert.are.equal("error", warning[1].level)
-    assert.are.equal(("GRANT TRUNCATE ON TABLE %s TO %s;"):format(q(schema, "child"), q(user)), warning[1].fix)
+    assert.are.equal(("GRANT TRUNCATE ON TABLE %s TO %s;"):format(q(schema, "child"), q(user)),
+      warning[1].fix)
     assert.are.equal("warning", warning[2].level)
     local conn = connect(user, password)
     local truncate = ("TRUNCATE %s CASCADE"):format(q(schema, "parent"))
