@@ -16,7 +16,7 @@
  * fast in any catalog. */
 #define SCOPE_COLUMNS                                                                    \
   " SELECT c.oid, n.nspname, c.relname, c.relkind, c.relowner, c.relrowsecurity,"        \
-  "  c.relforcerowsecurity"
+  "  c.relforcerowsecurity, c.reloptions"
 #define SCOPE_IN_SCHEMAS                                                                 \
   SCOPE_COLUMNS " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"         \
   " WHERE c.relkind IN " RELKINDS " AND " USER_SCHEMA("n")
@@ -96,6 +96,32 @@ static const char SQL_SCHEMAS[] =
   "  OR n.nspname = ANY($2::text[]))"
   " ORDER BY 1";
 
+/* Row-level security of a view's base tables, which the server applies at
+ * execution (EXPLAIN cannot see it) as the view's owner, or as the role for
+ * a security_invoker view: it applies unless that user is a superuser, has
+ * BYPASSRLS or has the privileges of the table's owner (and RLS is not
+ * forced); a permissive policy for a command applies when the user has
+ * the privileges of one of its roles. */
+#define BASE_POLICY(cmd)                                                                 \
+  "EXISTS (SELECT 1 FROM pg_policy pol WHERE pol.polrelid = b.oid AND pol.polpermissive" \
+  " AND pol.polcmd IN ('" cmd "', '*') AND EXISTS (SELECT 1 FROM unnest(pol.polroles) r" \
+  " WHERE r = 0 OR pg_has_role(k.ck, r, 'USAGE')))"
+#define VIEW_RLS                                                                         \
+  " LEFT JOIN LATERAL (SELECT true AS applies, bool_and(" BASE_POLICY("a") ") AS ins,"  \
+  "  bool_and(" BASE_POLICY("w") ") AS upd, bool_and(" BASE_POLICY("r") ") AS sel"      \
+  "  FROM (SELECT CASE WHEN coalesce((SELECT o.option_value FROM"                        \
+  "   pg_options_to_table(s.reloptions) o WHERE o.option_name = 'security_invoker'),"    \
+  "   'false')::boolean THEN (SELECT oid FROM pg_roles WHERE rolname = current_user)"    \
+  "   ELSE s.relowner END AS ck) k"                                                      \
+  "  JOIN pg_roles kr ON kr.oid = k.ck"                                                  \
+  "  JOIN pg_rewrite rw ON rw.ev_class = s.oid AND rw.rulename = '_RETURN'"             \
+  "  JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = rw.oid"        \
+  "   AND d.refclassid = 'pg_class'::regclass"                                           \
+  "  JOIN pg_class b ON b.oid = d.refobjid AND b.relkind IN ('r', 'p') AND b.relrowsecurity" \
+  "  WHERE s.relkind = 'v' AND NOT kr.rolsuper AND NOT kr.rolbypassrls"                  \
+  "  AND (b.relforcerowsecurity OR NOT pg_has_role(k.ck, b.relowner, 'USAGE'))"          \
+  "  HAVING count(*) > 0) vr ON true"
+
 /* %s: the MAINTAIN column (PostgreSQL 17 and later), the job's columns,
  * the MAINTAIN check, the joins of the job's columns. */
 static const char SQL_TABLES[] =
@@ -116,10 +142,11 @@ static const char SQL_TABLES[] =
   " CASE WHEN p.upd THEN 'all' WHEN NOT p.colacl THEN 'none' ELSE "
   COVERAGE("UPDATE", " AND a.attgenerated = ''") " END AS \"columns.UPDATE\","
   " s.relrowsecurity AS \"rls.enabled\", s.relforcerowsecurity AS \"rls.forced\","
-  " CASE WHEN s.relrowsecurity THEN row_security_active(s.oid) ELSE false END AS \"rls.applies\","
-  " CASE WHEN s.relrowsecurity THEN " POLICY("a") " END AS \"rls.insert_policy\","
-  " CASE WHEN s.relrowsecurity THEN " POLICY("w") " END AS \"rls.update_policy\","
-  " CASE WHEN s.relrowsecurity THEN " POLICY("r") " END AS \"rls.select_policy\"%s"
+  " CASE WHEN s.relrowsecurity THEN row_security_active(s.oid) ELSE coalesce(vr.applies, false)"
+  "  END AS \"rls.applies\","
+  " CASE WHEN s.relrowsecurity THEN " POLICY("a") " ELSE vr.ins END AS \"rls.insert_policy\","
+  " CASE WHEN s.relrowsecurity THEN " POLICY("w") " ELSE vr.upd END AS \"rls.update_policy\","
+  " CASE WHEN s.relrowsecurity THEN " POLICY("r") " ELSE vr.sel END AS \"rls.select_policy\"%s"
   " FROM scope s CROSS JOIN LATERAL (SELECT has_table_privilege(s.oid, 'SELECT') AS sel,"
   "  has_table_privilege(s.oid, 'INSERT') AS ins, has_table_privilege(s.oid, 'UPDATE') AS upd,"
   "  has_table_privilege(s.oid, 'DELETE') AS del, has_table_privilege(s.oid, 'TRUNCATE') AS trn,"
@@ -134,7 +161,7 @@ static const char SQL_TABLES[] =
    * function again. */
   "  s.oid IN (SELECT ca.attrelid FROM pg_attribute ca"
   "   WHERE ca.attrelid = ANY (ARRAY(SELECT oid FROM scope)) AND ca.attnum > 0"
-  "   AND ca.attacl IS NOT NULL) AS colacl OFFSET 0) p%s"
+  "   AND ca.attacl IS NOT NULL) AS colacl OFFSET 0) p" VIEW_RLS "%s"
   " ORDER BY 1, 2";
 
 /* A destination's columns that a copy must treat specially: identity

@@ -47,7 +47,12 @@ end
 
 function checks.primary_key(ctx, need)
   for t in ctx.tables() do
-    if t.primary_key == nil then
+    if t.kind == "view" then
+      ctx.warn({ object_type = "table", schema = t.schema, name = t.name,
+        message = "an upsert through a view finds the existing row by its base table's key: "
+          .. "not proven by the executor",
+        fix = comment("check the upsert on " .. q(t.schema, t.name) .. " as the role") })
+    elseif t.primary_key == nil then
       ctx.error({ object_type = "table", schema = t.schema, name = t.name,
         message = "no primary key: " .. need.reason,
         fix = comment(("add one: ALTER TABLE %s ADD PRIMARY KEY (<columns>);")
