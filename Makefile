@@ -68,6 +68,7 @@ bench: deps
 	@$(MAKE) --no-print-directory all
 	@spec/support/with-cluster.sh $(LUA_BIN) bench/fleet.lua
 	@spec/support/with-cluster.sh $(LUA_BIN) bench/catalog.lua
+	@spec/support/with-cluster.sh $(LUA_BIN) bench/proof.lua
 
 # The specs under valgrind: no invalid access, no definite leak in neoconn.
 memcheck: deps

@@ -212,6 +212,32 @@ describe("neoconn test", function()
     local doc = json.decode(out)
     assert.are.same({ "TRUNCATE" }, doc.connections[1].findings[1].missing)
   end)
+
+  it("takes every job option of the core as a flag, and --proof", function()
+    local user, password = pg.login_role("cliflags")
+    local schema = pg.schema_with_table(user, "clif", { grant = "INSERT, TRUNCATE" })
+    local url = ("postgresql://%s@%s:%s/%s"):format(user, pg.host, pg.port, pg.dbname)
+    local code, out = neoconn_cli(("test %s --as destination --schemas %s --truncate=cascade --json")
+      :format(url, schema), { PGPASSWORD = password })
+    assert.are.equal(0, code, out)
+    assert.are.equal("executor", json.decode(out).connections[1].tables[1].proof)
+    code, out = neoconn_cli(("test %s --as destination --schemas %s --proof off --json")
+      :format(url, schema), { PGPASSWORD = password })
+    assert.are.equal(0, code, out)
+    assert.are.equal("catalog", json.decode(out).connections[1].tables[1].proof)
+    local _, err
+    code, _, err = neoconn_cli(("test %s --as destination --truncate=yes"):format(url))
+    assert.are.equal(64, code)
+    assert.truthy(err:find("--truncate expects cascade", 1, true), err)
+    code, _, err = neoconn_cli(("test %s --as source --reset-sequences"):format(url))
+    assert.are.equal(64, code)
+    assert.truthy(err:find("--reset-sequences applies to destinations only", 1, true), err)
+    local help
+    _, help = neoconn_cli("--help")
+    for _, option in ipairs(neoconn.job_options()) do
+      assert.truthy(help:find("--" .. option.name:gsub("_", "-"), 1, true), option.name)
+    end
+  end)
 end)
 
 describe("neoconn --help and --version", function()

@@ -1,5 +1,6 @@
 -- Config files: Lua as data in a sandbox, one precise message per mistake.
 local config = require("neoconn.config")
+local neoconn = require("neoconn")
 
 local function getenv(vars)
   return function(name) return vars[name] end
@@ -82,6 +83,25 @@ connections = {
     fails('connections = { a = { kind = "source" } }\ndisable_rules = { "" }',
       'neoconn.lua:2: disable_rules[1]: expected a rule name, got ""')
     fails("connections = {}", "neoconn.lua:1: connections: no connections defined")
+  end)
+
+  it("takes the job's options as the core defines them, and proof", function()
+    local cfg = assert(config.load_string('connections = { d = { kind = "destination",'
+      .. ' truncate = "cascade", on_conflict = "update", proof = false } }', "neoconn.lua"))
+    assert.are.same({ truncate = "cascade", on_conflict = "update" }, cfg.connections[1].options)
+    assert.is_false(cfg.connections[1].proof)
+    fails('connections = { a = { kind = "destination", truncate = "yes" } }',
+      'neoconn.lua:1: connections.a.truncate: expected false, true, "cascade", got "yes"')
+    fails('connections = { a = { kind = "destination", on_conflict = true } }',
+      'neoconn.lua:1: connections.a.on_conflict: expected "nothing", "update", got true')
+    fails('connections = { a = { kind = "source", proof = "always" } }',
+      'neoconn.lua:1: connections.a.proof: expected true, false, "auto", got "always"')
+    -- Every job option of the core is a config key.
+    for _, option in ipairs(neoconn.job_options()) do
+      local text = ('connections = { a = { kind = "destination", %s = %s } }'):format(option.name,
+        type(option.values[2]) == "string" and ("%q"):format(option.values[2]) or tostring(option.values[2]))
+      assert(config.load_string(text, "neoconn.lua"))
+    end
   end)
 
   it("reports syntax errors and unset variables with their line", function()

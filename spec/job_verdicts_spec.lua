@@ -258,6 +258,26 @@ describe("the executor proof", function()
     assert.are.equal("catalog", off.tables[1].proof)
     conn:close()
   end)
+
+  it("proves jobs up to its limit, and names the tables whose verdicts rest on the catalog", function()
+    local user, password, schema = scenario("lim", [[
+      CREATE TABLE {s}.a (id int PRIMARY KEY); CREATE TABLE {s}.b (id int PRIMARY KEY);
+      GRANT SELECT ON {s}.a, {s}.b TO {r}]])
+    local settings = pg.settings(user, password, "source", {}, { schemas = { schema } })
+    settings.proof = 1
+    local result = check.connection(settings)
+    assert.are.same({ status = "over_limit", tables = 2, limit = 1, method = "catalog" },
+      result.report.proof)
+    local warning = pg.findings(result, "table.statements")[1]
+    assert.are.equal("warning", warning.level)
+    assert.truthy(warning.message:find("the job has 2 tables", 1, true), warning.message)
+    assert.is_true(result.ok)
+    settings.proof = 2
+    assert.are.equal("executor", check.connection(settings).report.proof.method)
+    assert.has_error(function() neoconn.test(pg.target(user, password), { job = { kind = "source" },
+      proof = 0 }) end, "bad argument #2 to 'test' (proof must be true, false, \"auto\" or the most "
+      .. "tables to prove)")
+  end)
 end)
 
 describe("a job that truncates", function()

@@ -80,6 +80,8 @@ __attribute__((visibility("default"))) int luaopen_neoconn_core(lua_State *L)
   nc_register_connect(L);
   lua_pushliteral(L, NC_VERSION);
   lua_setfield(L, -2, "version");
+  lua_pushinteger(L, NC_PROOF_AUTO_LIMIT);
+  lua_setfield(L, -2, "proof_auto_limit");
   lua_pushinteger(L, PQlibVersion());
   lua_setfield(L, -2, "libpq_version");
   return 1;

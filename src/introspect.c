@@ -543,8 +543,8 @@ static int push_lists(lua_State *L, const nc_conn *c)
   return lua_gettop(L);
 }
 
-/* opts.job ({ kind =, <job options> }) and opts.proof (true, false or
- * "auto": jobs of up to NC_PROOF_AUTO_LIMIT tables). */
+/* opts.job ({ kind =, <job options> }) and opts.proof (true, false,
+ * "auto": jobs of up to NC_PROOF_AUTO_LIMIT tables, or that limit). */
 static void check_job(lua_State *L, int opts, nc_conn *c)
 {
   static const char *const kinds[] = { "source", "destination", NULL };
@@ -572,9 +572,12 @@ static void check_job(lua_State *L, int opts, nc_conn *c)
   lua_getfield(L, opts, "proof");
   if (lua_type(L, -1) == LUA_TBOOLEAN)
     c->proof_limit = !lua_toboolean(L, -1) ? 0 : kind != 0 ? 2147483647L : 0;
+  else if (lua_type(L, -1) == LUA_TNUMBER && nc_isinteger(L, -1) && lua_tonumber(L, -1) >= 1
+           && lua_tonumber(L, -1) <= 2147483647.0)
+    c->proof_limit = kind != 0 ? (long)lua_tonumber(L, -1) : 0;
   else if (!lua_isnil(L, -1) && !(lua_type(L, -1) == LUA_TSTRING
                                    && strcmp(lua_tostring(L, -1), "auto") == 0))
-    luaL_argerror(L, opts, "proof must be true, false or \"auto\"");
+    luaL_argerror(L, opts, "proof must be true, false, \"auto\" or the most tables to prove");
   lua_pop(L, 1);
 }
 

@@ -14,7 +14,7 @@
 #define NC_DEFAULT_TIMEOUT 10.0
 /* Jobs of up to this many tables are proven by the executor by default
  * (opts.proof = "auto"); see the README for the measurements behind it. */
-#define NC_PROOF_AUTO_LIMIT 2000
+#define NC_PROOF_AUTO_LIMIT 5000
 /* The share of the time left that the executor proof may take. */
 #define NC_PROOF_BUDGET_SHARE 0.5
 

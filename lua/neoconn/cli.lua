@@ -37,10 +37,10 @@ end
 
 local USAGE = ([[
 usage: neoconn check [CONFIG] [--only NAME]... [--json] [--fix-sql FILE] [--timeout S]
-                    [--concurrency N] [--proof auto|on|off]
+                    [--concurrency N] [--proof auto|on|off|N]
        neoconn test TARGET --as source|destination [--tables LIST] [--schemas LIST]
                    JOB_FLAGS
-                   [--proof auto|on|off] [--timeout S] [--json]
+                   [--proof auto|on|off|N] [--timeout S] [--json]
        neoconn requirements source|destination JOB_FLAGS
                    [--role NAME] [--json]
        neoconn --help | --version
@@ -53,11 +53,11 @@ test          tests one TARGET (a postgres:// URL or key=value string; the
 requirements  what a source or destination role needs; with --role, the GRANTs
 
 --proof: whether the server's executor proves the job's statements (EXPLAIN
-as the role); auto proves jobs of up to 2000 tables.
+as the role); auto proves jobs of up to PROOF_LIMIT tables.
 LIST is comma-separated, names in PostgreSQL syntax ("Odd Schema"."a.b").
 Exit codes: 0 all pass, 1 a permission or policy error, 2 a connection could
 not be tested, 64 usage or config error. NO_COLOR turns colours off.
-]]):gsub("JOB_FLAGS", job_usage())
+]]):gsub("JOB_FLAGS", job_usage()):gsub("PROOF_LIMIT", tostring(neoconn.proof_auto_limit))
 
 -- Options each command takes: name -> "flag" | "value" | "list" |
 -- "optional" (a flag, or --name=VALUE).
@@ -175,7 +175,10 @@ local PROOF_VALUES = { auto = "auto", on = true, off = false }
 local function proof_option(options)
   if options.proof == nil then return nil end
   local value = PROOF_VALUES[options.proof]
-  if value == nil then usage_error("--proof expects auto, on or off") end
+  if value == nil and options.proof:match("^%d+$") and tonumber(options.proof) >= 1 then
+    value = tonumber(options.proof)
+  end
+  if value == nil then usage_error("--proof expects auto, on, off or the most tables to prove") end
   return value
 end
 

@@ -88,7 +88,10 @@ local CONNECTION_KEYS = {
   tables = { list = "table" },
   schemas = { list = "schema" },
   rules = { rules = true },
-  proof = { check = one_of_values({ true, false, "auto" }) },
+  proof = { check = function(v)
+    if is_positive_integer(v) then return true end
+    return one_of_values({ true, false, "auto" })(v)
+  end },
   disable_rules = { list = "name" },
   timeout = { check = is_positive },
 }

@@ -10,6 +10,7 @@ local neoconn = {
   version = core.version,
   requirements = core.requirements,
   job_options = core.job_options,
+  proof_auto_limit = core.proof_auto_limit, -- jobs of up to this many tables are proven
   quote_ident = core.quote_ident,
   parse_name = core.parse_name,
   clock = core.clock, -- monotonic seconds

@@ -111,6 +111,11 @@ function checks.executor(ctx)
       message = "the executor could not prove the job's statements (" .. proof.error.message
         .. "): the verdicts rest on the catalog",
       fix = comment("the proof runs a DO block (plpgsql) as the role") })
+  elseif proof.status == "over_limit" then
+    ctx.warn({ object_type = "connection", name = ctx.name,
+      message = ("the job has %d tables, more than the executor proves by default (%d): their "
+        .. "verdicts rest on the catalog"):format(proof.tables, proof.limit),
+      fix = comment("prove them all with proof = true (--proof on)") })
   elseif proof.status == "out_of_time" then
     ctx.warn({ object_type = "connection", name = ctx.name,
       message = "the executor proof ran out of time: some verdicts rest on the catalog",
