@@ -16,7 +16,7 @@
  * fast in any catalog. */
 #define SCOPE_COLUMNS                                                                    \
   " SELECT c.oid, n.nspname, c.relname, c.relkind, c.relowner, c.relrowsecurity,"        \
-  "  c.relforcerowsecurity, c.reloptions"
+  "  c.relforcerowsecurity"
 #define SCOPE_IN_SCHEMAS                                                                 \
   SCOPE_COLUMNS " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"         \
   " WHERE c.relkind IN " RELKINDS " AND " USER_SCHEMA("n")
@@ -107,10 +107,11 @@ static const char SQL_SCHEMAS[] =
   " AND pol.polcmd IN ('" cmd "', '*') AND EXISTS (SELECT 1 FROM unnest(pol.polroles) r" \
   " WHERE r = 0 OR pg_has_role(k.ck, r, 'USAGE')))"
 #define VIEW_RLS                                                                         \
-  " LEFT JOIN LATERAL (SELECT true AS applies, bool_and(" BASE_POLICY("a") ") AS ins,"  \
-  "  bool_and(" BASE_POLICY("w") ") AS upd, bool_and(" BASE_POLICY("r") ") AS sel"      \
+  " CASE WHEN s.relkind = 'v' THEN (SELECT ARRAY[true, bool_and(" BASE_POLICY("a") "),"  \
+  "  bool_and(" BASE_POLICY("w") "), bool_and(" BASE_POLICY("r") ")]"                   \
   "  FROM (SELECT CASE WHEN coalesce((SELECT o.option_value FROM"                        \
-  "   pg_options_to_table(s.reloptions) o WHERE o.option_name = 'security_invoker'),"    \
+  "   pg_class vc, pg_options_to_table(vc.reloptions) o WHERE vc.oid = s.oid"             \
+  "   AND o.option_name = 'security_invoker'),"                                          \
   "   'false')::boolean THEN (SELECT oid FROM pg_roles WHERE rolname = current_user)"    \
   "   ELSE s.relowner END AS ck) k"                                                      \
   "  JOIN pg_roles kr ON kr.oid = k.ck"                                                  \
@@ -118,9 +119,9 @@ static const char SQL_SCHEMAS[] =
   "  JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = rw.oid"        \
   "   AND d.refclassid = 'pg_class'::regclass"                                           \
   "  JOIN pg_class b ON b.oid = d.refobjid AND b.relkind IN ('r', 'p') AND b.relrowsecurity" \
-  "  WHERE s.relkind = 'v' AND NOT kr.rolsuper AND NOT kr.rolbypassrls"                  \
+  "  WHERE NOT kr.rolsuper AND NOT kr.rolbypassrls"                                      \
   "  AND (b.relforcerowsecurity OR NOT pg_has_role(k.ck, b.relowner, 'USAGE'))"          \
-  "  HAVING count(*) > 0) vr ON true"
+  "  HAVING count(*) > 0) END AS vrls"
 
 /* %s: the MAINTAIN column (PostgreSQL 17 and later), the job's columns,
  * the MAINTAIN check, the joins of the job's columns. */
@@ -142,16 +143,16 @@ static const char SQL_TABLES[] =
   " CASE WHEN p.upd THEN 'all' WHEN NOT p.colacl THEN 'none' ELSE "
   COVERAGE("UPDATE", " AND a.attgenerated = ''") " END AS \"columns.UPDATE\","
   " s.relrowsecurity AS \"rls.enabled\", s.relforcerowsecurity AS \"rls.forced\","
-  " CASE WHEN s.relrowsecurity THEN row_security_active(s.oid) ELSE coalesce(vr.applies, false)"
+  " CASE WHEN s.relrowsecurity THEN row_security_active(s.oid) ELSE p.vrls[1] IS NOT NULL"
   "  END AS \"rls.applies\","
-  " CASE WHEN s.relrowsecurity THEN " POLICY("a") " ELSE vr.ins END AS \"rls.insert_policy\","
-  " CASE WHEN s.relrowsecurity THEN " POLICY("w") " ELSE vr.upd END AS \"rls.update_policy\","
-  " CASE WHEN s.relrowsecurity THEN " POLICY("r") " ELSE vr.sel END AS \"rls.select_policy\"%s"
+  " CASE WHEN s.relrowsecurity THEN " POLICY("a") " ELSE p.vrls[2] END AS \"rls.insert_policy\","
+  " CASE WHEN s.relrowsecurity THEN " POLICY("w") " ELSE p.vrls[3] END AS \"rls.update_policy\","
+  " CASE WHEN s.relrowsecurity THEN " POLICY("r") " ELSE p.vrls[4] END AS \"rls.select_policy\"%s"
   " FROM scope s CROSS JOIN LATERAL (SELECT has_table_privilege(s.oid, 'SELECT') AS sel,"
   "  has_table_privilege(s.oid, 'INSERT') AS ins, has_table_privilege(s.oid, 'UPDATE') AS upd,"
   "  has_table_privilege(s.oid, 'DELETE') AS del, has_table_privilege(s.oid, 'TRUNCATE') AS trn,"
   "  has_table_privilege(s.oid, 'REFERENCES') AS ref,"
-  "  has_table_privilege(s.oid, 'TRIGGER') AS trg%s,"
+  "  has_table_privilege(s.oid, 'TRIGGER') AS trg%s," VIEW_RLS ","
   /* Without any column ACL a column privilege is the table's: skip the
    * per-column checks, by far the costliest part in a large catalog. The
    * tables with column ACLs are found in one index scan over the scope's
@@ -161,7 +162,7 @@ static const char SQL_TABLES[] =
    * function again. */
   "  s.oid IN (SELECT ca.attrelid FROM pg_attribute ca"
   "   WHERE ca.attrelid = ANY (ARRAY(SELECT oid FROM scope)) AND ca.attnum > 0"
-  "   AND ca.attacl IS NOT NULL) AS colacl OFFSET 0) p" VIEW_RLS "%s"
+  "   AND ca.attacl IS NOT NULL) AS colacl OFFSET 0) p%s"
   " ORDER BY 1, 2";
 
 /* A destination's columns that a copy must treat specially: identity
