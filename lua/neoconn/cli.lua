@@ -296,7 +296,7 @@ local function run_requirements(parsed, out)
       if role then
         out.stdout:write(("-- %s%s: %s\n"):format(r.applies_to, optional, r.reason))
       else
-        out.stdout:write(("%-9s %-18s %s%s: %s\n"):format(r.object_type, "-", r.applies_to,
+        out.stdout:write(("%-10s %-18s %s%s: %s\n"):format(r.object_type, "-", r.applies_to,
           optional, r.reason))
       end
     elseif role then
@@ -305,7 +305,7 @@ local function run_requirements(parsed, out)
       out.stdout:write(("%s%s -- %s%s\n"):format(r.optional and "-- " or "", line, r.reason,
         r.columns_suffice and " (column grants on every column also do)" or ""))
     else
-      out.stdout:write(("%-9s %-18s %s%s: %s\n"):format(r.object_type,
+      out.stdout:write(("%-10s %-18s %s%s: %s\n"):format(r.object_type,
         table.concat(r.privileges, ","), r.applies_to, optional, r.reason))
     end
   end
