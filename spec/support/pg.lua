@@ -164,7 +164,9 @@ end
 --- Waits until the hot standby has replayed everything the primary has
 -- written so far (bounded: fails after 30 s).
 function pg.wait_for_standby()
-  local lsn = pg.exec("SELECT pg_current_wal_lsn()::text AS l")[1].l
+  -- The insert position: with synchronous_commit off, a commit may not be
+  -- written out yet, and the standby receives it when it is.
+  local lsn = pg.exec("SELECT pg_current_wal_insert_lsn()::text AS l")[1].l
   local standby = assert(neoconn.connect({ host = pg.socket, port = pg.standby_port,
     user = pg.admin_user, dbname = "postgres" }))
   local deadline = neoconn.clock() + 30
