@@ -99,7 +99,8 @@ describe("neoconn.connect_start and conn:connect_poll", function()
     assert.are.equal("timeout", err.code)
     assert.truthy(took >= 0.3 and took < 1.3, ("took %.2f s"):format(took))
     assert.has_error(function() neoconn.connect_start("host=x", { timeout = -1 }) end,
-      "bad argument #2 to 'connect_start' (connect_start: timeout must be a positive number of seconds)")
+      "bad argument #2 to 'connect_start' (connect_start: timeout must be a positive, finite number"
+        .. " of seconds)")
   end)
 end)
 

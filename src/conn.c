@@ -3,6 +3,7 @@
  * the same steps are exposed (connect_start/connect_poll) so that an event
  * loop (nginx, a fleet check) can drive them without blocking. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "neoconn.h"
 
@@ -23,7 +24,13 @@ void nc_conn_close(nc_conn *c)
     c->pg = NULL;
   }
   c->ready = 0;
-  memset(c->secret, 0, sizeof c->secret);
+  nc_free_secret(&c->secret);
+}
+
+static void set_field(char **dst, const char *value)
+{
+  free(*dst);
+  *dst = nc_strdup(value);
 }
 
 double nc_opt_timeout(lua_State *L, int opts, const char *fname)
@@ -36,10 +43,11 @@ double nc_opt_timeout(lua_State *L, int opts, const char *fname)
                                            luaL_typename(L, opts)));
   lua_getfield(L, opts, "timeout");
   if (!lua_isnil(L, -1)) {
-    if (lua_type(L, -1) != LUA_TNUMBER || lua_tonumber(L, -1) <= 0)
-      luaL_argerror(L, opts, lua_pushfstring(L, "%s: timeout must be a positive number of "
-                                                "seconds", fname));
-    t = lua_tonumber(L, -1);
+    t = lua_type(L, -1) == LUA_TNUMBER ? (double)lua_tonumber(L, -1) : -1;
+    /* NaN fails every comparison: !(t > 0) catches it. */
+    if (!(t > 0) || !nc_finite(t))
+      luaL_argerror(L, opts, lua_pushfstring(L, "%s: timeout must be a positive, finite number "
+                                                "of seconds", fname));
   }
   lua_pop(L, 1);
   return t;
@@ -90,9 +98,14 @@ static void observe(nc_conn *c, nc_stage now_in)
   c->stage = now_in;
 }
 
-static void copy_field(char *dst, size_t cap, const char *src)
+void nc_remember_endpoint(nc_conn *c)
 {
-  snprintf(dst, cap, "%s", src != NULL ? src : "");
+  if (c->pg == NULL)
+    return;
+  set_field(&c->user, PQuser(c->pg));
+  set_field(&c->host, PQhost(c->pg));
+  set_field(&c->port, PQport(c->pg));
+  set_field(&c->dbname, PQdb(c->pg));
 }
 
 static void fail(nc_conn *c, const char *message, int timed_out)
@@ -130,8 +143,10 @@ int nc_connect_begin(lua_State *L, nc_conn *c, int target)
   while (lua_next(L, params) != 0) {
     kw[n] = lua_tostring(L, -2);
     val[n] = lua_tostring(L, -1); /* anchored in the params table */
-    if (strcmp(kw[n], "password") == 0)
-      copy_field(c->secret, sizeof c->secret, val[n]);
+    if (strcmp(kw[n], "password") == 0) {
+      nc_free_secret(&c->secret);
+      c->secret = nc_strdup(val[n]);
+    }
     n++;
     lua_pop(L, 1);
   }
@@ -148,10 +163,7 @@ int nc_connect_begin(lua_State *L, nc_conn *c, int target)
     return 0;
   }
   PQsetErrorVerbosity(c->pg, PQERRORS_VERBOSE);
-  copy_field(c->user, sizeof c->user, PQuser(c->pg));
-  copy_field(c->host, sizeof c->host, PQhost(c->pg));
-  copy_field(c->port, sizeof c->port, PQport(c->pg));
-  copy_field(c->dbname, sizeof c->dbname, PQdb(c->pg));
+  nc_remember_endpoint(c);
   if (PQstatus(c->pg) == CONNECTION_BAD) {
     const char *m = PQerrorMessage(c->pg);
     /* libpq fails at once either on its options or on the first host. */
@@ -180,8 +192,9 @@ int nc_connect_step(nc_conn *c)
   case PGRES_POLLING_OK:
     observe(c, NC_STAGE_INTROSPECT);
     c->ready = 1;
+    nc_remember_endpoint(c); /* the host and port of a list libpq really used */
     PQsetNoticeProcessor(c->pg, ignore_notice, NULL);
-    memset(c->secret, 0, sizeof c->secret);
+    nc_free_secret(&c->secret);
     if (PQsetnonblocking(c->pg, 1) != 0) {
       fail(c, "could not switch the connection to non-blocking mode", 0);
       return -1;
@@ -222,7 +235,7 @@ static int push_failure(lua_State *L, nc_conn *c)
 {
   lua_pushnil(L);
   nc_push_error(L, &c->error, c->secret);
-  memset(c->secret, 0, sizeof c->secret);
+  nc_free_secret(&c->secret);
   return 2;
 }
 
@@ -298,12 +311,20 @@ void nc_release_test(lua_State *L, nc_conn *c)
   }
 }
 
+/* close, __gc and __close: idempotent; frees everything the userdata owns. */
 static int l_close(lua_State *L)
 {
   nc_conn *c = nc_check_conn(L, 1);
   nc_conn_close(c);
   nc_release_test(L, c); /* a test abandoned half-way */
   c->phase = 0;
+  nc_error_free(&c->error);
+  nc_error_free(&c->tolerated_error);
+  nc_error_free(&c->query_error);
+  set_field(&c->user, NULL);
+  set_field(&c->host, NULL);
+  set_field(&c->port, NULL);
+  set_field(&c->dbname, NULL);
   return 0;
 }
 
@@ -311,8 +332,12 @@ static int l_tostring(lua_State *L)
 {
   nc_conn *c = nc_check_conn(L, 1);
   const char *state = c->ready ? "" : c->pg != NULL ? " connecting" : " closed";
-  lua_pushfstring(L, "neoconn.connection{%s@%s:%s/%s%s}: %p", c->user, c->host, c->port,
-                  c->dbname, state, (void *)c);
+  if (c->host == NULL)
+    lua_pushfstring(L, "neoconn.connection{%s}: %p", state + 1, (void *)c);
+  else
+    lua_pushfstring(L, "neoconn.connection{%s@%s:%s/%s%s}: %p", c->user != NULL ? c->user : "",
+                    c->host, c->port != NULL ? c->port : "", c->dbname != NULL ? c->dbname : "",
+                    state, (void *)c);
   return 1;
 }
 

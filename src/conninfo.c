@@ -4,6 +4,7 @@
  * nothing is ever concatenated into a conninfo string. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include "neoconn.h"
 
 /* The libpq keywords a table may use, and "url": a postgres:// URL or
@@ -14,6 +15,13 @@ static const char *const table_keywords[] = {
   "target_session_attrs", "options", "service", "passfile", NULL
 };
 
+/* Files libpq opens, with the environment variable that also names each:
+ * a FIFO or a device there would block the handshake forever. */
+static const char *const file_keywords[][2] = {
+  { "sslrootcert", "PGSSLROOTCERT" }, { "sslcert", "PGSSLCERT" }, { "sslkey", "PGSSLKEY" },
+  { "sslcrl", "PGSSLCRL" }, { "passfile", "PGPASSFILE" },
+};
+
 static int in_list(const char *s, const char *const *list)
 {
   for (; *list != NULL; list++)
@@ -22,17 +30,82 @@ static int in_list(const char *s, const char *const *list)
   return 0;
 }
 
+/* Where a password may start in a connection string (its user info in a
+ * URL, or a password= value), or NULL. */
+static const char *password_part(const char *raw)
+{
+  const char *scheme = strstr(raw, "://"), *kv = strstr(raw, "password");
+  const char *from = NULL;
+  if (scheme != NULL) {
+    const char *p = scheme + 3;
+    while (*p != '\0' && *p != '@' && *p != '/' && *p != ':')
+      p++;
+    if (*p == ':' && strchr(p, '@') != NULL)
+      from = p + 1;
+  }
+  if (kv != NULL && (from == NULL || kv < from))
+    from = kv;
+  return from;
+}
+
+/* libpq's parse error, with every "quoted" token that comes from the
+ * password part of the string masked: the password is not known yet. */
+static void push_parse_error(lua_State *L, const char *errmsg, const char *raw)
+{
+  const char *secret_from = password_part(raw), *p;
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (p = errmsg; *p != '\0';) {
+    const char *close = *p == '"' ? strchr(p + 1, '"') : NULL;
+    if (close != NULL) {
+      size_t len = (size_t)(close - p - 1);
+      char *token = (char *)malloc(len + 1);
+      int secret = 0;
+      if (token != NULL) {
+        memcpy(token, p + 1, len);
+        token[len] = '\0';
+        secret = secret_from != NULL && len > 0 && strstr(secret_from, token) != NULL;
+        free(token);
+      }
+      luaL_addchar(&b, '"');
+      if (secret)
+        luaL_addstring(&b, "***");
+      else
+        luaL_addlstring(&b, p + 1, len);
+      luaL_addchar(&b, '"');
+      p = close + 1;
+    } else {
+      luaL_addchar(&b, *p++);
+    }
+  }
+  luaL_pushresult(&b);
+}
+
 /* Parses the string at idx into the params table at index params. */
-static int from_string(lua_State *L, int idx, int params, nc_error *e)
+static int from_string(lua_State *L, int idx, int params, nc_error *e, int arg)
 {
   char *errmsg = NULL;
   PQconninfoOption *o;
-  PQconninfoOption **box = nc_new_options_box(L);
-  *box = PQconninfoParse(lua_tostring(L, idx), &errmsg);
-  if (*box == NULL) {
-    nc_config_error(e, errmsg != NULL ? errmsg : "out of memory parsing the connection string");
-    PQfreemem(errmsg);
+  PQconninfoOption **box;
+  size_t len;
+  const char *raw = lua_tolstring(L, idx, &len);
+  if (memchr(raw, '\0', len) != NULL)
+    luaL_argerror(L, arg, "target: the connection string contains a zero byte");
+  if (len > NC_MAX_TARGET) {
+    lua_pushfstring(L, "the connection string has %d bytes, more than %d", (int)len,
+                    NC_MAX_TARGET);
+    nc_config_error(e, lua_tostring(L, -1));
     lua_pop(L, 1);
+    return 0;
+  }
+  box = nc_new_options_box(L);
+  *box = PQconninfoParse(raw, &errmsg);
+  if (*box == NULL) {
+    push_parse_error(L, errmsg != NULL ? errmsg : "out of memory parsing the connection string",
+                     raw);
+    PQfreemem(errmsg);
+    nc_config_error(e, lua_tostring(L, -1));
+    lua_pop(L, 2);
     return 0;
   }
   for (o = *box; o->keyword != NULL; o++) {
@@ -53,10 +126,11 @@ static void from_table(lua_State *L, int idx)
   lua_pushnil(L);
   while (lua_next(L, idx) != 0) {
     const char *key;
+    size_t klen, vlen;
     if (lua_type(L, -2) != LUA_TSTRING)
       luaL_argerror(L, idx, "connection table keys must be libpq keyword strings");
-    key = lua_tostring(L, -2);
-    if (!in_list(key, table_keywords))
+    key = lua_tolstring(L, -2, &klen);
+    if (klen != strlen(key) || !in_list(key, table_keywords))
       luaL_argerror(L, idx, lua_pushfstring(L, "unknown connection keyword '%s'", key));
     if (strcmp(key, "url") == 0) {
       lua_pop(L, 1); /* read by nc_push_params before the other fields */
@@ -64,6 +138,9 @@ static void from_table(lua_State *L, int idx)
     }
     switch (lua_type(L, -1)) {
     case LUA_TSTRING:
+      lua_tolstring(L, -1, &vlen);
+      if (memchr(lua_tostring(L, -1), '\0', vlen) != NULL)
+        luaL_argerror(L, idx, lua_pushfstring(L, "field '%s' contains a zero byte", key));
       break;
     case LUA_TNUMBER:
       if (!nc_isinteger(L, -1))
@@ -105,6 +182,38 @@ static int valid_ports(const char *s)
   return 1;
 }
 
+/* Every value within NC_MAX_FIELD bytes; the files libpq will open are
+ * regular files (or absent: libpq reports that itself). */
+static int check_sizes_and_files(lua_State *L, int t)
+{
+  size_t i;
+  lua_pushnil(L);
+  while (lua_next(L, t) != 0) {
+    size_t len;
+    lua_tolstring(L, -1, &len);
+    if (len > NC_MAX_FIELD) {
+      lua_pushfstring(L, "%s has %d bytes, more than %d", lua_tostring(L, -2), (int)len,
+                      NC_MAX_FIELD);
+      lua_replace(L, -3);
+      lua_pop(L, 1);
+      return 0;
+    }
+    lua_pop(L, 1);
+  }
+  for (i = 0; i < sizeof file_keywords / sizeof file_keywords[0]; i++) {
+    const char *path = field(L, t, file_keywords[i][0]);
+    struct stat st;
+    if (path == NULL)
+      path = getenv(file_keywords[i][1]);
+    if (path != NULL && strcmp(path, "system") != 0 && stat(path, &st) == 0
+        && !S_ISREG(st.st_mode)) {
+      lua_pushfstring(L, "%s %s is not a regular file", file_keywords[i][0], path);
+      return 0;
+    }
+  }
+  return 1;
+}
+
 static int validate(lua_State *L, int t, nc_error *e)
 {
   static const char *const sslmodes[] = { "disable", "allow", "prefer", "require",
@@ -120,7 +229,11 @@ static int validate(lua_State *L, int t, nc_error *e)
                        "read-only, primary, standby or prefer-standby", v);
   } else if ((v = field(L, t, "port")) != NULL && !valid_ports(v)) {
     lua_pushfstring(L, "invalid port \"%s\": expected an integer 1-65535", v);
-  } else {
+  } else if (check_sizes_and_files(L, t)) {
+    /* Names are compared with the catalog's UTF-8 text: never let
+     * PGCLIENTENCODING or the string choose another encoding. */
+    lua_pushliteral(L, "UTF8");
+    lua_setfield(L, t, "client_encoding");
     return 1;
   }
   nc_config_error(e, lua_tostring(L, -1));
@@ -135,12 +248,12 @@ int nc_push_params(lua_State *L, int idx, nc_error *e)
   lua_pushliteral(L, "neoconn");
   lua_setfield(L, -2, "application_name");
   if (lua_type(L, idx) == LUA_TSTRING) {
-    if (!from_string(L, idx, lua_gettop(L), e))
+    if (!from_string(L, idx, lua_gettop(L), e, idx))
       return 0;
   } else if (lua_type(L, idx) == LUA_TTABLE) {
     lua_getfield(L, idx, "url");
     if (lua_type(L, -1) == LUA_TSTRING) {
-      int ok = from_string(L, lua_gettop(L), lua_gettop(L) - 1, e);
+      int ok = from_string(L, lua_gettop(L), lua_gettop(L) - 1, e, idx);
       lua_pop(L, 1);
       if (!ok)
         return 0;

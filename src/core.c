@@ -26,6 +26,8 @@ static int l_poll(lua_State *L)
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checktype(L, 2, LUA_TTABLE);
   timeout = luaL_checknumber(L, 3);
+  if (!(timeout >= 0) || !nc_finite(timeout))
+    luaL_argerror(L, 3, "timeout: a finite number of seconds, 0 or more, expected");
   n = (int)lua_rawlen(L, 1);
   if ((int)lua_rawlen(L, 2) != n)
     luaL_argerror(L, 2, "one mode per socket expected");
@@ -40,7 +42,7 @@ static int l_poll(lua_State *L)
     p[i].revents = 0;
     lua_pop(L, 2);
   }
-  ms = timeout <= 0 ? 0 : (int)(timeout * 1000.0) + 1;
+  ms = timeout <= 0 ? 0 : timeout > 86400.0 ? 86400000 : (int)(timeout * 1000.0) + 1;
   do {
     rc = poll(p, (nfds_t)n, ms);
   } while (rc < 0 && errno == EINTR);
@@ -67,6 +69,7 @@ __attribute__((visibility("default"))) int luaopen_neoconn_core(lua_State *L)
     { "requirements", nc_l_requirements },
     { "job_options", nc_l_job_options },
     { "quote_ident", nc_l_quote_ident },
+    { "redact", nc_l_redact },
     { "parse_name", nc_l_parse_name },
     { "clock", l_clock },
     { "isatty", l_isatty },

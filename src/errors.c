@@ -2,7 +2,9 @@
  * __tostring. The stage comes from the connection state machine; the code
  * from the server's SQLSTATE where the server sent one, otherwise from
  * libpq's own (client-side, English in the C locale) messages. */
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "neoconn.h"
 
@@ -10,13 +12,92 @@ const char *const nc_stage_names[NC_STAGE_COUNT] = {
   "config", "connect", "tls", "authenticate", "session", "introspect", "query"
 };
 
-static void copy_text(char *dst, size_t cap, const char *src)
+char *nc_strdup(const char *s)
 {
-  size_t n = strlen(src);
-  if (n >= cap)
-    n = cap - 1;
-  memcpy(dst, src, n);
-  dst[n] = '\0';
+  char *copy;
+  size_t n;
+  if (s == NULL)
+    return NULL;
+  n = strlen(s) + 1;
+  copy = (char *)malloc(n);
+  if (copy != NULL)
+    memcpy(copy, s, n);
+  return copy;
+}
+
+void nc_free_secret(char **secret)
+{
+  if (*secret != NULL) {
+    volatile char *p = *secret;
+    while (*p != '\0')
+      *p++ = '\0';
+    free(*secret);
+    *secret = NULL;
+  }
+}
+
+static void set_text(char **dst, char *owned)
+{
+  free(*dst);
+  *dst = owned;
+}
+
+void nc_error_free(nc_error *e)
+{
+  set_text(&e->message, NULL);
+  set_text(&e->hint, NULL);
+}
+
+/* A heap string from a printf format, however long. */
+static char *vformat(const char *fmt, va_list ap)
+{
+  va_list copy;
+  int n;
+  char *out;
+  va_copy(copy, ap);
+  n = vsnprintf(NULL, 0, fmt, copy);
+  va_end(copy);
+  if (n < 0 || (out = (char *)malloc((size_t)n + 1)) == NULL)
+    return NULL;
+  vsnprintf(out, (size_t)n + 1, fmt, ap);
+  return out;
+}
+
+static void set_hintf(nc_error *e, const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  set_text(&e->hint, vformat(fmt, ap));
+  va_end(ap);
+}
+
+/* One line: runs of white space holding a line break become one space
+ * (libpq's "\n\t" continuation lines); trailing white space goes. */
+static char *one_line(const char *message)
+{
+  char *out = nc_strdup(message != NULL ? message : ""), *w;
+  const char *r;
+  if (out == NULL)
+    return NULL;
+  for (r = w = out; *r != '\0';) {
+    if (*r == '\n' || *r == '\r' || *r == '\t' || *r == ' ') {
+      const char *run = r;
+      int newline = 0;
+      while (*r == '\n' || *r == '\r' || *r == '\t' || *r == ' ')
+        newline |= (*r++ != ' ');
+      if (newline)
+        *w++ = ' ';
+      else
+        while (run < r)
+          *w++ = *run++;
+    } else {
+      *w++ = *r++;
+    }
+  }
+  while (w > out && w[-1] == ' ')
+    w--;
+  *w = '\0';
+  return out;
 }
 
 void nc_error_set(nc_error *e, const char *code, nc_stage stage, const char *message)
@@ -24,13 +105,16 @@ void nc_error_set(nc_error *e, const char *code, nc_stage stage, const char *mes
   e->code = code;
   e->stage = stage;
   e->sqlstate[0] = '\0';
-  e->hint[0] = '\0';
-  copy_text(e->message, sizeof e->message, message != NULL ? message : "");
-  {
-    size_t n = strlen(e->message);
-    while (n > 0 && (e->message[n - 1] == '\n' || e->message[n - 1] == ' '))
-      e->message[--n] = '\0';
-  }
+  set_text(&e->hint, NULL);
+  set_text(&e->message, one_line(message));
+}
+
+static void set_messagef(nc_error *e, const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  set_text(&e->message, vformat(fmt, ap));
+  va_end(ap);
 }
 
 static int is_sqlstate_char(char ch)
@@ -45,14 +129,20 @@ static int is_sqlstate_char(char ch)
  * separate attempts (several hosts) joined with "; ". */
 static void tidy_server_message(nc_error *e, const char *raw)
 {
-  char lines[sizeof e->message];
-  size_t cap = sizeof lines, n = 0, i;
+  size_t cap = 2 * strlen(raw) + 3, n = 0, i, used = 0;
+  char *lines = (char *)malloc(cap), *out = (char *)malloc(cap);
   const char *p = raw;
   char *line, *next;
 
-  /* First pass: logical lines separated by '\n', SQLSTATE taken out. */
   e->sqlstate[0] = '\0';
-  while (*p != '\0' && n + 2 < cap) {
+  if (lines == NULL || out == NULL) {
+    free(lines);
+    free(out);
+    set_text(&e->message, NULL);
+    return;
+  }
+  /* First pass: logical lines separated by '\n', SQLSTATE taken out. */
+  while (*p != '\0') {
     const char *end = strchr(p, '\n');
     size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
     int continuation = (*p == '\t' || *p == ' ');
@@ -63,7 +153,7 @@ static void tidy_server_message(nc_error *e, const char *raw)
       }
       if (len > 0 && n > 0)
         lines[n++] = continuation ? ' ' : '\n';
-      for (i = 0; i < len && n + 2 < cap; i++) {
+      for (i = 0; i < len; i++) {
         const char *q = p + i;
         if (len - i >= 10 && q[0] == ':' && q[1] == ' ' && q[2] == ' ' && is_sqlstate_char(q[3])
             && is_sqlstate_char(q[4]) && is_sqlstate_char(q[5]) && is_sqlstate_char(q[6])
@@ -85,17 +175,25 @@ static void tidy_server_message(nc_error *e, const char *raw)
   lines[n] = '\0';
 
   /* Second pass: join with "; ", each distinct line once. */
-  e->message[0] = '\0';
+  out[0] = '\0';
   for (line = lines; line != NULL; line = next) {
+    size_t len;
     next = strchr(line, '\n');
     if (next != NULL)
       *next++ = '\0';
-    if (*line == '\0' || strstr(e->message, line) != NULL)
+    if (*line == '\0' || strstr(out, line) != NULL)
       continue;
-    if (e->message[0] != '\0')
-      strncat(e->message, "; ", sizeof e->message - strlen(e->message) - 1);
-    strncat(e->message, line, sizeof e->message - strlen(e->message) - 1);
+    len = strlen(line);
+    if (used > 0) {
+      memcpy(out + used, "; ", 2);
+      used += 2;
+    }
+    memcpy(out + used, line, len + 1);
+    used += len;
   }
+  free(lines);
+  set_text(&e->message, one_line(out));
+  free(out);
 }
 
 static int has(const char *text, const char *needle)
@@ -103,14 +201,21 @@ static int has(const char *text, const char *needle)
   return strstr(text, needle) != NULL;
 }
 
-/* Writes the quoted identifier into a small buffer for use in a hint. */
-static const char *quoted(char *buf, size_t cap, const char *name)
+/* The quoted identifier as a heap string for a hint ("<name>" unknown). */
+static char *quoted(const char *name)
 {
-  size_t len = strlen(name);
-  if (len == 0 || 2 * len + 3 > cap)
-    return "<name>";
-  buf[nc_quote_ident(buf, name, len)] = '\0';
+  size_t len = name != NULL ? strlen(name) : 0;
+  char *buf;
+  if (len == 0)
+    return nc_strdup("<name>");
+  if ((buf = (char *)malloc(2 * len + 3)) != NULL)
+    buf[nc_quote_ident(buf, name, len)] = '\0';
   return buf;
+}
+
+static const char *or_empty(const char *s)
+{
+  return s != NULL ? s : "";
 }
 
 static const char config_hint[] =
@@ -120,66 +225,69 @@ static const char config_hint[] =
 void nc_config_error(nc_error *e, const char *message)
 {
   nc_error_set(e, "invalid_config", NC_STAGE_CONFIG, message);
-  copy_text(e->hint, sizeof e->hint, config_hint);
+  set_text(&e->hint, nc_strdup(config_hint));
 }
 
 static void set_hint(nc_conn *c)
 {
   nc_error *e = &c->error;
-  char qu[260], qd[260];
-  const char *user = quoted(qu, sizeof qu, c->user);
-  const char *db = quoted(qd, sizeof qd, c->dbname);
+  char *qu = quoted(c->user), *qd = quoted(c->dbname);
+  const char *user = or_empty(qu), *db = or_empty(qd), *host = or_empty(c->host);
   const char *code = e->code;
-  char *h = e->hint;
-  size_t cap = sizeof e->hint;
 
   if (strcmp(code, "invalid_config") == 0)
-    snprintf(h, cap, "%s", config_hint);
+    set_hintf(e, "%s", config_hint);
   else if (strcmp(code, "dns") == 0)
-    snprintf(h, cap, "the host name %s does not resolve: check the spelling, or use hostaddr "
-                     "with the server's IP address", c->host);
+    set_hintf(e, "the host name %s does not resolve: check the spelling, or use hostaddr "
+                     "with the server's IP address", host);
   else if (strcmp(code, "refused") == 0)
-    snprintf(h, cap, "nothing listens at %s port %s: check host and port, that the server is "
-                     "running, and listen_addresses in postgresql.conf", c->host, c->port);
+    set_hintf(e, "nothing listens at %s port %s: check host and port, that the server is "
+                     "running, and listen_addresses in postgresql.conf", host, or_empty(c->port));
   else if (strcmp(code, "timeout") == 0)
-    snprintf(h, cap, "no answer within the deadline during %s: check firewalls and the "
+    set_hintf(e, "no answer within the deadline during %s: check firewalls and the "
                      "host/port, or raise the timeout", nc_stage_names[e->stage]);
   else if (strcmp(code, "tls_unsupported") == 0)
-    snprintf(h, cap, "the server does not offer TLS: enable ssl = on on the server, or use "
+    set_hintf(e, "the server does not offer TLS: enable ssl = on on the server, or use "
                      "sslmode=prefer or disable if an unencrypted connection is acceptable");
   else if (strcmp(code, "tls_failed") == 0)
-    snprintf(h, cap, "the TLS handshake failed: with sslmode=verify-ca or verify-full give "
+    set_hintf(e, "the TLS handshake failed: with sslmode=verify-ca or verify-full give "
                      "sslrootcert (the CA that signed the server certificate) and make sure the "
                      "host name matches the certificate; sslmode=require encrypts without "
                      "verifying");
   else if (strcmp(code, "auth_failed") == 0)
-    snprintf(h, cap, "user %s could not authenticate: check the user name and password "
+    set_hintf(e, "user %s could not authenticate: check the user name and password "
                      "(ALTER ROLE %s PASSWORD '...'; as an administrator resets it)", user, user);
   else if (strcmp(code, "password_missing") == 0)
-    snprintf(h, cap, "the server asks for a password: give password, a passfile (~/.pgpass) "
+    set_hintf(e, "the server asks for a password: give password, a passfile (~/.pgpass) "
                      "or PGPASSWORD");
   else if (strcmp(code, "login_not_allowed") == 0)
-    snprintf(h, cap, "role %s exists but cannot log in: ALTER ROLE %s LOGIN;", user, user);
+    set_hintf(e, "role %s exists but cannot log in: ALTER ROLE %s LOGIN;", user, user);
   else if (strcmp(code, "database_missing") == 0)
-    snprintf(h, cap, "database %s does not exist: check dbname, or CREATE DATABASE %s;", db, db);
+    set_hintf(e, "database %s does not exist: check dbname, or CREATE DATABASE %s;", db, db);
   else if (strcmp(code, "connect_denied") == 0)
-    snprintf(h, cap, "role %s may not connect to database %s: GRANT CONNECT ON DATABASE %s TO %s;",
+    set_hintf(e, "role %s may not connect to database %s: GRANT CONNECT ON DATABASE %s TO %s;",
              user, db, db, user);
   else if (strcmp(code, "hba_rejected") == 0)
-    snprintf(h, cap, "pg_hba.conf has no line accepting this connection: add e.g. "
+    set_hintf(e, "pg_hba.conf has no line accepting this connection: add e.g. "
                      "\"hostssl %s %s <client-address>/32 scram-sha-256\" and reload the server",
              db, user);
   else if (strcmp(code, "too_many_connections") == 0)
-    snprintf(h, cap, "the server or role %s has no free connection slot: close idle sessions, "
+    set_hintf(e, "the server or role %s has no free connection slot: close idle sessions, "
                      "raise max_connections or ALTER ROLE %s CONNECTION LIMIT", user, user);
   else if (strcmp(code, "server_starting") == 0)
-    snprintf(h, cap, "the server is starting up, shutting down or recovering: retry shortly");
+    set_hintf(e, "the server is starting up, shutting down or recovering: retry shortly");
   else if (strcmp(code, "wrong_session_type") == 0)
-    snprintf(h, cap, "the server does not match target_session_attrs (a standby where a "
+    set_hintf(e, "the server does not match target_session_attrs (a standby where a "
                      "primary is needed, or the reverse): list the right host or change "
                      "target_session_attrs");
+  else if (strcmp(code, "connection_lost") == 0)
+    set_hintf(e, "the connection was closed before the server answered: check that host and "
+                 "port are PostgreSQL's (not another service, a proxy or a pooler refusing it), "
+                 "and the server log");
   else
-    snprintf(h, cap, "see the message; the server log has details");
+    set_hintf(e, "see the message; the server log has details");
+  free(qu);
+  free(qd);
 }
 
 void nc_classify_connect_failure(nc_conn *c, const char *libpq_message, int timed_out)
@@ -190,13 +298,13 @@ void nc_classify_connect_failure(nc_conn *c, const char *libpq_message, int time
   const char *code = "unknown";
 
   tidy_server_message(e, libpq_message != NULL ? libpq_message : "");
-  m = e->message;
+  m = or_empty(e->message);
   st = e->sqlstate;
 
   if (timed_out) {
     code = "timeout";
-    snprintf(e->message, sizeof e->message, "no answer from the server within the deadline "
-                                            "(stage %s)", nc_stage_names[stage]);
+    set_messagef(e, "no answer from the server within the deadline (stage %s)",
+                 nc_stage_names[stage]);
   } else if (st[0] != '\0') {
     if (strcmp(st, "28P01") == 0) {
       code = "auth_failed";
@@ -228,8 +336,10 @@ void nc_classify_connect_failure(nc_conn *c, const char *libpq_message, int time
     } else if (strcmp(st, "57P03") == 0) {
       code = "server_starting";
     }
-  } else if (stage == NC_STAGE_CONFIG) {
+  } else if (stage == NC_STAGE_CONFIG || has(m, "invalid integer value")
+             || has(m, "for connection option")) {
     code = "invalid_config";
+    stage = NC_STAGE_CONFIG;
   } else if (has(m, "could not translate host name")) {
     code = "dns";
     stage = NC_STAGE_CONNECT;
@@ -245,6 +355,9 @@ void nc_classify_connect_failure(nc_conn *c, const char *libpq_message, int time
   } else if (has(m, "read-only") || has(m, "hot standby") || has(m, "is not in recovery")) {
     code = "wrong_session_type";
     stage = NC_STAGE_SESSION;
+  } else if (has(m, "server closed the connection unexpectedly") || has(m, "EOF detected")
+             || has(m, "Connection reset by peer")) {
+    code = "connection_lost";
   } else if (stage == NC_STAGE_TLS || has(m, "SSL error") || has(m, "certificate")) {
     code = "tls_failed";
     stage = NC_STAGE_TLS;
@@ -269,15 +382,13 @@ void nc_classify_query_failure(nc_error *e, const PGresult *res, PGconn *pg, int
   if (timed_out || (st != NULL && strcmp(st, "57014") == 0)) {
     e->code = "timeout";
     if (timed_out)
-      snprintf(e->message, sizeof e->message, "no answer from the server within the deadline");
-    snprintf(e->hint, sizeof e->hint, "%s",
-             stage == NC_STAGE_INTROSPECT
+      set_messagef(e, "no answer from the server within the deadline");
+    set_hintf(e, "%s", stage == NC_STAGE_INTROSPECT
                ? "the catalog queries did not finish within the deadline: raise the timeout "
                  "or restrict the test to some schemas or tables"
                : "the query did not finish within the deadline: raise opts.timeout");
   } else {
-    snprintf(e->hint, sizeof e->hint, "the server rejected the query: see the message and "
-                                      "its SQLSTATE");
+    set_hintf(e, "the server rejected the query: see the message and its SQLSTATE");
   }
 }
 
@@ -311,21 +422,39 @@ static void scrub(char *s, const char *secret)
   }
 }
 
+void nc_push_redacted(lua_State *L, const char *text, const char *secret)
+{
+  size_t len = text != NULL ? strlen(text) : 0;
+  char *buf = (char *)nc_newuserdata(L, len + 1);
+  memcpy(buf, text != NULL ? text : "", len + 1);
+  scrub(buf, secret);
+  lua_pushlstring(L, buf, len);
+  lua_remove(L, -2);
+}
+
+/* neoconn.redact(text [, secret]) -> text with secrets masked: the same
+ * redaction every error message gets, for Lua code (rules' settings). */
+int nc_l_redact(lua_State *L)
+{
+  size_t len;
+  const char *text = luaL_checklstring(L, 1, &len);
+  const char *secret = luaL_optstring(L, 2, NULL);
+  if (memchr(text, '\0', len) != NULL)
+    luaL_argerror(L, 1, "text: contains a zero byte");
+  nc_push_redacted(L, text, secret);
+  return 1;
+}
+
 void nc_push_error(lua_State *L, const nc_error *e, const char *secret)
 {
-  char message[sizeof e->message], hint[sizeof e->hint];
-  memcpy(message, e->message, sizeof message);
-  memcpy(hint, e->hint, sizeof hint);
-  scrub(message, secret);
-  scrub(hint, secret);
   lua_createtable(L, 0, 5);
   lua_pushstring(L, e->code != NULL ? e->code : "unknown");
   lua_setfield(L, -2, "code");
   lua_pushstring(L, nc_stage_names[e->stage]);
   lua_setfield(L, -2, "stage");
-  lua_pushstring(L, message);
+  nc_push_redacted(L, e->message, secret);
   lua_setfield(L, -2, "message");
-  lua_pushstring(L, hint);
+  nc_push_redacted(L, e->hint, secret);
   lua_setfield(L, -2, "hint");
   if (e->sqlstate[0] != '\0') {
     lua_pushstring(L, e->sqlstate);

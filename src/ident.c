@@ -94,6 +94,8 @@ int nc_l_quote_ident(lua_State *L)
     const char *s = luaL_checklstring(L, i, &len);
     if (memchr(s, '\0', len) != NULL)
       luaL_argerror(L, i, "identifier contains a zero byte");
+    if (len == 0)
+      luaL_argerror(L, i, "identifier is empty (PostgreSQL has no empty names)");
     total += nc_quote_ident(NULL, s, len) + 1;
   }
   out = (char *)nc_newuserdata(L, total);

@@ -298,7 +298,20 @@ enum { Q_SERVER, Q_ROLE, Q_DATABASE, Q_SCHEMAS, Q_TABLES, Q_SEQUENCES, Q_FUNCTIO
        Q_NOT_FOUND, Q_TRIGGERS, Q_FOREIGN_KEYS, Q_CASCADE, Q_PROOF_STATUS, Q_PROOF_ROWS,
        Q_COUNT };
 
-/* Pushes the text[] literal ({"a","b \"c\""}) of the n strings in table t. */
+/* The length of a name as the server keeps it: identifiers longer than
+ * NAMEDATALEN - 1 (63) bytes are cut there, at a character boundary
+ * (UTF-8: the connection's client_encoding is pinned). */
+static size_t server_name_length(const char *s, size_t len)
+{
+  if (len <= 63)
+    return len;
+  len = 63;
+  while (len > 0 && ((unsigned char)s[len] & 0xC0) == 0x80)
+    len--;
+  return len;
+}
+
+/* Pushes the text[] literal ({"a","b \"c\""}) of the n names in table t. */
 static void push_array_literal(lua_State *L, int t, int n)
 {
   size_t size = 3, at = 0, len, j;
@@ -316,6 +329,7 @@ static void push_array_literal(lua_State *L, int t, int n)
     const char *s;
     lua_rawgeti(L, t, i);
     s = lua_tolstring(L, -1, &len);
+    len = server_name_length(s, len);
     if (i > 1)
       out[at++] = ',';
     out[at++] = '"';
@@ -342,6 +356,9 @@ static void check_name(lua_State *L, int arg, const char *what, int i, int idx)
   s = lua_tolstring(L, idx, &len);
   if (len == 0 || memchr(s, '\0', len) != NULL)
     luaL_argerror(L, arg, lua_pushfstring(L, "%s[%d]: empty name or zero byte", what, i));
+  if (len > NC_MAX_NAME)
+    luaL_argerror(L, arg, lua_pushfstring(L, "%s[%d]: a name of %d bytes (at most %d)", what, i,
+                                          (int)len, NC_MAX_NAME));
 }
 
 /* Pushes the parameters $1 (schemas), $2 and $3 (table schemas and names):
@@ -363,6 +380,8 @@ static void push_scope_params(lua_State *L, int opts, int arg)
   } else {
     list = lua_gettop(L);
     n = (int)lua_rawlen(L, list);
+    if (n > NC_MAX_LIST)
+      luaL_argerror(L, arg, lua_pushfstring(L, "schemas: %d names (at most %d)", n, NC_MAX_LIST));
     for (i = 1; i <= n; i++) {
       lua_rawgeti(L, list, i);
       check_name(L, arg, "schemas", i, -1);
@@ -381,6 +400,8 @@ static void push_scope_params(lua_State *L, int opts, int arg)
     luaL_argerror(L, arg, "tables: list of tables expected ({ schema=, name= } or \"schema.name\")");
   list = lua_gettop(L);
   n = (int)lua_rawlen(L, list);
+  if (n > NC_MAX_LIST)
+    luaL_argerror(L, arg, lua_pushfstring(L, "tables: %d names (at most %d)", n, NC_MAX_LIST));
   lua_createtable(L, n, 0);
   schemas = lua_gettop(L);
   lua_createtable(L, n, 0);
@@ -397,7 +418,9 @@ static void push_scope_params(lua_State *L, int opts, int arg)
       lua_getfield(L, -2, "name");
       check_name(L, arg, "tables (name)", i, -1);
     } else if (lua_type(L, -1) == LUA_TSTRING) {
-      const char *err = nc_parse_qualified(L, lua_tostring(L, -1));
+      const char *err;
+      check_name(L, arg, "tables", i, -1);
+      err = nc_parse_qualified(L, lua_tostring(L, -1));
       if (err != NULL)
         luaL_argerror(L, arg, lua_pushfstring(L, "tables[%d]: %s", i, err));
       if (lua_isnil(L, -2)) {
@@ -491,9 +514,9 @@ static void set_endpoint(lua_State *L, int session, const nc_conn *c)
 {
   PQconninfoOption *o;
   PQconninfoOption **box = nc_new_options_box(L);
-  lua_pushstring(L, c->host);
+  lua_pushstring(L, c->host != NULL ? c->host : "");
   lua_setfield(L, session, "host");
-  lua_pushstring(L, c->port);
+  lua_pushstring(L, c->port != NULL ? c->port : "");
   lua_setfield(L, session, "port");
   *box = PQconninfo(c->pg);
   for (o = *box; o != NULL && o->keyword != NULL; o++) {
@@ -863,7 +886,7 @@ static int push_connect_failure(lua_State *L, nc_conn *c)
   set_bool(L, -1, "ok", 0);
   nc_push_error(L, &c->error, c->secret);
   lua_setfield(L, -2, "error");
-  memset(c->secret, 0, sizeof c->secret);
+  nc_free_secret(&c->secret);
   push_stages(L, c, &c->error, -1);
   lua_setfield(L, -2, "stages");
   set_number(L, -1, "ms", ms(c->failed_after));

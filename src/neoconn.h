@@ -12,6 +12,10 @@
 #define NC_CONN_MT "neoconn.connection"
 #define NC_ERROR_MT "neoconn.error"
 #define NC_DEFAULT_TIMEOUT 10.0
+#define NC_MAX_FIELD 4096   /* bytes in one connection setting, a password included */
+#define NC_MAX_TARGET 16384 /* bytes in a connection string */
+#define NC_MAX_NAME 1024    /* bytes in a schema or table name */
+#define NC_MAX_LIST 100000  /* names in a list of tables or schemas */
 /* Jobs of up to this many tables are proven by the executor by default
  * (opts.proof = "auto"); see the README for the measurements behind it. */
 #define NC_PROOF_AUTO_LIMIT 5000
@@ -32,13 +36,16 @@ typedef enum {
 
 NC_PRIVATE extern const char *const nc_stage_names[NC_STAGE_COUNT];
 
-/* A classified failure, filled in C and pushed to Lua as one table. */
+/* A classified failure, filled in C and pushed to Lua as one table. Its
+ * message and hint are heap strings of any length (NULL when empty), freed
+ * by nc_error_free; every nc_error lives in a connection userdata, so its
+ * __gc frees them whatever happens. */
 typedef struct {
   const char *code;
   nc_stage stage;
   char sqlstate[6];
-  char message[1024];
-  char hint[1536];
+  char *message;
+  char *hint;
 } nc_error;
 
 /* A sync job (requirements.c): its kind and the value of each option, an
@@ -92,14 +99,16 @@ typedef struct {
   double test_started, test_deadline, introspect_started;
   nc_job job;                    /* the test's job (kind 0: none given) */
   long proof_limit;              /* prove up to this many tables; 0: no proof */
-  char secret[256];              /* password, kept only to scrub it from messages */
-  char user[128], host[256], port[16], dbname[128];
+  char *secret;                  /* the password, kept only to scrub it from messages */
+  char *user, *host, *port, *dbname; /* what libpq used (heap strings; NULL: unknown) */
   nc_error error;
   nc_error tolerated_error;
+  nc_error query_error;          /* conn:query's */
 } nc_conn;
 
 /* time.c */
 NC_PRIVATE double nc_now(void);
+NC_PRIVATE int nc_finite(double x);
 /* Waits until fd is readable (mode 0), writable (1) or either (2);
  * 1 ready, 0 deadline passed, -1 error. */
 NC_PRIVATE int nc_wait_fd(int fd, int mode, double deadline);
@@ -114,6 +123,13 @@ NC_PRIVATE int nc_l_parse_name(lua_State *L);
 
 /* errors.c */
 NC_PRIVATE void nc_error_set(nc_error *e, const char *code, nc_stage stage, const char *message);
+NC_PRIVATE void nc_error_free(nc_error *e);
+NC_PRIVATE char *nc_strdup(const char *s); /* NULL for NULL; aborts on no memory */
+NC_PRIVATE void nc_free_secret(char **secret); /* zeroes it first */
+/* The one redactor: text with every occurrence of the secret (when given),
+ * URL passwords (scheme://user:SECRET@) and password=... values masked. */
+NC_PRIVATE void nc_push_redacted(lua_State *L, const char *text, const char *secret);
+NC_PRIVATE int nc_l_redact(lua_State *L); /* neoconn.redact(text [, secret]) */
 NC_PRIVATE void nc_config_error(nc_error *e, const char *message); /* invalid_config, its hint */
 NC_PRIVATE void nc_classify_connect_failure(nc_conn *c, const char *libpq_message, int timed_out);
 NC_PRIVATE void nc_classify_query_failure(nc_error *e, const PGresult *res, PGconn *pg, int timed_out,
@@ -135,6 +151,7 @@ NC_PRIVATE int nc_connect_step(nc_conn *c);
 NC_PRIVATE void nc_connect_give_up(nc_conn *c); /* deadline passed: failed with timeout */
 NC_PRIVATE nc_conn *nc_connect(lua_State *L, int target, double timeout);
 NC_PRIVATE void nc_conn_close(nc_conn *c);
+NC_PRIVATE void nc_remember_endpoint(nc_conn *c); /* user, host, port, dbname from libpq */
 NC_PRIVATE void nc_release_test(lua_State *L, nc_conn *c); /* drops the test's Lua state */
 NC_PRIVATE void nc_register_conn(lua_State *L);
 NC_PRIVATE void nc_register_connect(lua_State *L); /* into the module table on top */

@@ -283,6 +283,41 @@ static int broken(nc_conn *c, int wait_rc, nc_error *e, nc_stage stage)
   return 0;
 }
 
+/* COPY is not conn:query's business: ends a COPY the statement started,
+ * within the deadline (COPY TO: its data read and dropped; COPY FROM: ended
+ * with an error, so the server rolls it back). 1 done, 0 deadline, -1 lost. */
+static int refuse_copy(PGconn *pg, ExecStatusType st, double deadline)
+{
+  if (st == PGRES_COPY_IN) {
+    int r;
+    while ((r = PQputCopyEnd(pg, "neoconn: conn:query does not send COPY data")) == 0) {
+      int w = nc_wait_fd(PQsocket(pg), 1, deadline);
+      if (w <= 0)
+        return w;
+    }
+    return r < 0 ? -1 : flush(pg, deadline);
+  }
+  if (st != PGRES_COPY_OUT)
+    return -1; /* COPY BOTH: replication, never through conn:query */
+  for (;;) {
+    char *buf = NULL;
+    int n = PQgetCopyData(pg, &buf, 1);
+    if (buf != NULL)
+      PQfreemem(buf);
+    if (n == -1)
+      return 1;
+    if (n == -2)
+      return -1;
+    if (n == 0) {
+      int w = nc_wait_fd(PQsocket(pg), 0, deadline);
+      if (w <= 0)
+        return w;
+      if (!PQconsumeInput(pg))
+        return -1;
+    }
+  }
+}
+
 /* Waits for the next result and takes it into a box on the stack (NULL at
  * a query's end); returns the wait's outcome as await_result does. */
 static int next_result(lua_State *L, PGconn *pg, double deadline, PGresult **res)
@@ -316,6 +351,20 @@ static int run_simple(lua_State *L, nc_conn *c, const char *sql, int nparams,
     }
     if (res == NULL)
       break;
+    if (PQresultStatus(res) == PGRES_COPY_IN || PQresultStatus(res) == PGRES_COPY_OUT
+        || PQresultStatus(res) == PGRES_COPY_BOTH) {
+      ExecStatusType st = PQresultStatus(res);
+      nc_drop_result(L);
+      if ((w = refuse_copy(c->pg, st, deadline)) <= 0) {
+        lua_settop(L, top);
+        return broken(c, w, e, NC_STAGE_QUERY);
+      }
+      if (ok) {
+        nc_error_set(e, "query_failed", NC_STAGE_QUERY, "COPY is not supported by conn:query");
+        ok = 0;
+      }
+      continue;
+    }
     if (PQresultStatus(res) == PGRES_FATAL_ERROR && ok) {
       nc_classify_query_failure(e, res, c->pg, 0, NC_STAGE_QUERY);
       ok = 0;
@@ -337,34 +386,48 @@ static int run_simple(lua_State *L, nc_conn *c, const char *sql, int nparams,
 int nc_l_query(lua_State *L)
 {
   nc_conn *c = nc_check_conn(L, 1);
-  const char *sql = luaL_checkstring(L, 2);
+  size_t len;
+  const char *sql = luaL_checklstring(L, 2, &len);
   int nparams = 0, i;
   const char **params = NULL;
   double deadline;
-  nc_error e;
 
+  if (memchr(sql, '\0', len) != NULL)
+    luaL_argerror(L, 2, "sql: contains a zero byte");
+  if (c->state_ref != LUA_NOREF)
+    luaL_argerror(L, 1, "a test is running on this connection: finish it first");
   lua_settop(L, 4);
   if (!lua_isnil(L, 3)) {
-    luaL_checktype(L, 3, LUA_TTABLE);
+    int anchors;
+    if (lua_type(L, 3) != LUA_TTABLE)
+      luaL_argerror(L, 3, lua_pushfstring(L, "params: table expected, got %s", luaL_typename(L, 3)));
     nparams = (int)lua_rawlen(L, 3);
     params = (const char **)nc_newuserdata(L, sizeof(char *) * (size_t)(nparams + 1));
+    lua_createtable(L, nparams, 0); /* the text of each parameter, kept alive here */
+    anchors = lua_gettop(L);
     for (i = 0; i < nparams; i++) {
+      size_t plen;
       lua_rawgeti(L, 3, i + 1);
-      if (lua_type(L, -1) == LUA_TBOOLEAN)
-        params[i] = lua_toboolean(L, -1) ? "t" : "f";
-      else if (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER)
-        params[i] = lua_tostring(L, -1); /* stays alive: anchored on the stack */
-      else
-        luaL_argerror(L, 3, lua_pushfstring(L, "parameter %d must be a string, number or "
-                                               "boolean", i + 1));
+      if (lua_type(L, -1) == LUA_TBOOLEAN) {
+        lua_pushstring(L, lua_toboolean(L, -1) ? "t" : "f");
+        lua_replace(L, -2);
+      } else if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER) {
+        luaL_argerror(L, 3, lua_pushfstring(L, "params[%d]: string, number or boolean "
+                                               "expected, got %s", i + 1, luaL_typename(L, -1)));
+      }
+      params[i] = lua_tolstring(L, -1, &plen);
+      if (memchr(params[i], '\0', plen) != NULL)
+        luaL_argerror(L, 3, lua_pushfstring(L, "params[%d]: contains a zero byte", i + 1));
+      lua_rawseti(L, anchors, i + 1);
     }
   }
   deadline = nc_now() + nc_opt_timeout(L, 4, "query");
   if (c->pg == NULL || !c->ready)
     luaL_argerror(L, 1, "connection is closed");
-  if (run_simple(L, c, sql, nparams, params, deadline, &e))
+  if (run_simple(L, c, sql, nparams, params, deadline, &c->query_error))
     return 1;
   lua_pushnil(L);
-  nc_push_error(L, &e, NULL);
+  nc_push_error(L, &c->query_error, NULL);
+  nc_error_free(&c->query_error);
   return 2;
 }

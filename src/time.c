@@ -5,6 +5,11 @@
 #include <time.h>
 #include "neoconn.h"
 
+int nc_finite(double x)
+{
+  return x == x && x - x == 0.0; /* neither NaN nor infinite */
+}
+
 double nc_now(void)
 {
   struct timespec ts;
@@ -22,7 +27,8 @@ int nc_wait_fd(int fd, int mode, double deadline)
     int ms, rc;
     if (left <= 0)
       return 0;
-    ms = (int)(left * 1000.0) + 1;
+    /* A far deadline is waited for a day at a time (poll takes an int). */
+    ms = left > 86400.0 ? 86400000 : (int)(left * 1000.0) + 1;
     p.revents = 0;
     rc = poll(&p, 1, ms);
     if (rc > 0)

@@ -12,6 +12,7 @@ local neoconn = {
   job_options = core.job_options,
   proof_auto_limit = core.proof_auto_limit, -- jobs of up to this many tables are proven
   quote_ident = core.quote_ident,
+  redact = core.redact, -- the redaction every error message gets
   parse_name = core.parse_name,
   clock = core.clock, -- monotonic seconds
   -- One step at a time, for your own event loop.

@@ -9,6 +9,7 @@ pg.port = env("NEOCONN_TEST_PORT")
 pg.plain_port = env("NEOCONN_TEST_PLAIN_PORT")
 pg.standby_port = env("NEOCONN_TEST_STANDBY_PORT")
 pg.silent_port = env("NEOCONN_TEST_SILENT_PORT")
+pg.closing_port = env("NEOCONN_TEST_CLOSING_PORT")
 pg.refused_port = env("NEOCONN_TEST_REFUSED_PORT")
 pg.socket = env("NEOCONN_TEST_SOCKET")
 pg.ca = env("NEOCONN_TEST_CA")
@@ -67,7 +68,8 @@ local counter = 0
 --- A fresh name for objects of one test.
 function pg.unique(prefix)
   counter = counter + 1
-  return string.format("%s_%d_%d", prefix, os.time() % 100000, counter)
+  -- The interpreter too: lua5.4 and luajit runs share one cluster.
+  return string.format("%s_%s%d_%d", prefix, jit and "j" or "l", os.time() % 100000, counter)
 end
 
 --- Connection settings for a login role over TCP with TLS available.

@@ -1,6 +1,8 @@
 /* A TCP listener that accepts connections and never answers: what a
- * firewalled or hung server looks like. Prints nothing; exits on SIGTERM
- * or after the number of seconds given as the second argument. */
+ * firewalled or hung server looks like; with a third argument "close", it
+ * closes each connection at once instead, before a byte is sent (a proxy or
+ * another service refusing it). Prints nothing; exits on SIGTERM or after
+ * the number of seconds given as the second argument. */
 #define _POSIX_C_SOURCE 200809L
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -14,12 +16,13 @@
 int main(int argc, char **argv)
 {
   struct sockaddr_in addr;
-  int fd, one = 1;
+  int fd, one = 1, closing;
   time_t until;
-  if (argc != 3) {
-    fprintf(stderr, "usage: silent_listener PORT SECONDS\n");
+  if (argc != 3 && argc != 4) {
+    fprintf(stderr, "usage: silent_listener PORT SECONDS [close]\n");
     return 64;
   }
+  closing = argc == 4;
   until = time(NULL) + atoi(argv[2]);
   fd = socket(AF_INET, SOCK_STREAM, 0);
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -32,8 +35,11 @@ int main(int argc, char **argv)
   }
   while (time(NULL) < until) {
     struct pollfd p = { fd, POLLIN, 0 };
-    if (poll(&p, 1, 500) > 0)
-      (void)accept(fd, NULL, NULL); /* held open, never written to */
+    if (poll(&p, 1, 500) > 0) {
+      int client = accept(fd, NULL, NULL); /* held open, never written to */
+      if (closing && client >= 0)
+        close(client);
+    }
   }
   return 0;
 }

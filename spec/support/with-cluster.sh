@@ -39,7 +39,7 @@ take_port() {
 admin=neoconn_admin
 admin_pw="admin-$RANDOM$RANDOM"
 take_port port; take_port plain_port; take_port silent_port; take_port refused_port
-take_port standby_port
+take_port standby_port; take_port closing_port
 
 mkdir -p "$tmp/sock"
 echo "$admin_pw" >"$tmp/pwfile"
@@ -95,12 +95,15 @@ as_pg "$pgbin/pg_ctl" -D "$tmp/standby" -l "$tmp/standby.log" -w -t 60 start >/d
 
 "$top/build/tools/silent_listener" "$silent_port" 3600 &
 pids+=($!)
+"$top/build/tools/silent_listener" "$closing_port" 3600 close &
+pids+=($!)
 
 export NEOCONN_TEST_HOST=127.0.0.1
 export NEOCONN_TEST_PORT=$port
 export NEOCONN_TEST_PLAIN_PORT=$plain_port
 export NEOCONN_TEST_STANDBY_PORT=$standby_port
 export NEOCONN_TEST_SILENT_PORT=$silent_port
+export NEOCONN_TEST_CLOSING_PORT=$closing_port
 export NEOCONN_TEST_REFUSED_PORT=$refused_port
 export NEOCONN_TEST_SOCKET=$tmp/sock
 export NEOCONN_TEST_CA=$tmp/server.crt

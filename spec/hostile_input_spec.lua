@@ -1,0 +1,223 @@
+-- Hostile and careless input to the C core: nothing crashes, hangs, leaks
+-- a secret or answers wrong; each case is an item of the fault-and-fuzz
+-- audit, proven against the real server.
+local neoconn = require("neoconn")
+local core = require("neoconn.core")
+local pg = require("pg")
+local q = neoconn.quote_ident
+
+local function elapsed(fn)
+  local t0 = neoconn.clock()
+  local a, b = fn()
+  return neoconn.clock() - t0, a, b
+end
+
+describe("conn:query", function()
+  local user, password, conn
+  setup(function()
+    user, password = pg.login_role("hq")
+    conn = assert(neoconn.connect(pg.target(user, password)))
+  end)
+  teardown(function() conn:close() end)
+
+  it("takes any number of parameters without overrunning the Lua stack", function()
+    for _, n in ipairs({ 70, 100, 1000, 20000 }) do
+      local params = {}
+      for i = 1, n do params[i] = i end
+      local placeholders = {}
+      for i = 1, n do placeholders[i] = "$" .. i .. "::int" end
+      local rows = assert(conn:query("SELECT cardinality(ARRAY[" .. table.concat(placeholders, ", ")
+        .. "]) AS n, $" .. n .. "::int AS last", params))
+      assert.are.same({ n = n, last = n }, rows[1])
+    end
+  end)
+
+  it("refuses COPY within its deadline and leaves the connection usable", function()
+    for _, sql in ipairs({ "COPY (SELECT g FROM generate_series(1, 100000) g) TO STDOUT",
+      "CREATE TEMP TABLE IF NOT EXISTS sink (v int); COPY sink FROM STDIN" }) do
+      local took, rows, err = elapsed(function() return conn:query(sql, nil, { timeout = 5 }) end)
+      assert.is_nil(rows)
+      assert.are.equal("query_failed", err.code)
+      assert.are.equal("COPY is not supported by conn:query", err.message)
+      assert.is_true(took < 5)
+      assert.are.same({ { one = 1 } }, assert(conn:query("SELECT 1 AS one")))
+    end
+  end)
+
+  -- Raises, with the message in parentheses (a method's argument numbers
+  -- differ between Lua versions).
+  local function raises(fn, text)
+    local ok, err = pcall(fn)
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find("(" .. text .. ")", 1, true), tostring(err))
+  end
+
+  it("raises for zero bytes in the text and parameters, and while a test runs", function()
+    raises(function() conn:query("SELECT 1\0; DROP TABLE x") end, "sql: contains a zero byte")
+    raises(function() conn:query("SELECT $1", { "a\0b" }) end, "params[1]: contains a zero byte")
+    raises(function() conn:query("SELECT $1", { {} }) end,
+      "params[1]: string, number or boolean expected, got table")
+    local testing = neoconn.test_begin(conn)
+    raises(function() conn:query("SELECT 1") end,
+      "a test is running on this connection: finish it first")
+    local report
+    repeat report = testing:test_step() until report
+    assert.is_true(report.ok)
+    assert(conn:query("SELECT 1"))
+  end)
+
+  it("reports server errors on one line", function()
+    local _, err = conn:query("SELECT * FROM no_such_table_here")
+    assert.are.equal("42P01", err.sqlstate)
+    assert.is_nil(err.message:find("[\n\t]"))
+  end)
+end)
+
+describe("timeouts", function()
+  local target
+  setup(function()
+    local user, password = pg.login_role("ht")
+    target = pg.target(user, password)
+  end)
+
+  it("refuse NaN and infinity, naming the timeout, everywhere one is taken", function()
+    for _, bad in ipairs({ 0 / 0, math.huge, -math.huge, 0, -1 }) do
+      local opts = { timeout = bad }
+      assert.has_error(function() neoconn.test(target, opts) end,
+        "bad argument #2 to 'test' (test: timeout must be a positive, finite number of seconds)")
+      assert.has_error(function() neoconn.connect(target, opts) end,
+        "bad argument #2 to 'connect' (connect: timeout must be a positive, finite number of seconds)")
+      assert.has_error(function() neoconn.connect_start(target, opts) end)
+      assert.has_error(function() neoconn.test_all({ target }, opts) end)
+    end
+    assert.has_error(function() core.poll({}, {}, 0 / 0) end,
+      "bad argument #3 to 'poll' (timeout: a finite number of seconds, 0 or more, expected)")
+  end)
+
+  it("of any finite length work, far beyond what statement_timeout holds", function()
+    for _, long in ipairs({ 86400 * 25, 1e7, 1e308 }) do
+      local report = neoconn.test(target, { timeout = long })
+      assert.is_true(report.ok, tostring(report.error))
+    end
+  end)
+end)
+
+describe("sizes and files", function()
+  it("refuse a password larger than a connection setting may be, at once", function()
+    local took, report = elapsed(function()
+      return neoconn.test(pg.target("nobody", string.rep("x", 10 * 1024 * 1024)), { timeout = 2 })
+    end)
+    assert.is_true(took < 1)
+    assert.are.equal("invalid_config", report.error.code)
+    assert.are.equal("password has 10485760 bytes, more than 4096", report.error.message)
+  end)
+
+  it("never open a FIFO as a certificate", function()
+    local dir = pg.temp_dir()
+    local fifo = dir .. "/root.crt"
+    assert.are.equal(0, pg.execute("mkfifo " .. fifo))
+    local took, _, err = elapsed(function()
+      return neoconn.connect(pg.target("nobody", "x", { sslmode = "verify-full", sslrootcert = fifo }),
+        { timeout = 2 })
+    end)
+    assert.is_true(took < 1)
+    assert.are.equal("invalid_config", err.code)
+    assert.are.equal("sslrootcert " .. fifo .. " is not a regular file", err.message)
+    os.remove(fifo)
+    os.remove(dir)
+  end)
+
+  it("refuse names too long to be names, and lists too long to be lists", function()
+    local target = pg.target("nobody", "x")
+    assert.has_error(function() neoconn.test(target, { tables = { string.rep("n", 2000) } }) end,
+      "bad argument #2 to 'test' (tables[1]: a name of 2000 bytes (at most 1024))")
+    local many = {}
+    for i = 1, 100001 do many[i] = "s" end
+    assert.has_error(function() neoconn.test(target, { schemas = many }) end,
+      "bad argument #2 to 'test' (schemas: 100001 names (at most 100000))")
+  end)
+end)
+
+describe("secrets", function()
+  it("never echo a password that breaks the connection string", function()
+    for _, target in ipairs({ "postgresql://dst:100%S3cr3t@localhost/app",
+      "host=localhost password=S3cr3t P@ss dbname=app", "password='S3cr3t P@ss" }) do
+      local conn, err = neoconn.connect(target)
+      assert.is_nil(conn)
+      assert.are.equal("invalid_config", err.code)
+      assert.is_nil(tostring(err):find("S3cr3t", 1, true), tostring(err))
+      assert.is_nil(tostring(err):find("P@ss", 1, true), tostring(err))
+      local report = neoconn.test(target)
+      assert.is_nil(report.error.message:find("S3cr3t", 1, true))
+    end
+  end)
+
+  it("scrub a password of any length", function()
+    local secret = string.rep("Long-S3cret-", 40)
+    local text = neoconn.redact("it was " .. secret .. " and postgresql://u:" .. secret .. "@h/db", secret)
+    assert.is_nil(text:find("S3cret", 1, true), text)
+  end)
+end)
+
+describe("zero bytes", function()
+  it("are refused in every field of a target, naming it", function()
+    local base = pg.target("u", "p")
+    for _, key in ipairs({ "password", "host", "dbname", "user", "sslmode" }) do
+      local t = {}
+      for k, v in pairs(base) do t[k] = v end
+      t[key] = "value\0garbage"
+      assert.has_error(function() neoconn.connect(t) end,
+        ("bad argument #1 to 'connect' (field '%s' contains a zero byte)"):format(key))
+    end
+    local t = { host = pg.host, ["sslmode\0x"] = "disable" }
+    assert.has_error(function() neoconn.connect(t) end)
+    assert.has_error(function() neoconn.connect("host=x\0 password=y") end,
+      "bad argument #1 to 'connect' (target: the connection string contains a zero byte)")
+    assert.has_error(function() neoconn.test(base, { tables = { "public.a\0b" } }) end,
+      "bad argument #2 to 'test' (tables[1]: empty name or zero byte)")
+  end)
+end)
+
+describe("names", function()
+  it("are compared in UTF-8 whatever PGCLIENTENCODING says, and cut at 63 bytes like the server's", function()
+    local user, password = pg.login_role("enc")
+    local long = string.rep("ä", 40) -- 80 bytes: the server keeps 31 characters
+    pg.exec(([[CREATE SCHEMA IF NOT EXISTS "Ümlaut"; CREATE TABLE IF NOT EXISTS "Ümlaut"."tä" (id int);
+      CREATE TABLE IF NOT EXISTS "Ümlaut".%s (id int); GRANT USAGE ON SCHEMA "Ümlaut" TO %s]])
+      :format(q(long), q(user)))
+    local script = pg.write_temp(([[
+      package.path, package.cpath = %q, %q
+      local neoconn = require("neoconn")
+      local r = neoconn.test({ host = %q, port = %q, user = %q, password = %q, dbname = %q },
+        { tables = { '"Ümlaut"."tä"', { schema = "Ümlaut", name = %q } } })
+      assert(r.ok, tostring(r.error))
+      io.write(#r.tables, " ", #r.not_found)
+    ]]):format(package.path, package.cpath, pg.host, pg.port, user, password, pg.dbname, long), ".lua")
+    local out = os.tmpname()
+    assert.are.equal(0, pg.execute(("PGCLIENTENCODING=LATIN1 %s %s >%s"):format(pg.lua, script, out)))
+    assert.are.equal("2 0", pg.slurp(out))
+    os.remove(out)
+    os.remove(script)
+  end)
+end)
+
+describe("misuse", function()
+  it("is answered with errors that name what is wrong", function()
+    assert.has_error(function() neoconn.quote_ident("") end,
+      "bad argument #1 to 'quote_ident' (identifier is empty (PostgreSQL has no empty names))")
+    assert.has_error(function() neoconn.requirements("destination", { on_conflict = "bogus" }) end,
+      "bad argument #2 to 'requirements' (on_conflict must be \"nothing\" or \"update\")")
+    local _, err = neoconn.connect(("host=%s port=%s keepalives_idle=abc"):format(pg.host, pg.port))
+    assert.are.equal("invalid_config", err.code)
+  end)
+
+  it("classifies a connection closed before the server says anything", function()
+    local _, err = neoconn.connect({ host = pg.host, port = pg.closing_port, user = "u",
+      sslmode = "disable" }, { timeout = 5 })
+    assert.are.equal("connection_lost", err.code)
+    assert.truthy(err.hint:find("PostgreSQL's", 1, true))
+    _, err = neoconn.connect({ host = pg.host, port = pg.closing_port, user = "u",
+      sslmode = "prefer" }, { timeout = 5 })
+    assert.are.equal("connection_lost", err.code)
+  end)
+end)
