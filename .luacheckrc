@@ -7,3 +7,4 @@ files["examples/demo-config.lua"] = { globals = { "connections", "rules", "disab
 -- Code that runs inside nginx sees OpenResty's ngx.
 files["spec/support/nginx_check.lua"] = { std = "+ngx_lua" }
 files["examples/openresty"] = { std = "+ngx_lua" }
+exclude_files = { "spec/hostile_configs" } -- hostile config files, broken on purpose

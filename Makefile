@@ -80,7 +80,7 @@ memcheck: deps
 	  --cpath='$(CURDIR)/$(BUILD)/?.so' spec
 
 install:
-	luarocks make neoconn-scm-1.rockspec PQ_INCDIR=$(PG_INCDIR)
+	luarocks make --deps-mode=none neoconn-scm-1.rockspec PQ_INCDIR=$(PG_INCDIR)
 
 clean:
 	rm -rf build

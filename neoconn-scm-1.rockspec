@@ -11,7 +11,9 @@ description = {
   ]],
   license = "MIT",
 }
-dependencies = { "lua >= 5.1" } -- and dkjson (Debian: lua-dkjson), found on the system
+-- dkjson: the CLI's JSON (Debian: lua-dkjson; `make install` builds with
+-- --deps-mode=none so the system's copy serves).
+dependencies = { "lua >= 5.1", "dkjson >= 2.5" }
 external_dependencies = {
   PQ = { header = "libpq-fe.h", library = "pq" },
 }
@@ -21,7 +23,7 @@ build = {
     ["neoconn.core"] = {
       sources = { "src/box.c", "src/compat.c", "src/conn.c", "src/conninfo.c", "src/core.c",
         "src/errors.c", "src/ident.c", "src/introspect.c", "src/names.c", "src/pipeline.c", "src/proof.c",
-        "src/requirements.c", "src/result.c", "src/time.c" },
+        "src/requirements.c", "src/result.c", "src/sandbox.c", "src/time.c" },
       libraries = { "pq" },
       incdirs = { "$(PQ_INCDIR)" },
       libdirs = { "$(PQ_LIBDIR)" },
@@ -33,6 +35,8 @@ build = {
     ["neoconn.check"] = "lua/neoconn/check.lua",
     ["neoconn.report"] = "lua/neoconn/report.lua",
     ["neoconn.cli"] = "lua/neoconn/cli.lua",
+    ["neoconn.job_checks"] = "lua/neoconn/job_checks.lua",
+    ["neoconn.sandbox"] = "lua/neoconn/sandbox.lua",
   },
   install = { bin = { neoconn = "bin/neoconn" } },
 }

@@ -190,23 +190,74 @@ describe("rules", function()
     pg.exec(("GRANT USAGE ON SCHEMA %s TO %s"):format(q(schema), q(user)))
   end)
 
-  it("see settings without secrets, even inside a URL", function()
-    local seen
+  -- A rule runs in a child process of its own: what it saw comes back as
+  -- the message of a warning it emits.
+  local function seen_by_rule(settings, look)
+    settings.rules = { look = function(ctx)
+      ctx.warn({ object_type = "connection", message = look(ctx) })
+    end }
+    for _, f in ipairs(check.connection(settings).findings) do
+      if f.rule == "look" then return f.message end
+    end
+  end
+
+  it("see settings without secrets, in a URL, a key=value string or a table", function()
     local settings = settings_for(user, password, "source", schema)
     settings.target = { url = ("postgresql://%s:%s@%s:%s/%s?password=%s"):format(user, password,
       pg.host, pg.port, pg.dbname, password) }
-    settings.rules = { look = function(ctx) seen = ctx.settings end }
-    check.connection(settings)
-    assert.is_falsy(seen.target.url:find(password, 1, true))
-    assert.truthy(seen.target.url:find(user, 1, true))
+    local url = seen_by_rule(settings, function(ctx) return ctx.settings.target.url end)
+    assert.is_falsy(url:find(password, 1, true))
+    assert.truthy(url:find(user, 1, true))
+    for _, target in ipairs({ ("postgresql://%s:%s@%s:%s/%s"):format(user, password, pg.host, pg.port,
+      pg.dbname), ("host=%s port=%s user=%s password=%s dbname=%s"):format(pg.host, pg.port, user,
+      password, pg.dbname) }) do
+      settings = settings_for(user, password, "source", schema)
+      settings.target = target
+      local text = seen_by_rule(settings, function(ctx) return ctx.settings.target end)
+      assert.is_falsy(text:find(password, 1, true), text)
+      assert.truthy(text:find(user, 1, true), text)
+    end
+  end)
+
+  it("run each in a process of its own, bounded, on a context nothing else sees", function()
+    local settings = settings_for(user, password, "source", schema)
+    settings.rules = {
+      a_breaks_the_context = function(ctx) ctx.report.session = nil; ctx.report.tables = nil end,
+      b_spins = function() while true do end end,
+      c_backtracks = function() return string.find(string.rep("a", 30000), string.rep("a-", 20) .. "b") end,
+      d_allocates = function()
+        local t = {}
+        for i = 1, 1e9 do t[i] = string.rep("x", 1e6) .. i end
+        return #t
+      end,
+      e_reads_after = function(ctx)
+        ctx.warn({ object_type = "connection", message = "still " .. #ctx.report.tables .. " tables" })
+      end,
+    }
+    local t0 = neoconn.clock()
+    local result = check.connection(settings)
+    assert.is_true(neoconn.clock() - t0 < 20)
+    local by_rule = {}
+    for _, f in ipairs(result.findings) do by_rule[f.rule] = f.message end
+    assert.is_nil(by_rule.a_breaks_the_context)
+    -- Each names where the rule was stopped, inside a C function too.
+    assert.truthy(by_rule.b_spins:find("^rule b_spins failed: [^ ]*spec/policy_spec.lua:%d+: it used more "
+      .. "than 2 s of CPU time"), by_rule.b_spins)
+    assert.truthy(by_rule.c_backtracks:find("^rule c_backtracks failed: [^ ]*spec/policy_spec.lua:%d+: it "),
+      by_rule.c_backtracks)
+    assert.truthy(by_rule.d_allocates:find("memory", 1, true), by_rule.d_allocates)
+    assert.are.equal("still 7 tables", by_rule.e_reads_after)
+    assert.is_table(result.report.session) -- the parent's report is whole
   end)
 
   it("run custom checks with a small context and can be turned off by name", function()
-    local seen
     local settings = settings_for(user, password, "source", schema)
     settings.rules = {
+      context = function(ctx)
+        ctx.warn({ object_type = "connection", message = ("%s %s %s"):format(ctx.role,
+          tostring(ctx.settings.target.password), ctx.settings.target.user) })
+      end,
       no_nothing_table = function(ctx)
-        seen = ctx
         local t = ctx.table(schema, "nothing")
         if t then
           ctx.error({ object_type = "table", schema = t.schema, name = t.name,
@@ -216,11 +267,9 @@ describe("rules", function()
       broken = function() error("boom") end,
     }
     local result = check.connection(settings, { disable_rules = { "source_writable" } })
-    assert.are.equal(user, seen.role)
-    assert.is_nil(seen.settings.target.password)
-    assert.are.equal(user, seen.settings.target.user)
     local by_rule = {}
     for _, f in ipairs(result.findings) do by_rule[f.rule] = f end
+    assert.are.equal(("%s nil %s"):format(user, user), by_rule.context.message)
     assert.are.equal("the nothing table must not be synced", by_rule.no_nothing_table.message)
     assert.truthy(by_rule.broken.message:find("boom", 1, true))
     assert.are.equal("error", by_rule.broken.level)

@@ -81,6 +81,7 @@ __attribute__((visibility("default"))) int luaopen_neoconn_core(lua_State *L)
   nc_register_conn(L);
   luaL_newlib(L, functions);
   nc_register_connect(L);
+  nc_register_sandbox(L);
   lua_pushliteral(L, NC_VERSION);
   lua_setfield(L, -2, "version");
   lua_pushinteger(L, NC_PROOF_AUTO_LIMIT);

@@ -184,6 +184,9 @@ NC_PRIVATE int nc_l_test(lua_State *L);
 NC_PRIVATE int nc_l_test_begin(lua_State *L);
 NC_PRIVATE int nc_l_test_step(lua_State *L); /* conn:test_step */
 
+/* sandbox.c: core.sandbox and core.file_kind, into the module table on top. */
+NC_PRIVATE void nc_register_sandbox(lua_State *L);
+
 /* requirements.c */
 NC_PRIVATE int nc_l_requirements(lua_State *L);
 NC_PRIVATE int nc_l_job_options(lua_State *L);

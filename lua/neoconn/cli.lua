@@ -193,22 +193,30 @@ local function use_color(stream, env)
   return env("NO_COLOR") == nil and core.isatty(stream == "stderr" and 2 or 1)
 end
 
-local function emit_results(results, options, out, env)
+-- The --fix-sql file, opened before any test runs so that a bad path is
+-- said at once; nil for none or "-".
+local function open_fix_file(options)
+  local path = options["fix-sql"]
+  if not path or path == "-" then return nil end
+  local f, err = io.open(path, "w")
+  if not f then usage_error("--fix-sql: " .. err) end
+  return f
+end
+
+local function emit_results(results, options, out, env, fix_file)
   if options.json then
     out.stdout:write(report.json(results), "\n")
   else
     out.stdout:write(report.human(results, { color = use_color("stdout", env) }))
   end
-  local fix_file = options["fix-sql"]
-  if fix_file then
-    local sql = report.fix_sql(results)
-    if fix_file == "-" then
-      out.stdout:write(sql)
-    else
-      local f, err = io.open(fix_file, "w")
-      if not f then usage_error("--fix-sql: " .. err) end
-      f:write(sql)
-      f:close()
+  if options["fix-sql"] == "-" then
+    out.stdout:write(report.fix_sql(results))
+  elseif fix_file then
+    local ok, err = fix_file:write(report.fix_sql(results))
+    local closed, close_err = fix_file:close()
+    if not ok or not closed then
+      out.stderr:write("neoconn: --fix-sql ", options["fix-sql"], ": ", tostring(err or close_err), "\n")
+      return report.EXIT_USAGE
     end
   end
   return report.exit_code(results)
@@ -236,6 +244,7 @@ local function run_check(parsed, out, env)
   if not concurrency or concurrency < 1 or concurrency % 1 ~= 0 then
     usage_error("--concurrency expects a positive integer")
   end
+  local fix_file = open_fix_file(parsed.options)
   local progress = #selected > 1 and core.isatty(2)
   local done = 0
   local results = check.connections(selected, { rules = cfg.rules,
@@ -248,7 +257,7 @@ local function run_check(parsed, out, env)
       end
     end })
   if progress then out.stderr:write("\r\27[K") end
-  return emit_results(results, parsed.options, out, env)
+  return emit_results(results, parsed.options, out, env, fix_file)
 end
 
 local function run_test(parsed, out, env)
@@ -266,8 +275,9 @@ local function run_test(parsed, out, env)
     end
   end
   if o.schemas then settings.schemas = split_list(o.schemas) end
+  local fix_file = open_fix_file(o)
   local result = check.connection(settings, { timeout = timeout_option(o) })
-  return emit_results({ result }, o, out, env)
+  return emit_results({ result }, o, out, env, fix_file)
 end
 
 local function run_requirements(parsed, out)
@@ -280,6 +290,7 @@ local function run_requirements(parsed, out)
     return report.EXIT_OK
   end
   local role = parsed.options.role
+  if role and (role == "" or role:find("\0", 1, true)) then usage_error("--role expects a role name") end
   local placeholders = { database = "<database>", schema = "<schema>",
     table = "<schema>.<table>", sequence = "<schema>.<sequence>",
     ["function"] = "<schema>.<function>(<arguments>)" }

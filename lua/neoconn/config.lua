@@ -1,18 +1,25 @@
 --- Config files: Lua loaded as data in a sandbox, checked key by key.
 -- A config can define `connections` and `rules`; the only globals it sees
--- are the helpers below. Every mistake is one message naming the file, the
--- line where it can be found, and the key path.
+-- are the helpers below, and it runs in a child process with bounds on CPU,
+-- memory and time (neoconn.sandbox). Every mistake is one message naming
+-- the file, the line where it can be found, and the key path.
 local neoconn = require("neoconn")
+local core = require("neoconn.core")
+local sandbox = require("neoconn.sandbox")
 
 local config = {}
 
--- Instructions a config may run before it is stopped: a config is data.
-local INSTRUCTION_LIMIT = 1000000
+config.MAX_BYTES = 1024 * 1024 -- a config file's size
+local MAX_ENV_NAME = 256
+
+-- Keys whose values are never written into a message.
+local SECRET_KEYS = { password = true, sslpassword = true }
 
 local SSLMODES = { "disable", "allow", "prefer", "require", "verify-ca", "verify-full" }
 local SESSION_ATTRS = { "any", "read-write", "read-only", "primary", "standby", "prefer-standby" }
 
-local function describe_value(v)
+local function describe_value(v, key)
+  if key and SECRET_KEYS[key] then return "a " .. type(v) end
   if type(v) == "string" then return string.format("%q", v) end
   if type(v) == "number" or type(v) == "boolean" then return tostring(v) end
   return type(v)
@@ -27,13 +34,6 @@ local function one_of(list)
   end
 end
 
-local function kind_is(t, what)
-  return function(v)
-    if type(v) == t then return true end
-    return false, "expected " .. what
-  end
-end
-
 local function one_of_values(values)
   local names = {}
   for i, v in ipairs(values) do names[i] = describe_value(v) end
@@ -45,7 +45,14 @@ local function one_of_values(values)
   end
 end
 
-local is_string = kind_is("string", "a string")
+
+-- A libpq setting: a string the core accepts (no zero byte, 4 KiB at most).
+local function is_setting(v)
+  if type(v) ~= "string" then return false, "expected a string" end
+  if v:find("\0", 1, true) then return false, "expected no zero byte" end
+  if #v > 4096 then return false, ("expected at most 4096 bytes (%d)"):format(#v) end
+  return true
+end
 
 local function is_port(v)
   local n = (type(v) == "number" or (type(v) == "string" and v:match("^%d+$"))) and tonumber(v)
@@ -66,24 +73,24 @@ end
 -- The keys of one connection and what each accepts. `libpq` marks the keys
 -- handed to neoconn.connect.
 local CONNECTION_KEYS = {
-  url = { check = is_string, libpq = true },
-  host = { check = is_string, libpq = true },
-  hostaddr = { check = is_string, libpq = true },
+  url = { check = is_setting, libpq = true },
+  host = { check = is_setting, libpq = true },
+  hostaddr = { check = is_setting, libpq = true },
   port = { check = is_port, libpq = true },
-  dbname = { check = is_string, libpq = true },
-  user = { check = is_string, libpq = true },
-  password = { check = is_string, libpq = true },
+  dbname = { check = is_setting, libpq = true },
+  user = { check = is_setting, libpq = true },
+  password = { check = is_setting, libpq = true },
   sslmode = { check = one_of(SSLMODES), libpq = true },
-  sslrootcert = { check = is_string, libpq = true },
-  sslcert = { check = is_string, libpq = true },
-  sslkey = { check = is_string, libpq = true },
-  sslpassword = { check = is_string, libpq = true },
+  sslrootcert = { check = is_setting, libpq = true },
+  sslcert = { check = is_setting, libpq = true },
+  sslkey = { check = is_setting, libpq = true },
+  sslpassword = { check = is_setting, libpq = true },
   connect_timeout = { check = is_positive_integer, libpq = true },
-  application_name = { check = is_string, libpq = true },
+  application_name = { check = is_setting, libpq = true },
   target_session_attrs = { check = one_of(SESSION_ATTRS), libpq = true },
-  options = { check = is_string, libpq = true },
-  service = { check = is_string, libpq = true },
-  passfile = { check = is_string, libpq = true },
+  options = { check = is_setting, libpq = true },
+  service = { check = is_setting, libpq = true },
+  passfile = { check = is_setting, libpq = true },
   kind = { check = one_of({ "source", "destination" }) },
   tables = { list = "table" },
   schemas = { list = "schema" },
@@ -107,9 +114,9 @@ local TOP_KEYS = { connections = true, rules = true, disable_rules = true }
 --- A config error: file, line (when found), key path and what is wrong.
 local function config_error(where, path, message)
   local prefix = where.file
-  if where.source and path then
-    local line = config.locate(where.source, path)
-    if line then prefix = prefix .. ":" .. line end
+  if where.source then
+    -- A problem of the whole file (a key never written) is at its top.
+    prefix = prefix .. ":" .. (path and config.locate(where.source, path) or 1)
   end
   return string.format("%s: %s%s", prefix, path and (path .. ": ") or "", message)
 end
@@ -149,6 +156,9 @@ local function check_names(where, path, value, what)
     if type(v) ~= "string" or v == "" then
       return nil, config_error(where, path .. "[" .. k .. "]", "expected a " .. what
         .. " name, got " .. describe_value(v))
+    elseif v:find("\0", 1, true) or #v > 1024 then
+      return nil, config_error(where, path .. "[" .. k .. "]", "a " .. what
+        .. " name has 1-1024 bytes and no zero byte")
     end
   end
   return value
@@ -162,7 +172,10 @@ local function check_tables(where, path, value)
   local out = {}
   for i, t in ipairs(value) do
     local item = path .. "[" .. i .. "]"
-    if type(t) == "string" then
+    if type(t) == "string" and (t:find("\0", 1, true) or #t > 2100) then
+      return nil, config_error(where, item, "expected a table name (no zero byte, at most 1024 "
+        .. "bytes a part)")
+    elseif type(t) == "string" then
       local schema, name, err = neoconn.parse_name(t)
       if not name then
         return nil, config_error(where, item, err .. " in " .. describe_value(t))
@@ -175,11 +188,12 @@ local function check_tables(where, path, value)
             .. " (expected schema and name)")
         end
       end
-      if type(t.name) ~= "string" or t.name == "" then
+      local function bad(x) return type(x) ~= "string" or x == "" or x:find("\0", 1, true) or #x > 1024 end
+      if bad(t.name) then
         return nil, config_error(where, item .. ".name", "expected a table name, got "
           .. describe_value(t.name))
       end
-      if t.schema ~= nil and (type(t.schema) ~= "string" or t.schema == "") then
+      if t.schema ~= nil and bad(t.schema) then
         return nil, config_error(where, item .. ".schema", "expected a schema name, got "
           .. describe_value(t.schema))
       end
@@ -256,7 +270,7 @@ local function check_connection(where, name, spec)
       ok, why = rule.check(value)
     end
     if not ok then
-      return nil, config_error(where, path .. "." .. k, why .. ", got " .. describe_value(value))
+      return nil, config_error(where, path .. "." .. k, why .. ", got " .. describe_value(value, k))
     end
     if rule.destination and spec.kind ~= "destination" then
       return nil, config_error(where, path .. "." .. k, "applies to destinations only")
@@ -322,7 +336,7 @@ end
 -- Loads a text chunk with env as its only globals (Lua 5.1 to 5.4).
 local function load_text(source, chunkname, env)
   if source:sub(1, 1) == "\27" then
-    return nil, chunkname:sub(2) .. ": binary chunks are not accepted"
+    return nil, chunkname:sub(2) .. ":1: binary chunks are not accepted"
   end
   if setfenv and loadstring then -- Lua 5.1 / LuaJIT
     local fn, err = loadstring(source, chunkname)
@@ -334,10 +348,13 @@ end
 
 --- The helpers a config can call. `env("NAME")` reads an environment
 -- variable (a config error when unset); `env("NAME", default)` falls back.
-local function sandbox(getenv)
+local function helpers(getenv)
   local box = {}
   box.env = function(name, default)
     if type(name) ~= "string" then error("env: variable name expected", 2) end
+    if #name > MAX_ENV_NAME or name:find("\0", 1, true) then
+      error(("env: a variable name of %d bytes is not one"):format(#name), 2)
+    end
     local v = getenv(name)
     if v == nil then
       if default ~= nil then return default end
@@ -354,47 +371,136 @@ local function sandbox(getenv)
   return box
 end
 
---- Loads a config from its text. Returns the config, or nil and one message.
--- opts.getenv replaces os.getenv (for tests).
-function config.load_string(source, file, opts)
-  opts = opts or {}
-  local where = { file = file or "config", source = source }
-  local env = sandbox(opts.getenv or os.getenv)
-  local helpers = {}
-  for k, v in pairs(env) do helpers[k] = v end
-  local fn, err = load_text(source, "@" .. where.file, env)
-  if not fn then return nil, err end
-  -- LuaJIT runs no count hook inside compiled code: interpret the config
-  -- (and the functions it defines) so the instruction limit holds.
-  if jit then jit.off(fn, true) end
-  local co = coroutine.create(fn)
-  -- LuaJIT's hooks are global, not per coroutine: put back whatever hook
-  -- was there, or the limit would later stop unrelated code.
-  local saved_hook, saved_mask, saved_count = debug.gethook()
-  debug.sethook(co, function() error("the config ran too long (is it looping?)", 2) end, "",
-    INSTRUCTION_LIMIT)
-  local ok, run_err = coroutine.resume(co)
-  debug.sethook(co)
-  if saved_hook then
-    debug.sethook(saved_hook, saved_mask, saved_count)
-  elseif jit then
-    debug.sethook()
+-- A message about the password's line never quotes what is on it.
+local function without_secret_text(message, source)
+  local line = tonumber(message:match(":(%d+):"))
+  local text
+  local n = 0
+  for l in (source .. "\n"):gmatch("([^\n]*)\n") do
+    n = n + 1
+    if n == line then text = l end
   end
-  if not ok then return nil, tostring(run_err) end
-  if coroutine.status(co) ~= "dead" then return nil, where.file .. ": the config must not yield" end
+  if text and (text:find("password", 1, true) or message:find("password", 1, true)) then
+    message = message:gsub("near (%b'')", "near <hidden>"):gsub("near ('[^']*)$", "near <hidden>")
+  end
+  return message
+end
+
+-- Runs the config and checks it, in the process it is called in (the
+-- sandbox's child): the checked config, rule functions included, or nil
+-- and one message.
+local function run_config(source, where, getenv)
+  local env = helpers(getenv)
+  local given = {}
+  for k, v in pairs(env) do given[k] = v end
+  local fn, err = load_text(source, "@" .. where.file, env)
+  if not fn then return nil, without_secret_text(err, source) end
+  local ok, run_err = pcall(fn)
+  if not ok then
+    local message = tostring(run_err)
+    if message:sub(1, #where.file + 1) ~= where.file .. ":" then
+      message = where.file .. ": " .. message -- raised where no position is known
+    end
+    return nil, without_secret_text(message, source)
+  end
   -- What the config defined: every global that is not an untouched helper.
   local defined = {}
   for k, v in pairs(env) do
-    if helpers[k] ~= v then defined[k] = v end
+    if given[k] ~= v then defined[k] = v end
   end
   return config.check(defined, where)
 end
 
---- Loads a config file. Returns the config, or nil and one message.
+-- The data of a checked config: each rule function replaced by its name.
+local function as_data(cfg)
+  local function names(rules)
+    local list = {}
+    for name in pairs(rules) do list[#list + 1] = name end
+    table.sort(list)
+    return list
+  end
+  local data = { file = cfg.file, rules = names(cfg.rules), disable_rules = cfg.disable_rules,
+    connections = {} }
+  for i, c in ipairs(cfg.connections) do
+    local copy = {}
+    for k, v in pairs(c) do copy[k] = v end
+    copy.rules = names(c.rules)
+    data.connections[i] = copy
+  end
+  return data
+end
+
+-- A rule of the config, for the policy: load() gives its function; it is
+-- called in the rule's own sandbox child, which runs the config again.
+local function rule_ref(source, where, getenv, connection, name)
+  return { name = name, load = function()
+    local cfg = assert(run_config(source, where, getenv))
+    if connection == nil then return cfg.rules[name] end
+    for _, c in ipairs(cfg.connections) do
+      if c.name == connection then return c.rules[name] end
+    end
+  end }
+end
+
+--- Loads a config from its text. Returns the config, or nil and one message.
+-- The config runs in a sandbox (neoconn.sandbox.CONFIG_LIMITS); its rules
+-- come back as references the policy runs in sandboxes of their own.
+-- opts.getenv replaces os.getenv (for tests).
+function config.load_string(source, file, opts)
+  opts = opts or {}
+  local where = { file = file or "config", source = source }
+  local getenv = opts.getenv or os.getenv
+  if #source > config.MAX_BYTES then
+    return nil, ("%s: %d bytes, more than a config may have (%d)"):format(where.file, #source,
+      config.MAX_BYTES)
+  end
+  local result, err, seen = sandbox.run(function()
+    sandbox.watch("@" .. where.file)
+    local cfg, check_err = run_config(source, where, getenv)
+    if not cfg then return { error = check_err } end
+    return as_data(cfg)
+  end, sandbox.CONFIG_LIMITS)
+  -- file:line where the config was when it failed without a position of
+  -- its own (stopped by a bound, out of memory, C stack overflow).
+  local line = seen and seen:sub(1, #where.file + 1) == "@" .. where.file
+    and seen:match(":(%d+)$")
+  local at = where.file .. ":" .. (line or 1)
+  if not result then
+    return nil, ("%s: the config was stopped: it %s (a config is data: is it looping?)")
+      :format(at, err)
+  end
+  local message = result.error
+  if message and message:find("not enough memory", 1, true) then
+    return nil, ("%s: the config was stopped: it ran out of memory (%d MiB)"):format(at,
+      math.floor(sandbox.CONFIG_LIMITS.memory / (1024 * 1024)))
+  end
+  if message and not message:find("^" .. where.file:gsub("%p", "%%%0") .. ":%d+:") then
+    message = at .. ": " .. message:gsub("^" .. where.file:gsub("%p", "%%%0") .. ": ", "")
+  end
+  if message then return nil, message end
+  local function refs(names, connection)
+    local rules = {}
+    for _, name in ipairs(names) do rules[name] = rule_ref(source, where, getenv, connection, name) end
+    return rules
+  end
+  result.rules = refs(result.rules)
+  for _, c in ipairs(result.connections) do c.rules = refs(c.rules, c.name) end
+  return result
+end
+
+--- Loads a config file (a regular file of at most config.MAX_BYTES).
+-- Returns the config, or nil and one message.
 function config.load_file(path, opts)
+  local kind, size = core.file_kind(path)
+  if not kind then return nil, size end
+  if kind ~= "file" then return nil, path .. ": not a regular file (" .. kind .. ")" end
+  if size > config.MAX_BYTES then
+    return nil, ("%s: %d bytes, more than a config may have (%d)"):format(path, size,
+      config.MAX_BYTES)
+  end
   local f, err = io.open(path, "rb")
   if not f then return nil, err end
-  local source = f:read("*a")
+  local source = f:read(config.MAX_BYTES + 1) or ""
   f:close()
   return config.load_string(source, path, opts)
 end

@@ -103,7 +103,15 @@ local function test_all_poll(items, opts, concurrency, on_report)
   while next_item <= #items or #running > 0 do
     while #running < concurrency and next_item <= #items do
       local target, scope = item_parts(items[next_item], opts)
-      local entry = step({ i = next_item, conn = core.test_begin(target, scope) })
+      local ok, conn = pcall(core.test_begin, target, scope)
+      if not ok then
+        -- A programmer's mistake in one item: nothing keeps running, and
+        -- the error says which item.
+        for _, entry in ipairs(running) do entry.conn:close() end
+        error(("bad argument #1 to 'test_all' (targets[%d]: %s)"):format(next_item,
+          tostring(conn):gsub("^bad argument #%d+ to '[%w_]+' %((.*)%)$", "%1")), 0)
+      end
+      local entry = step({ i = next_item, conn = conn })
       if entry then running[#running + 1] = entry end
       next_item = next_item + 1
     end
@@ -156,7 +164,19 @@ function neoconn.test_all(targets, opts)
   if type(targets) ~= "table" then
     error("bad argument #1 to 'test_all' (list of targets expected, got " .. type(targets) .. ")", 2)
   end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("bad argument #2 to 'test_all' (options table expected, got " .. type(opts) .. ")", 2)
+  end
   opts = opts or {}
+  if opts.on_report ~= nil and type(opts.on_report) ~= "function" then
+    error("bad argument #2 to 'test_all' (on_report must be a function)", 2)
+  end
+  for i, item in ipairs(targets) do
+    local kind = type(item)
+    if kind ~= "string" and kind ~= "table" then
+      error(("bad argument #1 to 'test_all' (targets[%d]: a target expected, got %s)"):format(i, kind), 2)
+    end
+  end
   local concurrency = opts.concurrency or DEFAULT_CONCURRENCY
   if type(concurrency) ~= "number" or concurrency < 1 or concurrency % 1 ~= 0 then
     error("bad argument #2 to 'test_all' (concurrency must be a positive integer)", 2)

@@ -3,6 +3,7 @@
 -- The result is a list of findings, each with the SQL that fixes it, and
 -- the verdict per table.
 local neoconn = require("neoconn")
+local sandbox = require("neoconn.sandbox")
 local q = neoconn.quote_ident
 
 local policy = {}
@@ -33,20 +34,22 @@ local function is_local(host)
     or host:match("^127%.") ~= nil or host == "::1"
 end
 
--- The connection's settings as rules see them: no password, in a field or
--- in a URL.
+-- The connection's settings as rules see them: no password, in a field,
+-- a URL or a key=value string (the core's one redactor).
 local function without_secrets(settings)
   local copy = {}
   for k, v in pairs(settings) do copy[k] = v end
   if type(settings.target) == "table" then
+    local secret = settings.target.password
     copy.target = {}
     for k, v in pairs(settings.target) do
       if k ~= "password" and k ~= "sslpassword" then copy.target[k] = v end
     end
-    if copy.target.url then
-      copy.target.url = copy.target.url:gsub("(://[^:/@]*):[^@/]*@", "%1@")
-        :gsub("([?&]password=)[^&]*", "%1")
+    if type(copy.target.url) == "string" then
+      copy.target.url = neoconn.redact(copy.target.url, type(secret) == "string" and secret or nil)
     end
+  elseif type(settings.target) == "string" then
+    copy.target = neoconn.redact(settings.target)
   end
   return copy
 end
@@ -317,6 +320,10 @@ local function check_finding(f)
   end
   if type(f.message) ~= "string" then return "finding.message must be a string" end
   if f.fix ~= nil and type(f.fix) ~= "string" then return "finding.fix must be a string" end
+  for _, key in ipairs({ "schema", "name" }) do
+    if f[key] ~= nil and type(f[key]) ~= "string" then return "finding." .. key .. " must be a string" end
+  end
+  if f.missing ~= nil and type(f.missing) ~= "table" then return "finding.missing must be a list" end
 end
 
 local function sort_findings(findings)
@@ -391,11 +398,47 @@ function policy.evaluate(report, settings, opts)
   run("superuser", builtin.superuser)
   run("source_writable", builtin.source_writable)
   run("password_expiry", builtin.password_expiry, opts.now)
+  -- Custom rules: each in a sandboxed child of its own (bounded CPU, memory
+  -- and time), on its own copy of the context: what one rule does to it
+  -- reaches neither the report nor the next rule. Only findings come back,
+  -- and they are checked again here.
+  local function run_custom(name, rule)
+    if disabled[name] then return end
+    local before = #findings
+    local result, err, seen = sandbox.run(function()
+      current_rule = name
+      local fn = type(rule) == "function" and rule or rule.load()
+      if type(fn) ~= "function" then error("not a function", 0) end
+      sandbox.watch(debug.getinfo(fn, "S").source)
+      local ok, rule_err = pcall(fn, ctx)
+      local added = {}
+      for i = before + 1, #findings do added[#added + 1] = findings[i] end
+      return { findings = added, error = not ok and tostring(rule_err) or nil }
+    end, sandbox.RULE_LIMITS)
+    local failure = not result and ("it " .. tostring(err)) or result.error
+    if failure and seen and not failure:find("^[^ ]+:%d+: ") then
+      failure = seen:gsub("^[@=]", "") .. ": " .. failure -- where the rule was
+    end
+    for _, f in ipairs(result and result.findings or {}) do
+      local bad = check_finding(f)
+      if bad then
+        failure = failure or bad
+      else
+        f.rule = name
+        f.missing = type(f.missing) == "table" and f.missing or {}
+        findings[#findings + 1] = f
+      end
+    end
+    if failure then
+      findings[#findings + 1] = { level = "error", rule = name, object_type = "connection",
+        name = settings.name, missing = {}, message = "rule " .. name .. " failed: " .. failure }
+    end
+  end
   for _, rules in ipairs({ opts.rules or {}, settings.rules or {} }) do
     local names = {}
     for name in pairs(rules) do names[#names + 1] = name end
     table.sort(names)
-    for _, name in ipairs(names) do run(name, rules[name]) end
+    for _, name in ipairs(names) do run_custom(name, rules[name]) end
   end
 
   return policy.summarize(report, settings, findings, ctx.deferred)

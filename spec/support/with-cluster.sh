@@ -28,11 +28,16 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-next_port=$((20000 + ($$ * 7) % 30000))
+# Ports below 32768: the kernel hands out 32768-60999 to clients' own
+# sockets, and a server there can collide with one.
+next_port=$((20000 + ($$ * 7) % 12000))
 # Sets the named variable to a port nothing listens on (no subshell, so
 # successive calls hand out different ports).
 take_port() {
-  while ! port_free "$next_port"; do next_port=$((next_port + 1)); done
+  while ! port_free "$next_port"; do
+    next_port=$((next_port + 1))
+    [ "$next_port" -ge 32768 ] && next_port=20000
+  done
   printf -v "$1" '%s' "$next_port"; next_port=$((next_port + 1))
 }
 

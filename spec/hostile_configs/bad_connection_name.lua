@@ -1,0 +1,3 @@
+connections = {
+  ["a b"] = { kind = "source" },
+}

@@ -1,0 +1,3 @@
+connections = {
+  a = { kind = "source", sslmode = "required" },
+}

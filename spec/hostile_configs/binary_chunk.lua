@@ -1,0 +1,1 @@
+Lua not really bytecode

@@ -1,0 +1,1 @@
+connections = 5

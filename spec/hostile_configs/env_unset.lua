@@ -1,0 +1,3 @@
+connections = {
+  a = { kind = "source", password = env("NEOCONN_SURELY_UNSET_VARIABLE") },
+}

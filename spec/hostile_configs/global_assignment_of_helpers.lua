@@ -1,0 +1,2 @@
+env = nil
+connections = { a = { kind = "source", password = env("X") } }

@@ -1,0 +1,3 @@
+connections = {
+  a = { kind = "source", host = string.rep("h", 10000) },
+}

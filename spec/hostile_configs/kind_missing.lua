@@ -1,0 +1,3 @@
+connections = {
+  a = { host = "x" },
+}

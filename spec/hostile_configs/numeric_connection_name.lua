@@ -1,0 +1,3 @@
+connections = {
+  { kind = "source" },
+}

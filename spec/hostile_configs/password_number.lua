@@ -1,0 +1,3 @@
+connections = {
+  a = { kind = "source", password = 83726152 },
+}

@@ -1,0 +1,3 @@
+connections = {
+  a = { kind = "source", password = "S3cr3t\0tail" },
+}

@@ -1,0 +1,3 @@
+connections = {
+  a = { kind = "source", rules = { r = 5 } },
+}

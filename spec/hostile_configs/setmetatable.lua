@@ -1,0 +1,1 @@
+connections = setmetatable({}, { __index = function() return {} end })

@@ -1,0 +1,3 @@
+connections = {
+  a = { kind = "source", tables = { string.rep("n", 5000) } },
+}

@@ -1,0 +1,3 @@
+connections = {
+  a = { kind = "source", tables = { "public.a\0b" } },
+}

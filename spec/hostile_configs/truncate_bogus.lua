@@ -1,0 +1,3 @@
+connections = {
+  a = { kind = "destination", truncate = "always" },
+}

@@ -1,0 +1,2 @@
+connections = {
+  a = { kind = "source", password = "S3cr3t-never-printed } }

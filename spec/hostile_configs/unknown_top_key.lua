@@ -1,0 +1,2 @@
+connections = { a = { kind = "source" } }
+conections = {}
