@@ -240,6 +240,59 @@ describe("neoconn test", function()
   end)
 end)
 
+describe("neoconn and hostile input", function()
+  it("refuses what is not a config file, with exit 64 and no traceback", function()
+    for _, case in ipairs({ { "/tmp", "not a regular file (directory)" },
+      { "/dev/zero", "not a regular file (other)" }, { "/nonexistent/neoconn.lua", "No such file" } }) do
+      local code, out, err = neoconn_cli("check " .. case[1])
+      assert.are.equal(64, code, err)
+      assert.are.equal("", out)
+      assert.truthy(err:find(case[2], 1, true), err)
+      assert.is_nil(err:find("traceback", 1, true))
+    end
+    local big = pg.write_temp(string.rep("-- padding\n", 110000), ".lua")
+    local code, _, err = neoconn_cli("check " .. big)
+    assert.are.equal(64, code)
+    assert.truthy(err:find("more than a config may have (1048576)", 1, true), err)
+    os.remove(big)
+  end)
+
+  it("says a bad --fix-sql path before testing anything, and a full disk after", function()
+    local path = write_config(([[
+connections = { hung = { host = %q, port = %s, user = "x", kind = "source", timeout = 30 } }
+]]):format(pg.host, pg.silent_port))
+    local t0 = neoconn.clock()
+    local code, _, err = neoconn_cli("check " .. path .. " --fix-sql /nonexistent/dir/fix.sql")
+    assert.are.equal(64, code)
+    assert.truthy(err:find("--fix-sql: /nonexistent/dir/fix.sql", 1, true), err)
+    assert.is_true(neoconn.clock() - t0 < 5) -- the hung host was never waited for
+    local user, password = pg.login_role("clifull")
+    local schema = pg.schema_with_table(user, "clifull")
+    local url = ("postgresql://%s:%s@%s:%s/%s"):format(user, password, pg.host, pg.port, pg.dbname)
+    code, _, err = neoconn_cli(("test %s --as source --schemas %s --fix-sql /dev/full"):format(url, schema))
+    assert.are.equal(64, code)
+    assert.truthy(err:find("--fix-sql /dev/full: ", 1, true), err)
+    os.remove(path)
+  end)
+
+  it("refuses an empty --role rather than print invalid SQL", function()
+    local code, out, err = neoconn_cli("requirements destination --role ''")
+    assert.are.equal(64, code)
+    assert.are.equal("", out)
+    assert.truthy(err:find("--role expects a role name", 1, true), err)
+  end)
+
+  it("never prints a password that breaks the connection string, in text or JSON", function()
+    for _, args in ipairs({ "", " --json" }) do
+      local code, out, err = neoconn_cli(("test 'postgresql://dst:100%%S3cr3t@localhost/app' --as source%s")
+        :format(args))
+      assert.are.equal(2, code)
+      assert.is_nil((out .. err):find("S3cr3t", 1, true), out .. err)
+      assert.truthy(out:find("invalid_config", 1, true), out)
+    end
+  end)
+end)
+
 describe("neoconn --help and --version", function()
   it("print usage and the version", function()
     local code, out = neoconn_cli("--help")

@@ -40,7 +40,7 @@ usage: neoconn check [CONFIG] [--only NAME]... [--json] [--fix-sql FILE] [--time
                     [--concurrency N] [--proof auto|on|off|N]
        neoconn test TARGET --as source|destination [--tables LIST] [--schemas LIST]
                    JOB_FLAGS
-                   [--proof auto|on|off|N] [--timeout S] [--json]
+                   [--proof auto|on|off|N] [--timeout S] [--json] [--fix-sql FILE]
        neoconn requirements source|destination JOB_FLAGS
                    [--role NAME] [--json]
        neoconn --help | --version
@@ -65,7 +65,7 @@ local COMMANDS = {
   check = { only = "list", json = "flag", ["fix-sql"] = "value", timeout = "value",
     concurrency = "value", proof = "value" },
   test = { as = "value", tables = "value", schemas = "value", timeout = "value", json = "flag",
-    proof = "value" },
+    proof = "value", ["fix-sql"] = "value" },
   requirements = { role = "value", json = "flag" },
 }
 for _, f in ipairs(JOB_FLAGS) do
