@@ -23,7 +23,7 @@ CORE := $(BUILD)/neoconn/core.so
 TOOLS := build/tools/silent_listener build/tools/delay_proxy
 BUSTED := $(LUA_BIN) /usr/bin/busted
 
-.PHONY: all env deps test check-specs lint demo bench memcheck install clean
+.PHONY: all env deps test check-specs lint demo bench memcheck fuzz install clean
 
 all: $(CORE) $(TOOLS)
 
@@ -70,14 +70,35 @@ bench: deps
 	@spec/support/with-cluster.sh $(LUA_BIN) bench/catalog.lua
 	@spec/support/with-cluster.sh $(LUA_BIN) bench/proof.lua
 
-# The specs under valgrind: no invalid access, no definite leak in neoconn.
+# The specs under valgrind (no invalid access, no definite leak in neoconn)
+# on a Lua 5.4 built with LUA_USE_APICHECK (any misuse of the C API aborts).
 memcheck: deps
 	@$(MAKE) --no-print-directory all
-	@NEOCONN_VALGRIND=1 spec/support/with-cluster.sh valgrind --quiet --error-exitcode=99 \
+	@LUA_PATH_5_4='$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;/usr/share/lua/5.4/?.lua;/usr/share/lua/5.4/?/init.lua;;' \
+	LUA_CPATH_5_4="$(CURDIR)/$(BUILD)/?.so;/usr/lib/$$($(CC) -print-multiarch)/lua/5.4/?.so;;" \
+	NEOCONN_VALGRIND=1 spec/support/with-cluster.sh valgrind --quiet --error-exitcode=99 \
 	  --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite \
 	  --suppressions=spec/support/valgrind.supp \
-	  $(BUSTED) --lpath='$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua' \
+	  $$(spec/support/apicheck-lua.sh) /usr/bin/busted --lpath='$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua' \
 	  --cpath='$(CURDIR)/$(BUILD)/?.so' spec
+
+# The fuzz target (spec/support/fuzz.lua) against a core built with ASan
+# and UBSan (any error aborts), for FUZZ_SECONDS (default 60), seed SEED
+# (default: the time); the sanitizers' runtime is preloaded into lua5.4.
+FUZZ_SECONDS ?= 60
+SEED ?= $(shell date +%s)
+ASAN_CORE := build/asan/neoconn/core.so
+$(ASAN_CORE): $(SRCS) src/neoconn.h src/compat.h
+	@mkdir -p $(dir $@)
+	$(CC) -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
+	  $(NC_CFLAGS) -shared -o $@ $(SRCS) $(LDLIBS)
+
+fuzz: deps
+	@$(MAKE) --no-print-directory all $(ASAN_CORE)
+	@LUA=asan spec/support/with-cluster.sh env \
+	  LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
+	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  lua5.4 spec/support/fuzz.lua $(SEED) $(FUZZ_SECONDS)
 
 install:
 	luarocks make --deps-mode=none neoconn-scm-1.rockspec PQ_INCDIR=$(PG_INCDIR)
