@@ -69,6 +69,7 @@ bench: deps
 	@spec/support/with-cluster.sh $(LUA_BIN) bench/fleet.lua
 	@spec/support/with-cluster.sh $(LUA_BIN) bench/catalog.lua
 	@spec/support/with-cluster.sh $(LUA_BIN) bench/proof.lua
+	@spec/support/with-cluster.sh $(LUA_BIN) bench/soak.lua
 
 # The specs under valgrind (no invalid access, no definite leak in neoconn)
 # on a Lua 5.4 built with LUA_USE_APICHECK (any misuse of the C API aborts).

@@ -211,6 +211,17 @@ describe("misuse", function()
     assert.are.equal("invalid_config", err.code)
   end)
 
+  it("in test_all names the bad item and leaves nothing running", function()
+    assert.has_error(function() neoconn.test_all({ "host=x" }, true) end,
+      "bad argument #2 to 'test_all' (opts: options table expected, got boolean)")
+    assert.has_error(function() neoconn.test_all({ "host=x", 5 }) end,
+      "bad argument #1 to 'test_all' (targets[2]: a target expected, got number)")
+    local good = pg.target("nobody", "x", { port = pg.silent_port })
+    assert.has_error(function()
+      neoconn.test_all({ good, good, { target = good, tables = { "" } } }, { timeout = 30 })
+    end, "bad argument #1 to 'test_all' (targets[3]: tables[1]: empty name or zero byte)")
+  end)
+
   it("classifies a connection closed before the server says anything", function()
     local _, err = neoconn.connect({ host = pg.host, port = pg.closing_port, user = "u",
       sslmode = "disable" }, { timeout = 5 })
@@ -219,5 +230,27 @@ describe("misuse", function()
     _, err = neoconn.connect({ host = pg.host, port = pg.closing_port, user = "u",
       sslmode = "prefer" }, { timeout = 5 })
     assert.are.equal("connection_lost", err.code)
+  end)
+end)
+
+describe("argument errors", function()
+  it("name the argument they are about", function()
+    local cases = {
+      { function() neoconn.connect() end, "target: a connection URL" },
+      { function() neoconn.connect({}, 5) end, "opts: options table expected, got number" },
+      { function() neoconn.test() end, "target: a connection" },
+      { function() neoconn.requirements(nil) end, "kind: \"source\" or \"destination\" expected, got nil" },
+      { function() neoconn.requirements("source", 5) end, "opts: table of job options expected" },
+      { function() neoconn.quote_ident({}) end, "name: string expected, got table" },
+      { function() neoconn.parse_name(nil) end, "name: string expected, got nil" },
+      { function() neoconn.redact(nil) end, "text: string expected, got nil" },
+      { function() neoconn.redact("x", {}) end, "secret: string expected, got table" },
+      { function() neoconn.test_all(nil) end, "list of targets expected" },
+    }
+    for _, case in ipairs(cases) do
+      local ok, err = pcall(case[1])
+      assert.is_false(ok)
+      assert.truthy(tostring(err):find(case[2], 1, true), tostring(err))
+    end
   end)
 end)

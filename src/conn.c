@@ -33,13 +33,22 @@ static void set_field(char **dst, const char *value)
   *dst = nc_strdup(value);
 }
 
+const char *nc_check_string(lua_State *L, int idx, const char *name, size_t *len)
+{
+  int t = lua_type(L, idx);
+  if (t != LUA_TSTRING && t != LUA_TNUMBER)
+    luaL_argerror(L, idx, lua_pushfstring(L, "%s: string expected, got %s", name,
+                                          luaL_typename(L, idx)));
+  return lua_tolstring(L, idx, len);
+}
+
 double nc_opt_timeout(lua_State *L, int opts, const char *fname)
 {
   double t = NC_DEFAULT_TIMEOUT;
   if (lua_isnoneornil(L, opts))
     return t;
   if (lua_type(L, opts) != LUA_TTABLE)
-    luaL_argerror(L, opts, lua_pushfstring(L, "options table expected, got %s",
+    luaL_argerror(L, opts, lua_pushfstring(L, "opts: options table expected, got %s",
                                            luaL_typename(L, opts)));
   lua_getfield(L, opts, "timeout");
   if (!lua_isnil(L, -1)) {
@@ -244,7 +253,8 @@ static int l_connect(lua_State *L)
 {
   double timeout = nc_opt_timeout(L, 2, "connect");
   nc_conn *c;
-  luaL_checkany(L, 1);
+  if (lua_isnone(L, 1))
+    luaL_argerror(L, 1, "target: a connection URL, key=value string or table expected");
   c = nc_connect(L, 1, timeout);
   if (c->failed)
     return push_failure(L, c);

@@ -265,8 +265,8 @@ int nc_push_params(lua_State *L, int idx, nc_error *e)
     }
     from_table(L, idx);
   } else {
-    luaL_argerror(L, idx, lua_pushfstring(L, "connection URL, key=value string or table "
-                                             "expected, got %s", luaL_typename(L, idx)));
+    luaL_argerror(L, idx, lua_pushfstring(L, "target: a connection URL, key=value string or "
+                                             "table expected, got %s", luaL_typename(L, idx)));
   }
   return validate(L, lua_gettop(L), e);
 }

@@ -88,10 +88,10 @@ int nc_l_quote_ident(lua_State *L)
   size_t total = 0, at = 0;
   char *out;
   if (n == 0)
-    luaL_argerror(L, 1, "string expected, got no value");
+    luaL_argerror(L, 1, "name: string expected, got no value");
   for (i = 1; i <= n; i++) {
     size_t len;
-    const char *s = luaL_checklstring(L, i, &len);
+    const char *s = nc_check_string(L, i, "name", &len);
     if (memchr(s, '\0', len) != NULL)
       luaL_argerror(L, i, "identifier contains a zero byte");
     if (len == 0)

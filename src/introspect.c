@@ -949,7 +949,8 @@ static nc_conn *begin(lua_State *L, int target, int opts)
     lua_pushvalue(L, target);
     return c;
   }
-  luaL_checkany(L, target);
+  if (lua_isnone(L, target))
+    luaL_argerror(L, target, "target: a connection, URL, key=value string or table expected");
   c = nc_new_conn(L);
   arm(L, c, opts, started, timeout, 1);
   nc_connect_begin(L, c, target);

@@ -73,7 +73,7 @@ const char *nc_parse_qualified(lua_State *L, const char *s)
 int nc_l_parse_name(lua_State *L)
 {
   size_t len;
-  const char *s = luaL_checklstring(L, 1, &len), *err;
+  const char *s = nc_check_string(L, 1, "name", &len), *err;
   if (memchr(s, '\0', len) != NULL) {
     err = "name contains a zero byte";
   } else if ((err = nc_parse_qualified(L, s)) == NULL) {

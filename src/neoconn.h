@@ -156,6 +156,9 @@ NC_PRIVATE void nc_release_test(lua_State *L, nc_conn *c); /* drops the test's L
 NC_PRIVATE void nc_register_conn(lua_State *L);
 NC_PRIVATE void nc_register_connect(lua_State *L); /* into the module table on top */
 NC_PRIVATE double nc_opt_timeout(lua_State *L, int opts, const char *fname);
+/* A string argument (numbers convert, as Lua's own do), its error naming
+ * it: "bad argument #2 to 'query' (sql: string expected, got nil)". */
+NC_PRIVATE const char *nc_check_string(lua_State *L, int idx, const char *name, size_t *len);
 
 /* box.c: GC-owned holders for libpq allocations (see box.c). */
 /* take: the next result of pg (NULL at a query's end), in a box pushed on

@@ -207,8 +207,14 @@ void nc_check_job(lua_State *L, int kind, int opts, int arg, int with_kind, nc_j
 
 int nc_check_kind(lua_State *L, int idx)
 {
-  static const char *const kinds[] = { "source", "destination", NULL };
-  return luaL_checkoption(L, idx, NULL, kinds) == 0 ? NC_SRC : NC_DST;
+  const char *kind = lua_type(L, idx) == LUA_TSTRING ? lua_tostring(L, idx) : NULL;
+  if (kind != NULL && strcmp(kind, "source") == 0)
+    return NC_SRC;
+  if (kind != NULL && strcmp(kind, "destination") == 0)
+    return NC_DST;
+  luaL_argerror(L, idx, lua_pushfstring(L, "kind: \"source\" or \"destination\" expected, got %s",
+                                        kind != NULL ? kind : luaL_typename(L, idx)));
+  return 0;
 }
 
 const char *nc_job_choice(const nc_job *job, int option)
@@ -290,8 +296,9 @@ int nc_l_requirements(lua_State *L)
   size_t i;
   int n = 0;
   int kind = nc_check_kind(L, 1);
-  if (!lua_isnoneornil(L, 2))
-    luaL_checktype(L, 2, LUA_TTABLE);
+  if (!lua_isnoneornil(L, 2) && lua_type(L, 2) != LUA_TTABLE)
+    luaL_argerror(L, 2, lua_pushfstring(L, "opts: table of job options expected, got %s",
+                                        luaL_typename(L, 2)));
   nc_check_job(L, kind, 2, 2, 0, &job);
   lua_newtable(L);
   for (i = 0; i < sizeof all / sizeof all[0]; i++) {

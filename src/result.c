@@ -387,7 +387,7 @@ int nc_l_query(lua_State *L)
 {
   nc_conn *c = nc_check_conn(L, 1);
   size_t len;
-  const char *sql = luaL_checklstring(L, 2, &len);
+  const char *sql = nc_check_string(L, 2, "sql", &len);
   int nparams = 0, i;
   const char **params = NULL;
   double deadline;

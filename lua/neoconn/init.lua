@@ -109,7 +109,7 @@ local function test_all_poll(items, opts, concurrency, on_report)
         -- the error says which item.
         for _, entry in ipairs(running) do entry.conn:close() end
         error(("bad argument #1 to 'test_all' (targets[%d]: %s)"):format(next_item,
-          tostring(conn):gsub("^bad argument #%d+ to '[%w_]+' %((.*)%)$", "%1")), 0)
+          tostring(conn):gsub("^bad argument #%d+ to '[^']+' %((.*)%)$", "%1")), 0)
       end
       local entry = step({ i = next_item, conn = conn })
       if entry then running[#running + 1] = entry end
@@ -165,7 +165,7 @@ function neoconn.test_all(targets, opts)
     error("bad argument #1 to 'test_all' (list of targets expected, got " .. type(targets) .. ")", 2)
   end
   if opts ~= nil and type(opts) ~= "table" then
-    error("bad argument #2 to 'test_all' (options table expected, got " .. type(opts) .. ")", 2)
+    error("bad argument #2 to 'test_all' (opts: options table expected, got " .. type(opts) .. ")", 2)
   end
   opts = opts or {}
   if opts.on_report ~= nil and type(opts.on_report) ~= "function" then
