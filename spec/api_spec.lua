@@ -36,11 +36,7 @@ describe("the neoconn module", function()
       { function() neoconn.test({}, { tables = { "a.b.c" } }) end, "tables[1]" },
       { function() neoconn.test({}, { schemas = { true } }) end, "schemas[1]" },
     }
-    for _, case in ipairs(cases) do
-      local ok, err = pcall(case[1])
-      assert.is_false(ok)
-      assert.truthy(tostring(err):find(case[2], 1, true), tostring(err))
-    end
+    for _, case in ipairs(cases) do pg.raises(case[1], case[2]) end
   end)
 end)
 

@@ -16,16 +16,6 @@ local seed = tonumber(os.getenv("NEOCONN_SEED") or "20261126")
 local ROUNDS = tonumber(os.getenv("NEOCONN_ROUNDS") or "3")
 local TABLES, VIEWS = 7, 3
 
--- A small generator of its own: the same catalogs under every Lua.
-local function rng(s)
-  local state = s % 2147483647
-  if state <= 0 then state = state + 2147483646 end
-  return function(n)
-    state = (state * 48271) % 2147483647
-    return state % n + 1
-  end
-end
-
 local function pick(random, list) return list[random(#list)] end
 
 -- Builds one random catalog; returns its description for the statements.
@@ -195,7 +185,7 @@ describe("verdicts on random catalogs", function()
   for round = 1, ROUNDS do
     it(("equal the job's statements as the role, before and after the fix script (round %d)")
       :format(round), function()
-      local catalog = build(rng(seed + round * 7919), round)
+      local catalog = build(pg.random(seed + round * 7919), round)
       for _, job in ipairs(JOBS) do
         local result = compare(catalog, job)
         if result.fix_sql ~= "" then

@@ -14,15 +14,6 @@ local fuzz = {}
 local env = os.getenv
 local SECRET = "Fuzz-S3cret-pw"
 
-local function generator(seed)
-  local state = seed % 2147483647
-  if state <= 0 then state = state + 2147483646 end
-  return function(n)
-    state = (state * 48271) % 2147483647
-    return state % n + 1
-  end
-end
-
 local KEYWORDS = { "host", "hostaddr", "port", "dbname", "user", "password", "sslmode", "sslrootcert",
   "sslcert", "sslkey", "sslpassword", "connect_timeout", "application_name", "target_session_attrs",
   "options", "service", "passfile", "url", "keepalives_idle", "client_encoding", "bogus" }
@@ -151,7 +142,7 @@ end
 
 --- Runs random calls until `iterations` are made or `seconds` pass.
 function fuzz.run(seed, iterations, seconds)
-  local r = generator(seed)
+  local r = require("pg").random(seed)
   local failures = {}
   local conn = neoconn.connect({ host = env("NEOCONN_TEST_HOST"), port = env("NEOCONN_TEST_PORT"),
     user = "fuzz_role", password = SECRET, dbname = "neoconn_test" })
@@ -187,6 +178,7 @@ fuzz.ROLE_SQL = "DO $$ BEGIN CREATE ROLE fuzz_role LOGIN PASSWORD '" .. SECRET
 
 -- As a script (make fuzz): fuzz.lua SEED SECONDS
 if arg and arg[0] and arg[0]:match("fuzz%.lua$") then
+  package.path = arg[0]:gsub("fuzz%.lua$", "?.lua") .. ";" .. package.path -- pg.lua
   local seed, seconds = tonumber(arg[1]) or os.time(), tonumber(arg[2]) or 60
   local admin = assert(neoconn.connect({ host = env("NEOCONN_TEST_SOCKET"), port = env("NEOCONN_TEST_PORT"),
     user = env("NEOCONN_TEST_ADMIN"), dbname = "postgres" }))

@@ -205,6 +205,26 @@ function pg.verdict(result, schema, name)
   end
 end
 
+--- Asserts that fn raises an error whose message holds text (a plain
+-- substring: argument numbers of methods differ between Lua versions).
+function pg.raises(fn, text)
+  local ok, err = pcall(fn)
+  assert(not ok, "no error raised; expected one with: " .. text)
+  assert(tostring(err):find(text, 1, true), ("expected an error with %q, got %s"):format(text,
+    tostring(err)))
+end
+
+--- A seeded generator of its own (the same sequence under every Lua):
+-- r(n) is an integer from 1 to n.
+function pg.random(seed)
+  local state = seed % 2147483647
+  if state <= 0 then state = state + 2147483646 end
+  return function(n)
+    state = (state * 48271) % 2147483647
+    return state % n + 1
+  end
+end
+
 --- The report's entry for a table.
 function pg.find_table(report, schema, name)
   for _, t in ipairs(report.tables or {}) do
