@@ -30,6 +30,14 @@ describe("neoconn.quote_ident", function()
     end
   end)
 
+  it("quotes the keywords PostgreSQL 16 and 17 added, whichever server is asked", function()
+    for _, word in ipairs({ "json", "json_array", "json_arrayagg", "json_object", "json_objectagg",
+      "system_user", "json_exists", "json_query", "json_scalar", "json_serialize", "json_table",
+      "json_value", "merge_action" }) do
+      assert.are.equal('"' .. word .. '"', neoconn.quote_ident(word))
+    end
+  end)
+
   it("joins qualified names with dots", function()
     assert.are.equal('"Odd Schema"."a.b"', neoconn.quote_ident("Odd Schema", "a.b"))
     assert.are.equal("public.users", neoconn.quote_ident("public", "users"))

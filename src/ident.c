@@ -2,8 +2,10 @@
  * bare only when PostgreSQL would read it back unchanged: lower-case letters,
  * digits and '_', not starting with a digit, and not a keyword
  * that needs quoting (PostgreSQL's reserved, column-name and
- * type/function-name keywords). Everything else is double-quoted with
- * embedded double quotes doubled. */
+ * type/function-name keywords) of any version from 13 to 18: quoting a word
+ * an older server does not reserve is harmless, leaving bare one a newer
+ * server reserves is not. Everything else is double-quoted with embedded
+ * double quotes doubled. */
 #include <string.h>
 #include "neoconn.h"
 
@@ -17,9 +19,10 @@ static const char *const keywords[] = {
   "except", "exists", "extract", "false", "fetch", "float", "for", "foreign", "freeze",
   "from", "full", "grant", "greatest", "group", "grouping", "having", "ilike", "in",
   "initially", "inner", "inout", "int", "integer", "intersect", "interval", "into", "is",
-  "isnull", "join", "json", "json_array", "json_arrayagg", "json_object",
-  "json_objectagg", "lateral", "leading", "least", "left", "like", "limit", "localtime",
-  "localtimestamp", "national", "natural", "nchar", "none", "normalize", "not",
+  "isnull", "join", "json", "json_array", "json_arrayagg", "json_exists", "json_object",
+  "json_objectagg", "json_query", "json_scalar", "json_serialize", "json_table", "json_value",
+  "lateral", "leading", "least", "left", "like", "limit", "localtime",
+  "localtimestamp", "merge_action", "national", "natural", "nchar", "none", "normalize", "not",
   "notnull", "null", "nullif", "numeric", "offset", "on", "only", "or", "order", "out",
   "outer", "overlaps", "overlay", "placing", "position", "precision", "primary", "real",
   "references", "returning", "right", "row", "select", "session_user", "setof",
