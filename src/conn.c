@@ -119,6 +119,7 @@ void nc_remember_endpoint(nc_conn *c)
 
 static void fail(nc_conn *c, const char *message, int timed_out)
 {
+  nc_remember_endpoint(c); /* the host libpq tried last, for the hint */
   nc_classify_connect_failure(c, message, timed_out); /* copies before PQfinish */
   c->failed = 1;
   c->failed_after = c->started > 0 ? nc_now() - c->started : 0;

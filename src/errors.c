@@ -445,6 +445,44 @@ int nc_l_redact(lua_State *L)
   return 1;
 }
 
+/* err.tried: every server libpq tried, in order ("host:port" or the
+ * socket), read from its message: one attempt per "connection to server"
+ * clause, which libpq writes for each host of a list. */
+static void push_tried(lua_State *L, const char *message)
+{
+  static const char at[] = "connection to server at \"", on[] = "connection to server on socket \"";
+  const char *p = message;
+  int n = 0;
+  lua_newtable(L);
+  while (p != NULL && (p = strstr(p, "connection to server ")) != NULL) {
+    int socket = strncmp(p, on, sizeof on - 1) == 0;
+    const char *name = p + (socket ? sizeof on - 1 : sizeof at - 1), *end;
+    if (!socket && strncmp(p, at, sizeof at - 1) != 0) {
+      p += 20;
+      continue;
+    }
+    end = strchr(name, '"');
+    if (end == NULL)
+      break;
+    lua_pushlstring(L, name, (size_t)(end - name));
+    if (!socket) {
+      const char *port = strstr(end, ", port ");
+      size_t digits = 0;
+      if (port != NULL)
+        while (port[7 + digits] >= '0' && port[7 + digits] <= '9')
+          digits++;
+      lua_pushliteral(L, ":");
+      if (digits > 0)
+        lua_pushlstring(L, port + 7, digits);
+      else
+        lua_pushliteral(L, "?");
+      lua_concat(L, 3);
+    }
+    lua_rawseti(L, -2, ++n);
+    p = end;
+  }
+}
+
 void nc_push_error(lua_State *L, const nc_error *e, const char *secret)
 {
   lua_createtable(L, 0, 5);
@@ -456,6 +494,11 @@ void nc_push_error(lua_State *L, const nc_error *e, const char *secret)
   lua_setfield(L, -2, "message");
   nc_push_redacted(L, e->hint, secret);
   lua_setfield(L, -2, "hint");
+  if (e->stage != NC_STAGE_QUERY && e->stage != NC_STAGE_INTROSPECT && e->message != NULL
+      && strstr(e->message, "connection to server ") != NULL) {
+    push_tried(L, e->message);
+    lua_setfield(L, -2, "tried");
+  }
   if (e->sqlstate[0] != '\0') {
     lua_pushstring(L, e->sqlstate);
     lua_setfield(L, -2, "sqlstate");

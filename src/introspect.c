@@ -518,6 +518,10 @@ static void set_endpoint(lua_State *L, int session, const nc_conn *c)
   lua_setfield(L, session, "host");
   lua_pushstring(L, c->port != NULL ? c->port : "");
   lua_setfield(L, session, "port");
+  if (c->pg != NULL && PQhostaddr(c->pg) != NULL && *PQhostaddr(c->pg) != '\0') {
+    lua_pushstring(L, PQhostaddr(c->pg));
+    lua_setfield(L, session, "hostaddr");
+  }
   *box = PQconninfo(c->pg);
   for (o = *box; o != NULL && o->keyword != NULL; o++) {
     if (strcmp(o->keyword, "sslmode") == 0 && o->val != NULL) {
