@@ -186,6 +186,35 @@ int nc_connect_begin(lua_State *L, nc_conn *c, int target)
   return 1;
 }
 
+/* libpq's own key-password callback asks on the terminal (/dev/tty) when a
+ * client key is encrypted and no sslpassword was given, ignoring every
+ * deadline. This one only ever gives the connection's sslpassword (none:
+ * the key fails to load, a classified error). */
+static int key_password(char *buf, int size, PGconn *pg)
+{
+  PQconninfoOption *options = PQconninfo(pg), *o;
+  int n = 0;
+  for (o = options; o != NULL && o->keyword != NULL; o++) {
+    if (strcmp(o->keyword, "sslpassword") == 0 && o->val != NULL) {
+      size_t len = strlen(o->val);
+      if (size > 0 && len < (size_t)size) {
+        memcpy(buf, o->val, len + 1);
+        n = (int)len;
+      }
+    }
+  }
+  if (options != NULL)
+    PQconninfoFree(options);
+  if (n == 0 && size > 0)
+    buf[0] = '\0';
+  return n;
+}
+
+void nc_install_key_password_hook(void)
+{
+  PQsetSSLKeyPassHook_OpenSSL(key_password);
+}
+
 /* A library must not write to stderr: server notices are dropped. */
 static void ignore_notice(void *arg, const char *message)
 {

@@ -76,6 +76,7 @@ __attribute__((visibility("default"))) int luaopen_neoconn_core(lua_State *L)
     { "poll", l_poll },
     { NULL, NULL }
   };
+  nc_install_key_password_hook();
   nc_register_box(L);
   nc_register_error_mt(L);
   nc_register_conn(L);

@@ -233,7 +233,7 @@ static void set_hint(nc_conn *c)
   nc_error *e = &c->error;
   char *qu = quoted(c->user), *qd = quoted(c->dbname);
   const char *user = or_empty(qu), *db = or_empty(qd), *host = or_empty(c->host);
-  const char *code = e->code;
+  const char *code = e->code, *m = or_empty(e->message);
 
   if (strcmp(code, "invalid_config") == 0)
     set_hintf(e, "%s", config_hint);
@@ -280,6 +280,17 @@ static void set_hint(nc_conn *c)
     set_hintf(e, "the server does not match target_session_attrs (a standby where a "
                      "primary is needed, or the reverse): list the right host or change "
                      "target_session_attrs");
+  else if (strcmp(code, "client_key") == 0 && (has(m, "group or world access")))
+    set_hintf(e, "the client key must be readable by its owner only: chmod 0600 it (0640 when "
+                 "root owns it)");
+  else if (strcmp(code, "client_key") == 0 && (has(m, "bad decrypt") || has(m, "bad password")
+                                             || has(m, "problems getting password")
+                                             || has(m, "processing error")))
+    set_hintf(e, "the client key is encrypted: give its passphrase as sslpassword (it is "
+                 "missing or wrong); neoconn never asks on the terminal");
+  else if (strcmp(code, "client_key") == 0)
+    set_hintf(e, "check sslcert and sslkey: both files must exist, be readable, and belong "
+                 "together");
   else if (strcmp(code, "connection_lost") == 0)
     set_hintf(e, "the connection was closed before the server answered: check that host and "
                  "port are PostgreSQL's (not another service, a proxy or a pooler refusing it), "
@@ -355,6 +366,10 @@ void nc_classify_connect_failure(nc_conn *c, const char *libpq_message, int time
   } else if (has(m, "read-only") || has(m, "hot standby") || has(m, "is not in recovery")) {
     code = "wrong_session_type";
     stage = NC_STAGE_SESSION;
+  } else if (has(m, "private key file") || has(m, "client certificate")
+             || has(m, "certificate file")) {
+    code = "client_key";
+    stage = NC_STAGE_TLS;
   } else if (has(m, "server closed the connection unexpectedly") || has(m, "EOF detected")
              || has(m, "Connection reset by peer")) {
     code = "connection_lost";

@@ -152,6 +152,7 @@ NC_PRIVATE void nc_connect_give_up(nc_conn *c); /* deadline passed: failed with 
 NC_PRIVATE nc_conn *nc_connect(lua_State *L, int target, double timeout);
 NC_PRIVATE void nc_conn_close(nc_conn *c);
 NC_PRIVATE void nc_remember_endpoint(nc_conn *c); /* user, host, port, dbname from libpq */
+NC_PRIVATE void nc_install_key_password_hook(void); /* never a terminal prompt */
 NC_PRIVATE void nc_release_test(lua_State *L, nc_conn *c); /* drops the test's Lua state */
 NC_PRIVATE void nc_register_conn(lua_State *L);
 NC_PRIVATE void nc_register_connect(lua_State *L); /* into the module table on top */
