@@ -218,14 +218,27 @@ static const char *or_empty(const char *s)
   return s != NULL ? s : "";
 }
 
-static const char config_hint[] =
-  "fix the connection settings: a postgresql:// URL, key=value pairs or a table of libpq "
-  "keywords; sslmode is one of disable, allow, prefer, require, verify-ca, verify-full";
+/* The hint for a settings mistake: about the setting the message names. */
+static const char *config_hint(const char *message)
+{
+  const char *m = message != NULL ? message : "";
+  if (strstr(m, "target_session_attrs") != NULL)
+    return "target_session_attrs is one of any, read-write, read-only, primary, standby, "
+           "prefer-standby";
+  if (strstr(m, "sslmode") != NULL)
+    return "sslmode is one of disable, allow, prefer, require, verify-ca, verify-full";
+  if (strstr(m, "port") != NULL)
+    return "port is an integer 1-65535 (a list of them for several hosts)";
+  if (strstr(m, "regular file") != NULL)
+    return "give the path of a regular file (not a FIFO, a device or a directory)";
+  return "fix the connection settings: a postgresql:// URL, key=value pairs or a table of "
+         "libpq keywords";
+}
 
 void nc_config_error(nc_error *e, const char *message)
 {
   nc_error_set(e, "invalid_config", NC_STAGE_CONFIG, message);
-  set_text(&e->hint, nc_strdup(config_hint));
+  set_text(&e->hint, nc_strdup(config_hint(message)));
 }
 
 static void set_hint(nc_conn *c)
@@ -236,7 +249,7 @@ static void set_hint(nc_conn *c)
   const char *code = e->code, *m = or_empty(e->message);
 
   if (strcmp(code, "invalid_config") == 0)
-    set_hintf(e, "%s", config_hint);
+    set_hintf(e, "%s", config_hint(m));
   else if (strcmp(code, "dns") == 0)
     set_hintf(e, "the host name %s does not resolve: check the spelling, or use hostaddr "
                      "with the server's IP address", host);
@@ -249,11 +262,26 @@ static void set_hint(nc_conn *c)
   else if (strcmp(code, "tls_unsupported") == 0)
     set_hintf(e, "the server does not offer TLS: enable ssl = on on the server, or use "
                      "sslmode=prefer or disable if an unencrypted connection is acceptable");
+  else if (strcmp(code, "tls_failed") == 0 && has(m, "does not match host name"))
+    set_hintf(e, "the server's certificate is for another name than %s: connect with the name "
+                 "it was issued for, or have one issued for this name", host);
+  else if (strcmp(code, "tls_failed") == 0 && has(m, "certificate verify failed"))
+    set_hintf(e, "the server's certificate is not signed by the CA in sslrootcert (libpq "
+                 "verifies it whenever a root certificate is given, with sslmode=require too): "
+                 "give the CA that signed it");
+  else if (strcmp(code, "tls_failed") == 0 && has(m, "root certificate file"))
+    set_hintf(e, "verifying the server needs its CA: give sslrootcert, or put the CA in "
+                 "~/.postgresql/root.crt");
+  else if (strcmp(code, "tls_failed") == 0 && has(m, "alert unknown ca"))
+    set_hintf(e, "the server does not trust the client certificate: have sslcert issued by a "
+                 "CA in the server's ssl_ca_file");
   else if (strcmp(code, "tls_failed") == 0)
     set_hintf(e, "the TLS handshake failed: with sslmode=verify-ca or verify-full give "
-                     "sslrootcert (the CA that signed the server certificate) and make sure the "
-                     "host name matches the certificate; sslmode=require encrypts without "
-                     "verifying");
+                 "sslrootcert (the CA that signed the server certificate) and make sure the "
+                 "host name matches the certificate");
+  else if (strcmp(code, "hba_rejected") == 0 && has(m, "no encryption"))
+    set_hintf(e, "the server refuses unencrypted connections for %s: connect with "
+                 "sslmode=require (verify-full with sslrootcert to check the server too)", user);
   else if (strcmp(code, "auth_failed") == 0)
     set_hintf(e, "user %s could not authenticate: check the user name and password "
                      "(ALTER ROLE %s PASSWORD '...'; as an administrator resets it)", user, user);
@@ -367,7 +395,7 @@ void nc_classify_connect_failure(nc_conn *c, const char *libpq_message, int time
     code = "wrong_session_type";
     stage = NC_STAGE_SESSION;
   } else if (has(m, "private key file") || has(m, "client certificate")
-             || has(m, "certificate file")) {
+             || (has(m, "certificate file") && !has(m, "root certificate file"))) {
     code = "client_key";
     stage = NC_STAGE_TLS;
   } else if (has(m, "server closed the connection unexpectedly") || has(m, "EOF detected")

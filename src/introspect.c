@@ -487,7 +487,9 @@ static void push_stages(lua_State *L, const nc_conn *c, const nc_error *failure,
     lua_pushstring(L, nc_stage_names[s]);
     lua_setfield(L, -2, "name");
     set_bool(L, -1, "ok", ok);
-    if (s == NC_STAGE_TLS && !c->tls_seen && ok) {
+    /* Not used: never negotiated, or negotiated and refused (sslmode=prefer
+     * or allow then went on in plain text). */
+    if (s == NC_STAGE_TLS && ok && (!c->tls_seen || (c->pg != NULL && !PQsslInUse(c->pg)))) {
       set_number(L, -1, "ms", 0);
       set_bool(L, -1, "skipped", 1);
     } else {

@@ -61,6 +61,7 @@ cat >"$tmp/data/pg_hba.conf" <<HBA
 local all all trust
 local replication all trust
 host all neoconn_hba_rejected 127.0.0.1/32 reject
+hostnossl all neoconn_nossl_rejected 127.0.0.1/32 reject
 host all all 127.0.0.1/32 scram-sha-256
 host all all ::1/128 scram-sha-256
 HBA
