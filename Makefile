@@ -23,7 +23,7 @@ CORE := $(BUILD)/neoconn/core.so
 TOOLS := build/tools/silent_listener build/tools/delay_proxy
 BUSTED := $(LUA_BIN) /usr/bin/busted
 
-.PHONY: all env deps test check-specs lint demo bench memcheck fuzz install clean
+.PHONY: all env deps servers test check-specs lint demo bench memcheck fuzz install clean
 
 all: $(CORE) $(TOOLS)
 
@@ -54,11 +54,17 @@ deps:
 lint:
 	luacheck --quiet lua spec bench examples bin
 
-# The specs under Lua 5.4 and under LuaJIT, against one throwaway cluster.
-test: deps
+# The specs under Lua 5.4 and under LuaJIT against Debian's PostgreSQL 15,
+# then under Lua 5.4 against 13, 14, 16, 17 and 18 (test-matrix.sh).
+test: deps servers
 	@$(MAKE) --no-print-directory all lint
 	@$(MAKE) --no-print-directory LUA=luajit all
 	@spec/support/with-cluster.sh spec/support/run-specs.sh lua5.4 luajit
+	@spec/support/test-matrix.sh
+
+# The pinned PostgreSQL builds of the other versions (npm: package-lock.json).
+servers:
+	@sh spec/support/test-servers.sh
 
 demo: deps
 	@$(MAKE) --no-print-directory all

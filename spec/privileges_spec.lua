@@ -3,6 +3,7 @@
 -- exactly when the report says it may.
 local neoconn = require("neoconn")
 local pg = require("pg")
+local it_read_all_data = pg.it_if(it, pending, pg.major >= 14, "pg_read_all_data came in 14")
 local q = neoconn.quote_ident
 
 -- The statement each verdict stands for; %s is the qualified table.
@@ -107,6 +108,30 @@ describe("neoconn.test privilege verdicts", function()
     assert.are.same({ direct }, other.role.set_role_only)
   end)
 
+  it("tell roles it may SET ROLE to from those it may not (PostgreSQL 16 membership options)",
+    function()
+      local user, password = pg.login_role("setopt")
+      local settable, neither = pg.unique("setopt_s"), pg.unique("setopt_n")
+      pg.exec(("CREATE ROLE %s; CREATE ROLE %s"):format(q(settable), q(neither)))
+      local conn = assert(neoconn.connect(pg.target(user, password)))
+      if pg.major >= 16 then
+        pg.exec(("GRANT %s TO %s WITH INHERIT FALSE; GRANT %s TO %s WITH INHERIT FALSE, SET FALSE")
+          :format(q(settable), q(user), q(neither), q(user)))
+        local role = neoconn.test(conn).role
+        assert.are.same({ settable }, role.set_role_only)
+        assert.are.same({ neither }, role.member_only)
+        assert.is_true((pg.try(conn, "SET ROLE " .. q(settable))))
+        assert.is_false((pg.try(conn, "SET ROLE " .. q(neither))))
+      else
+        -- Before 16 every membership allows SET ROLE: there is no member_only.
+        pg.exec(("GRANT %s TO %s"):format(q(settable), q(user)))
+        local role = neoconn.test(conn).role
+        assert.is_nil(role.member_only)
+        assert.is_true((pg.try(conn, "SET ROLE " .. q(settable))))
+      end
+      conn:close()
+    end)
+
   it("include grants to PUBLIC", function()
     local user, password, schema, t = scenario("public")
     pg.exec(("GRANT SELECT, DELETE ON %s TO PUBLIC"):format(t))
@@ -138,7 +163,7 @@ describe("neoconn.test privilege verdicts", function()
     assert.is_false(full.privileges.SELECT)
   end)
 
-  it("see predefined roles pg_read_all_data and pg_write_all_data", function()
+  it_read_all_data("see predefined roles pg_read_all_data and pg_write_all_data", function()
     local user, password, schema = scenario("predef")
     pg.exec(("GRANT pg_read_all_data, pg_write_all_data TO %s"):format(q(user)))
     local report = prove(user, password, schema)
@@ -212,5 +237,51 @@ describe("neoconn.test privilege verdicts", function()
     pg.exec(("GRANT SELECT, INSERT, UPDATE ON %s TO %s"):format(t, q(user)))
     local report = prove(user, password, schema)
     assert.are.equal('a.b "c" ü 表', report.tables[1].name)
+  end)
+end)
+
+describe("version-specific privileges and columns", function()
+  local it_maintain = pg.it_if(it, pending, pg.major >= 17, "MAINTAIN came in 17")
+  local it_virtual = pg.it_if(it, pending, pg.major >= 18, "virtual generated columns came in 18")
+
+  it("report MAINTAIN exactly where the server has it", function()
+    local user, password = pg.login_role("mnt")
+    local schema = pg.schema_with_table(user, "mnt", { grant = "SELECT" })
+    local t = neoconn.test(pg.target(user, password), { schemas = { schema } }).tables[1]
+    if pg.major >= 17 then
+      assert.is_false(t.privileges.MAINTAIN)
+    else
+      assert.is_nil(t.privileges.MAINTAIN)
+    end
+  end)
+
+  it_maintain("prove MAINTAIN by taking the lock only it allows a reader", function()
+    local user, password = pg.login_role("mnt2")
+    local schema, t = pg.schema_with_table(user, "mnt2", { grant = "SELECT" })
+    local conn = assert(neoconn.connect(pg.target(user, password)))
+    local function report() return neoconn.test(conn, { schemas = { schema } }).tables[1] end
+    local lock = "LOCK TABLE " .. t .. " IN ACCESS EXCLUSIVE MODE"
+    assert.is_false(report().privileges.MAINTAIN)
+    assert.is_false((pg.try(conn, lock)))
+    pg.exec(("GRANT MAINTAIN ON %s TO %s"):format(t, q(user)))
+    assert.is_true(report().privileges.MAINTAIN)
+    assert.is_true((pg.try(conn, lock)))
+    conn:close()
+  end)
+
+  it_virtual("leave virtual generated columns out of the statements, as stored ones", function()
+    local user, password = pg.login_role("virt")
+    local schema = pg.schema_with_table(user, "virt", { grant = "INSERT, SELECT",
+      columns = "id int PRIMARY KEY, v text, doubled int GENERATED ALWAYS AS (id * 2) VIRTUAL" })
+    local report = neoconn.test(pg.target(user, password), { schemas = { schema },
+      job = { kind = "destination" } })
+    local t = report.tables[1]
+    assert.are.same({ "doubled" }, t.generated)
+    assert.is_nil(t.refused)
+    assert.are.equal(("INSERT INTO %s.t (id, v) VALUES (NULL, NULL) ON CONFLICT DO NOTHING")
+      :format(q(schema)), t.statement)
+    local conn = assert(neoconn.connect(pg.target(user, password)))
+    assert.is_true((pg.try(conn, ("INSERT INTO %s.t (id, v) VALUES (1, 'x')"):format(q(schema)))))
+    conn:close()
   end)
 end)

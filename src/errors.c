@@ -279,7 +279,7 @@ static void set_hint(nc_conn *c)
     set_hintf(e, "the TLS handshake failed: with sslmode=verify-ca or verify-full give "
                  "sslrootcert (the CA that signed the server certificate) and make sure the "
                  "host name matches the certificate");
-  else if (strcmp(code, "hba_rejected") == 0 && has(m, "no encryption"))
+  else if (strcmp(code, "hba_rejected") == 0 && (has(m, "no encryption") || has(m, "SSL off")))
     set_hintf(e, "the server refuses unencrypted connections for %s: connect with "
                  "sslmode=require (verify-full with sslrootcert to check the server too)", user);
   else if (strcmp(code, "auth_failed") == 0)
@@ -311,11 +311,12 @@ static void set_hint(nc_conn *c)
   else if (strcmp(code, "client_key") == 0 && (has(m, "group or world access")))
     set_hintf(e, "the client key must be readable by its owner only: chmod 0600 it (0640 when "
                  "root owns it)");
-  else if (strcmp(code, "client_key") == 0 && (has(m, "bad decrypt") || has(m, "bad password")
-                                             || has(m, "problems getting password")
-                                             || has(m, "processing error")))
-    set_hintf(e, "the client key is encrypted: give its passphrase as sslpassword (it is "
-                 "missing or wrong); neoconn never asks on the terminal");
+  else if (strcmp(code, "client_key") == 0 && has(m, "could not load private key file"))
+    /* OpenSSL's reason varies with a wrong passphrase ("bad decrypt", or
+     * an ASN.1 error when the garbage happens to pad correctly). */
+    set_hintf(e, "the client key could not be opened: if it is encrypted, give its passphrase "
+                 "as sslpassword (it is missing or wrong; neoconn never asks on the terminal); "
+                 "else check that sslkey is a private key");
   else if (strcmp(code, "client_key") == 0)
     set_hintf(e, "check sslcert and sslkey: both files must exist, be readable, and belong "
                  "together");

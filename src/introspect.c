@@ -77,8 +77,17 @@ static const char SQL_ROLE[] =
   " ARRAY(SELECT g.rolname::text FROM m JOIN pg_roles g ON g.oid = m.roleid"
   "  WHERE pg_has_role(me.oid, g.oid, 'USAGE') ORDER BY 1) AS inherits,"
   " ARRAY(SELECT g.rolname::text FROM m JOIN pg_roles g ON g.oid = m.roleid"
-  "  WHERE NOT pg_has_role(me.oid, g.oid, 'USAGE') ORDER BY 1) AS set_role_only"
+  "  WHERE NOT pg_has_role(me.oid, g.oid, 'USAGE')%s ORDER BY 1) AS set_role_only%s"
   " FROM pg_roles r JOIN me ON r.oid = me.oid";
+/* PostgreSQL 16 and later: a membership may allow SET ROLE or not (WITH
+ * SET FALSE, the ADMIN-only grant a CREATEROLE user gets): set_role_only
+ * needs SET, and member_only lists the roles neither inherited nor
+ * settable. */
+static const char ROLE_SET_16[] = " AND pg_has_role(me.oid, g.oid, 'SET')";
+static const char ROLE_MEMBER_ONLY_16[] =
+  ", ARRAY(SELECT g.rolname::text FROM m JOIN pg_roles g ON g.oid = m.roleid"
+  "  WHERE NOT pg_has_role(me.oid, g.oid, 'USAGE') AND NOT pg_has_role(me.oid, g.oid, 'SET')"
+  "  ORDER BY 1) AS member_only";
 
 static const char SQL_DATABASE[] =
   "SELECT d.datname AS name, pg_get_userbyid(d.datdba) AS owner,"
@@ -694,7 +703,8 @@ static void start_queries(lua_State *L, nc_conn *c)
     queries[Q_SEQUENCES] = lua_pushfstring(L, "%s ORDER BY 1, 2", lua_tostring(L, -1));
   queries[Q_FUNCTIONS] = lua_pushfstring(L, "WITH scope AS %s%s", scope, SQL_FUNCTIONS);
   queries[Q_SERVER] = SQL_SERVER;
-  queries[Q_ROLE] = SQL_ROLE;
+  queries[Q_ROLE] = lua_pushfstring(L, SQL_ROLE, version >= 160000 ? ROLE_SET_16 : "",
+                                    version >= 160000 ? ROLE_MEMBER_ONLY_16 : "");
   queries[Q_DATABASE] = SQL_DATABASE;
   queries[Q_SCHEMAS] = SQL_SCHEMAS;
   queries[Q_NOT_FOUND] = SQL_NOT_FOUND;
