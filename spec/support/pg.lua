@@ -25,8 +25,7 @@ end
 
 --- it() for tests that need the hot standby.
 function pg.it_with_standby(it, pending)
-  return pg.it_if(it, pending, pg.standby_port ~= nil,
-    "no hot standby, Debian's pg_basebackup 15 takes servers up to 15")
+  return pg.it_if(it, pending, pg.standby_port ~= nil, "the harness started no hot standby")
 end
 pg.silent_port = env("NEOCONN_TEST_SILENT_PORT")
 pg.closing_port = env("NEOCONN_TEST_CLOSING_PORT")

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs a command next to a throwaway PostgreSQL 15: a cluster in a temporary
+# Runs a command next to a throwaway PostgreSQL (Debian's 15, or the server
+# whose bin directory NEOCONN_PGBIN names): a cluster in a temporary
 # directory on private ports and a private socket, SCRAM passwords, TLS with
 # a generated certificate; a hot standby of it (pg_basebackup -R); a second
 # copy without TLS; a listener that never answers. Everything is stopped and removed when the command ends, however
@@ -98,8 +99,7 @@ done
 
 # The standby: a base backup that follows the primary (-R), on its own port,
 # made by Debian's pg_basebackup, which takes servers up to its own 15 (the
-# server builds of other versions ship none): newer servers run without
-# one, and the specs that need it say so (pending, never silently).
+# server builds of other versions ship none); for newer ones by hand.
 if [ "$server_major" -le 15 ]; then
   as_pg "$debian_bin/pg_basebackup" -D "$tmp/standby" -h "$tmp/sock" -p "$port" -U "$admin" -R \
     -X stream >"$tmp/basebackup.log" 2>&1 || { cat "$tmp/basebackup.log"; exit 1; }
@@ -111,7 +111,21 @@ if [ "$server_major" -le 15 ]; then
   as_pg "$pgbin/pg_ctl" -D "$tmp/standby" -l "$tmp/standby.log" -w -t 60 start >/dev/null \
     || { cat "$tmp/standby.log"; exit 1; }
 else
-  standby_port=""
+  # 16 and later: a low-level base backup in one session of Debian's psql:
+  # pg_backup_start, a copy of the data directory, pg_backup_stop, whose
+  # label goes into the copy; the standby streams the rest from the primary.
+  as_pg "$debian_bin/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$tmp/sock" -p "$port" -U "$admin" \
+    -d postgres >"$tmp/backup.log" 2>&1 <<SQL || { cat "$tmp/backup.log"; exit 1; }
+SELECT pg_backup_start('neoconn standby', true);
+\! cp -a '$tmp/data' '$tmp/standby' && rm -f '$tmp/standby/postmaster.pid' '$tmp/standby/postmaster.opts'
+\o '$tmp/standby/backup_label'
+SELECT labelfile FROM pg_backup_stop(false);
+SQL
+  as_pg sh -c "touch '$tmp/standby/standby.signal'
+    echo \"primary_conninfo = 'host=$tmp/sock port=$port user=$admin'\" >>'$tmp/standby/postgresql.auto.conf'
+    echo 'port = $standby_port' >>'$tmp/standby/postgresql.conf'"
+  as_pg "$pgbin/pg_ctl" -D "$tmp/standby" -l "$tmp/standby.log" -w -t 60 start >/dev/null \
+    || { cat "$tmp/standby.log"; exit 1; }
 fi
 
 "$top/build/tools/silent_listener" "$silent_port" 3600 &
