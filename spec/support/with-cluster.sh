@@ -2,9 +2,10 @@
 # Runs a command next to a throwaway PostgreSQL (Debian's 15, or the server
 # whose bin directory NEOCONN_PGBIN names): a cluster in a temporary
 # directory on private ports and a private socket, SCRAM passwords, TLS with
-# a generated certificate; a hot standby of it (pg_basebackup -R); a second
-# copy without TLS; a listener that never answers. Everything is stopped and removed when the command ends, however
-# it ends. As root, the server runs as the postgres user (it refuses root).
+# a generated certificate; a hot standby of it; a second copy without TLS;
+# a listener that never answers and one that closes at once. Everything is
+# stopped and removed when the command ends, however it ends. As root, the
+# server runs as the postgres user (it refuses root).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
