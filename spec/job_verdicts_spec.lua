@@ -241,6 +241,15 @@ describe("the executor proof", function()
     assert.is_true(pg.verdict(result, "public", "t").usable)
     assert.are.equal(1, #pg.findings(result, "table.statements"))
     assert.are.equal("warning", pg.findings(result, "table.statements")[1].level)
+    -- On the caller's own connection: the failed proof left the test's
+    -- transaction aborted; it was rolled back, the connection is idle.
+    local conn = assert(neoconn.connect(pg.target(user, password, { dbname = db })))
+    local report = neoconn.test(conn, { tables = { "public.t" }, job = { kind = "source" } })
+    assert.is_true(report.ok)
+    assert.are.equal("unavailable", report.proof.status)
+    assert.are.same({ { one = 1 } }, assert(conn:query("SELECT 1 AS one")))
+    assert.is_true(neoconn.test(conn).ok)
+    conn:close()
     admin:close()
   end)
 

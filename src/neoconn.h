@@ -58,11 +58,11 @@ typedef struct {
   int value[NC_OPT_COUNT];
 } nc_job;
 
-/* One step of a pipeline: a statement (sql != NULL) or a sync point. Rows
- * of a statement go to lists[list] when list > 0. A failing statement
- * fails the test, unless it is `tolerated`: then its error is kept in
- * c->tolerated_error and the test goes on (the server skips the rest of
- * that segment, up to the next sync). */
+/* One step of a pipeline: a statement (sql != NULL) or the sync that ends
+ * it. Rows of a statement go to lists[list] when list > 0. A failing
+ * statement fails the test, unless it is `tolerated`: then its error is
+ * kept in c->tolerated_error and the test goes on (the server skips what
+ * follows, up to the sync; a ROLLBACK then ends the transaction). */
 #define NC_MAX_STEPS 24
 typedef struct {
   const char *sql;
@@ -86,7 +86,7 @@ typedef struct {
   int want_write;                /* the handshake waits for the socket to be writable */
   double connect_deadline;       /* connect_start's: connect_poll gives up after it */
   /* A test in progress (introspect.c drives pipeline.c). */
-  int phase;                     /* 0 idle, 1 the pipeline runs */
+  int phase;                     /* 0 idle, else the pipeline or its ROLLBACK */
   int expect;                    /* the step whose result comes next */
   int nsteps;
   struct { int list, tolerated, sync; } steps[NC_MAX_STEPS];

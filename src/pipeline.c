@@ -1,16 +1,16 @@
-/* A pipeline of statements and sync points as a state machine.
+/* A pipeline of statements ending in one sync, as a state machine.
  * nc_pipeline_begin sends every step in one round trip; nc_pipeline_step
  * consumes whatever has arrived and says whether to wait for the socket,
  * so a blocking loop (neoconn.test) and an event loop (nginx, a fleet
- * check) drive the same code. Sync points split the pipeline into
- * segments: an error skips the rest of its own segment only, so a step
- * that may fail (the executor proof) sits in a segment of its own, and a
- * last segment ends the transaction whatever happened before it. If the
- * protocol state is unknown (timeout, lost connection) or the connection
- * is not idle at the end, it is closed. */
+ * check) drive the same code. One sync, at the end: a transaction pooler in
+ * statement mode (pgbouncer) sees no transaction left open at any sync. An
+ * error skips the rest up to the sync, so the transaction is then left
+ * aborted: a ROLLBACK ends it (a second round trip, only then), and the
+ * caller's connection is idle again. If the protocol state is unknown
+ * (timeout, lost connection) the connection is closed. */
 #include "neoconn.h"
 
-enum { PHASE_PIPELINE = 1 };
+enum { PHASE_PIPELINE = 1, PHASE_ROLLBACK = 2 };
 
 /* The connection cannot be trusted any more: record why and close it. */
 static int lose(nc_conn *c, int timed_out)
@@ -100,7 +100,7 @@ static int on_result(lua_State *L, nc_conn *c, PGresult *res, int lists)
     c->expect++;
     if (c->expect < c->nsteps)
       return 0;
-    if (!PQexitPipelineMode(c->pg) || PQtransactionStatus(c->pg) != PQTRANS_IDLE)
+    if (!PQexitPipelineMode(c->pg))
       return -1;
     return 1;
   }
@@ -130,15 +130,38 @@ int nc_pipeline_step(lua_State *L, nc_conn *c, int lists)
     if (r == 0)
       return 0; /* wait until writable (or readable) */
     while (!PQisBusy(c->pg)) {
-      int done = on_result(L, c, nc_take_result(L, c->pg), lists);
+      int done;
+      if (c->phase == PHASE_ROLLBACK) {
+        PGresult *res = nc_take_result(L, c->pg);
+        int ended = res == NULL, failed = res != NULL && PQresultStatus(res) != PGRES_COMMAND_OK;
+        nc_drop_result(L);
+        if (failed)
+          return lose(c, 0);
+        if (ended) {
+          c->phase = 0;
+          return PQtransactionStatus(c->pg) == PQTRANS_IDLE ? 1 : lose(c, 0);
+        }
+        continue;
+      }
+      done = on_result(L, c, nc_take_result(L, c->pg), lists);
       nc_drop_result(L);
       if (done < 0)
         return lose(c, 0);
+      if (done > 0 && PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
+        /* Something failed and left the transaction aborted: end it. */
+        if (!PQsendQuery(c->pg, "ROLLBACK"))
+          return lose(c, 0);
+        c->phase = PHASE_ROLLBACK;
+        c->flushing = 1;
+        break;
+      }
       if (done > 0) {
         c->phase = 0;
         return 1;
       }
     }
+    if (c->phase == PHASE_ROLLBACK && c->flushing)
+      continue; /* send it, then read its result */
     c->want_write = 0;
     return 0; /* wait until readable */
   }
