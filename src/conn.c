@@ -42,6 +42,17 @@ const char *nc_check_string(lua_State *L, int idx, const char *name, size_t *len
   return lua_tolstring(L, idx, len);
 }
 
+const char *nc_check_text(lua_State *L, int idx, const char *name, size_t *len)
+{
+  size_t n;
+  const char *s = nc_check_string(L, idx, name, &n);
+  if (memchr(s, '\0', n) != NULL)
+    luaL_argerror(L, idx, lua_pushfstring(L, "%s: contains a zero byte", name));
+  if (len != NULL)
+    *len = n;
+  return s;
+}
+
 double nc_opt_timeout(lua_State *L, int opts, const char *fname)
 {
   double t = NC_DEFAULT_TIMEOUT;

@@ -481,10 +481,8 @@ void nc_push_redacted(lua_State *L, const char *text, const char *secret)
 int nc_l_redact(lua_State *L)
 {
   size_t len;
-  const char *text = nc_check_string(L, 1, "text", &len);
-  const char *secret = lua_isnoneornil(L, 2) ? NULL : nc_check_string(L, 2, "secret", NULL);
-  if (memchr(text, '\0', len) != NULL)
-    luaL_argerror(L, 1, "text: contains a zero byte");
+  const char *text = nc_check_text(L, 1, "text", &len);
+  const char *secret = lua_isnoneornil(L, 2) ? NULL : nc_check_text(L, 2, "secret", NULL);
   nc_push_redacted(L, text, secret);
   return 1;
 }

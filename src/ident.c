@@ -94,9 +94,7 @@ int nc_l_quote_ident(lua_State *L)
     luaL_argerror(L, 1, "name: string expected, got no value");
   for (i = 1; i <= n; i++) {
     size_t len;
-    const char *s = nc_check_string(L, i, "name", &len);
-    if (memchr(s, '\0', len) != NULL)
-      luaL_argerror(L, i, "identifier contains a zero byte");
+    const char *s = nc_check_text(L, i, "name", &len);
     if (len == 0)
       luaL_argerror(L, i, "identifier is empty (PostgreSQL has no empty names)");
     total += nc_quote_ident(NULL, s, len) + 1;

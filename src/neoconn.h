@@ -160,6 +160,9 @@ NC_PRIVATE double nc_opt_timeout(lua_State *L, int opts, const char *fname);
 /* A string argument (numbers convert, as Lua's own do), its error naming
  * it: "bad argument #2 to 'query' (sql: string expected, got nil)". */
 NC_PRIVATE const char *nc_check_string(lua_State *L, int idx, const char *name, size_t *len);
+/* The same, refusing a zero byte (C would cut the text there): "sql:
+ * contains a zero byte". */
+NC_PRIVATE const char *nc_check_text(lua_State *L, int idx, const char *name, size_t *len);
 
 /* box.c: GC-owned holders for libpq allocations (see box.c). */
 /* take: the next result of pg (NULL at a query's end), in a box pushed on

@@ -386,14 +386,11 @@ static int run_simple(lua_State *L, nc_conn *c, const char *sql, int nparams,
 int nc_l_query(lua_State *L)
 {
   nc_conn *c = nc_check_conn(L, 1);
-  size_t len;
-  const char *sql = nc_check_string(L, 2, "sql", &len);
+  const char *sql = nc_check_text(L, 2, "sql", NULL);
   int nparams = 0, i;
   const char **params = NULL;
   double deadline;
 
-  if (memchr(sql, '\0', len) != NULL)
-    luaL_argerror(L, 2, "sql: contains a zero byte");
   if (c->state_ref != LUA_NOREF)
     luaL_argerror(L, 1, "a test is running on this connection: finish it first");
   lua_settop(L, 4);

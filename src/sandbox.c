@@ -281,11 +281,8 @@ static int l_sandbox_watch(lua_State *L)
 /* core.file_kind(path) -> "file" | "directory" | "other" | nil, message */
 static int l_file_kind(lua_State *L)
 {
-  size_t len;
-  const char *path = luaL_checklstring(L, 1, &len);
+  const char *path = nc_check_text(L, 1, "path", NULL);
   struct stat st;
-  if (memchr(path, '\0', len) != NULL)
-    luaL_argerror(L, 1, "path: contains a zero byte");
   if (stat(path, &st) != 0) {
     lua_pushnil(L);
     lua_pushfstring(L, "%s: %s", path, strerror(errno));
