@@ -42,7 +42,7 @@ static int l_poll(lua_State *L)
     p[i].revents = 0;
     lua_pop(L, 2);
   }
-  ms = timeout <= 0 ? 0 : timeout > 86400.0 ? 86400000 : (int)(timeout * 1000.0) + 1;
+  ms = nc_ms(timeout, NC_DAY_MS);
   do {
     rc = poll(p, (nfds_t)n, ms);
   } while (rc < 0 && errno == EINTR);

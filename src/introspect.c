@@ -2,6 +2,7 @@
  * round trip what the session role may do, as PostgreSQL itself decides it
  * (has_*_privilege on OIDs, pg_has_role, row_security_active), never from
  * information_schema. Column names with a dot shape the report (result.c). */
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include "neoconn.h"
@@ -644,8 +645,6 @@ static void arm(lua_State *L, nc_conn *c, int opts, double started, double timeo
   c->introspect_started = -1;
 }
 
-#define TEXTARRAYOID 1009
-
 /* The job's tgtype event bits: INSERT, and UPDATE for an upsert, TRUNCATE
  * when it truncates. */
 static int trigger_events(const nc_job *job)
@@ -718,11 +717,11 @@ static void start_queries(lua_State *L, nc_conn *c)
     queries[Q_CASCADE] = lua_pushfstring(L, "WITH RECURSIVE scope AS %s%s", scope, SQL_CASCADE);
 
   /* The settings, all bound: the scope and the job for the proof too. */
-  settings[0] = lua_pushfstring(L, "%d", left > 0.001 ? (int)(left > 2e6 ? 2e9 : left * 1000.0) : 1);
+  settings[0] = lua_pushfstring(L, "%d", left > 0.001 ? nc_ms(left, INT_MAX) : 1);
   settings[1] = c->job.kind == NC_DST ? "destination" : "source";
   settings[2] = nc_job_choice(&c->job, NC_OPT_ON_CONFLICT);
   settings[3] = lua_pushfstring(L, "%d", (int)c->proof_limit);
-  settings[4] = lua_pushfstring(L, "%d", (int)(left > 2e6 ? 1e9 : left * 1000.0 * NC_PROOF_BUDGET_SHARE));
+  settings[4] = lua_pushfstring(L, "%d", nc_ms(left * NC_PROOF_BUDGET_SHARE, INT_MAX));
   for (i = 0; i < 3; i++)
     settings[5 + i] = params[i] != NULL ? params[i] : "";
   steps[n++] = (nc_step){ "BEGIN READ ONLY ISOLATION LEVEL REPEATABLE READ", 0, NULL, NULL, 0, 0 };

@@ -8,6 +8,7 @@
 #include "compat.h"
 
 #define NC_PRIVATE __attribute__((visibility("hidden")))
+#define TEXTARRAYOID 1009 /* text[]: catalog parameters, and rows read back */
 
 #define NC_CONN_MT "neoconn.connection"
 #define NC_ERROR_MT "neoconn.error"
@@ -109,6 +110,10 @@ typedef struct {
 /* time.c */
 NC_PRIVATE double nc_now(void);
 NC_PRIVATE int nc_finite(double x);
+/* Seconds as whole milliseconds, rounded up and kept within [0, cap]: for
+ * poll(2) (an int) and statement_timeout (at most INT_MAX ms). */
+NC_PRIVATE int nc_ms(double seconds, int cap);
+#define NC_DAY_MS 86400000
 /* Waits until fd is readable (mode 0), writable (1) or either (2);
  * 1 ready, 0 deadline passed, -1 error. */
 NC_PRIVATE int nc_wait_fd(int fd, int mode, double deadline);

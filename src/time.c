@@ -10,6 +10,16 @@ int nc_finite(double x)
   return x == x && x - x == 0.0; /* neither NaN nor infinite */
 }
 
+int nc_ms(double seconds, int cap)
+{
+  double ms = seconds * 1000.0;
+  if (!(ms > 0))
+    return 0;
+  if (ms >= (double)cap)
+    return cap;
+  return (int)ms + ((double)(int)ms < ms);
+}
+
 double nc_now(void)
 {
   struct timespec ts;
@@ -27,8 +37,7 @@ int nc_wait_fd(int fd, int mode, double deadline)
     int ms, rc;
     if (left <= 0)
       return 0;
-    /* A far deadline is waited for a day at a time (poll takes an int). */
-    ms = left > 86400.0 ? 86400000 : (int)(left * 1000.0) + 1;
+    ms = nc_ms(left, NC_DAY_MS); /* a far deadline: a day at a time */
     p.revents = 0;
     rc = poll(&p, 1, ms);
     if (rc > 0)
