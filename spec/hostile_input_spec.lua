@@ -233,6 +233,8 @@ describe("argument errors", function()
       { function() neoconn.test() end, "target: a connection" },
       { function() neoconn.requirements(nil) end, "kind: \"source\" or \"destination\" expected, got nil" },
       { function() neoconn.requirements("source", 5) end, "opts: table of job options expected" },
+      { function() neoconn.test({}, { job = { kind = "sink" } }) end,
+        "job.kind: \"source\" or \"destination\" expected, got sink" },
       { function() neoconn.quote_ident({}) end, "name: string expected, got table" },
       { function() neoconn.parse_name(nil) end, "name: string expected, got nil" },
       { function() neoconn.redact(nil) end, "text: string expected, got nil" },

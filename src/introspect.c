@@ -42,11 +42,15 @@ static const char SCOPE_BOTH[] =
   " THEN 'some' ELSE 'none' END FROM pg_attribute a"                                     \
   " WHERE a.attrelid = s.oid AND a.attnum > 0 AND NOT a.attisdropped" extra ")"
 
-/* A permissive policy for cmd that applies to the role (PUBLIC is OID 0). */
-#define POLICY(cmd)                                                                      \
-  "EXISTS (SELECT 1 FROM pg_policy pol WHERE pol.polrelid = s.oid AND pol.polpermissive" \
-  " AND pol.polcmd IN ('" cmd "', '*') AND EXISTS (SELECT 1 FROM unnest(pol.polroles) r" \
-  " WHERE CASE WHEN r = 0 THEN true ELSE pg_has_role(r, 'USAGE') END))"
+/* A permissive policy on relation rel for cmd that applies to a user (PUBLIC
+ * is OID 0, which pg_has_role refuses: CASE, as OR has no evaluation
+ * order). who: "" for the session's role, or "<user oid>, ". */
+#define PERMISSIVE_POLICY(rel, cmd, who)                                                 \
+  "EXISTS (SELECT 1 FROM pg_policy pol WHERE pol.polrelid = " rel                       \
+  " AND pol.polpermissive AND pol.polcmd IN ('" cmd "', '*') AND EXISTS (SELECT 1"      \
+  " FROM unnest(pol.polroles) r"                                                         \
+  " WHERE CASE WHEN r = 0 THEN true ELSE pg_has_role(" who "r, 'USAGE') END))"
+#define POLICY(cmd) PERMISSIVE_POLICY("s.oid", cmd, "")
 
 /* The session's read-only default as a new session of the role gets it
  * (the test's own READ ONLY applies to its transaction only), and the
@@ -112,10 +116,7 @@ static const char SQL_SCHEMAS[] =
  * BYPASSRLS or has the privileges of the table's owner (and RLS is not
  * forced); a permissive policy for a command applies when the user has
  * the privileges of one of its roles. */
-#define BASE_POLICY(cmd)                                                                 \
-  "EXISTS (SELECT 1 FROM pg_policy pol WHERE pol.polrelid = b.oid AND pol.polpermissive" \
-  " AND pol.polcmd IN ('" cmd "', '*') AND EXISTS (SELECT 1 FROM unnest(pol.polroles) r" \
-  " WHERE r = 0 OR pg_has_role(k.ck, r, 'USAGE')))"
+#define BASE_POLICY(cmd) PERMISSIVE_POLICY("b.oid", cmd, "k.ck, ")
 #define VIEW_RLS                                                                         \
   " CASE WHEN s.relkind = 'v' THEN (SELECT ARRAY[true, bool_and(" BASE_POLICY("a") "),"  \
   "  bool_and(" BASE_POLICY("w") "), bool_and(" BASE_POLICY("r") ")]"                   \
@@ -587,8 +588,7 @@ static int push_lists(lua_State *L, const nc_conn *c)
  * "auto": jobs of up to NC_PROOF_AUTO_LIMIT tables, or that limit). */
 static void check_job(lua_State *L, int opts, nc_conn *c)
 {
-  static const char *const kinds[] = { "source", "destination", NULL };
-  int i, kind = 0;
+  int kind = 0;
   memset(&c->job, 0, sizeof c->job);
   c->proof_limit = 0;
   if (lua_isnoneornil(L, opts))
@@ -599,11 +599,7 @@ static void check_job(lua_State *L, int opts, nc_conn *c)
       luaL_argerror(L, opts, lua_pushfstring(L, "job: table expected, got %s",
                                              luaL_typename(L, -1)));
     lua_getfield(L, -1, "kind");
-    for (i = 0; kinds[i] != NULL; i++)
-      if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), kinds[i]) == 0)
-        kind = i == 0 ? NC_SRC : NC_DST;
-    if (kind == 0)
-      luaL_argerror(L, opts, "job.kind must be \"source\" or \"destination\"");
+    kind = nc_check_kind(L, -1, opts, "job.kind");
     lua_pop(L, 1);
     nc_check_job(L, kind, -1, opts, 1, &c->job);
     c->proof_limit = NC_PROOF_AUTO_LIMIT;
@@ -741,13 +737,14 @@ static void start_queries(lua_State *L, nc_conn *c)
     if (queries[i] != NULL)
       steps[n++] = (nc_step){ queries[i], 3, params, types, i + 1, 0 };
   /* The proof last: if it fails (no plpgsql for the role, ...), only it,
-   * its two queries and the COMMIT are skipped; the test goes on. */
+   * its two queries and the COMMIT are skipped (aborted, not failed); the
+   * test goes on and the pipeline rolls back. */
   if (c->proof_limit > 0) {
     steps[n++] = (nc_step){ lua_pushfstring(L, nc_proof_sql, scope, scope), 0, NULL, NULL, 0, 1 };
     steps[n++] = (nc_step){ nc_proof_status_sql, 0, NULL, NULL, Q_PROOF_STATUS + 1, 1 };
     steps[n++] = (nc_step){ nc_proof_rows_sql, 0, NULL, NULL, Q_PROOF_ROWS + 1, 1 };
   }
-  steps[n++] = (nc_step){ "COMMIT", 0, NULL, NULL, 0, 1 };
+  steps[n++] = (nc_step){ "COMMIT", 0, NULL, NULL, 0, 0 };
   steps[n++] = (nc_step){ NULL, 0, NULL, NULL, 0, 0 };
   c->introspect_started = nc_now();
   nc_pipeline_begin(c, steps, n); /* libpq copies it all */
@@ -829,8 +826,6 @@ static void add_proof(lua_State *L, nc_conn *c, int report, int lists)
   }
   lua_pushstring(L, found > 0 ? "executor" : "catalog");
   lua_setfield(L, proof, "method");
-  nc_push_job(L, &c->job);
-  lua_setfield(L, report, "job");
   lua_settop(L, proof);
   lua_setfield(L, report, "proof");
   lua_settop(L, proof - 1);
@@ -884,8 +879,11 @@ static void test_finish(lua_State *L, nc_conn *c)
         lua_setfield(L, report, parts[i].field);
       }
     }
-    if (c->job.kind != 0)
+    if (c->job.kind != 0) {
+      nc_push_job(L, &c->job);
+      lua_setfield(L, report, "job");
       add_proof(L, c, report, lists);
+    }
     lua_settop(L, report);
   }
   set_number(L, report, "ms", ms(now - (c->owned ? c->started : c->test_started)));

@@ -202,7 +202,9 @@ NC_PRIVATE void nc_register_sandbox(lua_State *L);
 /* requirements.c */
 NC_PRIVATE int nc_l_requirements(lua_State *L);
 NC_PRIVATE int nc_l_job_options(lua_State *L);
-NC_PRIVATE int nc_check_kind(lua_State *L, int idx); /* "source"|"destination" -> NC_SRC|NC_DST */
+/* The kind at idx: "source" -> NC_SRC, "destination" -> NC_DST; else an
+ * error on argument arg naming it. */
+NC_PRIVATE int nc_check_kind(lua_State *L, int idx, int arg, const char *name);
 /* Reads the job options at opts into job (raises on a bad one, as argument
  * arg); with_kind: the table may also carry `kind`. */
 NC_PRIVATE void nc_check_job(lua_State *L, int kind, int opts, int arg, int with_kind, nc_job *job);

@@ -205,15 +205,15 @@ void nc_check_job(lua_State *L, int kind, int opts, int arg, int with_kind, nc_j
   }
 }
 
-int nc_check_kind(lua_State *L, int idx)
+int nc_check_kind(lua_State *L, int idx, int arg, const char *name)
 {
   const char *kind = lua_type(L, idx) == LUA_TSTRING ? lua_tostring(L, idx) : NULL;
   if (kind != NULL && strcmp(kind, "source") == 0)
     return NC_SRC;
   if (kind != NULL && strcmp(kind, "destination") == 0)
     return NC_DST;
-  luaL_argerror(L, idx, lua_pushfstring(L, "kind: \"source\" or \"destination\" expected, got %s",
-                                        kind != NULL ? kind : luaL_typename(L, idx)));
+  luaL_argerror(L, arg, lua_pushfstring(L, "%s: \"source\" or \"destination\" expected, got %s",
+                                        name, kind != NULL ? kind : luaL_typename(L, idx)));
   return 0;
 }
 
@@ -295,7 +295,7 @@ int nc_l_requirements(lua_State *L)
   nc_job job;
   size_t i;
   int n = 0;
-  int kind = nc_check_kind(L, 1);
+  int kind = nc_check_kind(L, 1, 1, "kind");
   if (!lua_isnoneornil(L, 2) && lua_type(L, 2) != LUA_TTABLE)
     luaL_argerror(L, 2, lua_pushfstring(L, "opts: table of job options expected, got %s",
                                         luaL_typename(L, 2)));
