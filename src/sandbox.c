@@ -147,11 +147,12 @@ static void run_child(lua_State *L, int out, double cpu, double memory, whereabo
   _exit(0); /* no atexit, no GC, no stdio flush: the parent owns all that */
 }
 
-/* Reads the child's answer until EOF or the deadline; 1 EOF, 0 deadline,
- * -1 too long or failed. */
-static int read_answer(lua_State *L, int fd, double deadline, luaL_Buffer *b, size_t *total)
+/* Reads the child's answer into b until EOF or the deadline; 1 EOF, 0
+ * deadline, -1 too long or failed. */
+static int read_answer(int fd, double deadline, luaL_Buffer *b)
 {
   char chunk[4096];
+  size_t total = 0;
   for (;;) {
     ssize_t n;
     int w = nc_wait_fd(fd, 0, deadline);
@@ -164,32 +165,34 @@ static int read_answer(lua_State *L, int fd, double deadline, luaL_Buffer *b, si
       return -1;
     if (n == 0)
       return 1;
-    *total += (size_t)n;
-    if (*total > MAX_RESULT)
+    total += (size_t)n;
+    if (total > MAX_RESULT)
       return -1;
     luaL_addlstring(b, chunk, (size_t)n);
   }
-  (void)L;
 }
 
-/* "2" or "0.5": a number of seconds for a message (anchored on the stack). */
-static const char *seconds(lua_State *L, double v)
+/* false, why: the child could not be started. */
+static int not_started(lua_State *L, whereabouts *w)
 {
-  if (v == (double)(long)v && v < 1e9)
-    return lua_pushfstring(L, "%d", (int)v);
-  return lua_pushfstring(L, "%f", v);
+  int err = errno;
+  if (w != MAP_FAILED)
+    munmap(w, sizeof *w);
+  lua_pushboolean(L, 0);
+  lua_pushfstring(L, "could not start the sandbox: %s", strerror(err));
+  return 2;
 }
 
 static int l_sandbox(lua_State *L)
 {
-  double cpu, wall, memory, deadline;
-  int fds[2], status = 0, r;
-  size_t total = 0;
+  double cpu, wall, memory;
+  int fds[2], status = 0, r, ok = 0;
   pid_t pid;
   whereabouts *w;
   luaL_Buffer b;
   const char *answer;
   size_t len;
+  char number[32];
 
   luaL_checktype(L, 1, LUA_TFUNCTION);
   luaL_checktype(L, 2, LUA_TTABLE);
@@ -199,36 +202,23 @@ static int l_sandbox(lua_State *L)
   lua_settop(L, 2);
   w = (whereabouts *)mmap(NULL, sizeof *w, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1,
                           0);
-  if (w == MAP_FAILED) {
-    lua_pushboolean(L, 0);
-    lua_pushfstring(L, "could not start the sandbox: %s", strerror(errno));
-    return 2;
-  }
+  if (w == MAP_FAILED || pipe(fds) != 0)
+    return not_started(L, w);
   memset(w, 0, sizeof *w);
-  if (pipe(fds) != 0) {
-    munmap(w, sizeof *w);
-    lua_pushboolean(L, 0);
-    lua_pushfstring(L, "could not start the sandbox: %s", strerror(errno));
-    return 2;
-  }
   fflush(NULL);
   pid = fork();
   if (pid < 0) {
-    munmap(w, sizeof *w);
     close(fds[0]);
     close(fds[1]);
-    lua_pushboolean(L, 0);
-    lua_pushfstring(L, "could not start the sandbox: %s", strerror(errno));
-    return 2;
+    return not_started(L, w);
   }
   if (pid == 0) {
     close(fds[0]);
     run_child(L, fds[1], cpu, memory, w);
   }
   close(fds[1]);
-  deadline = nc_now() + wall;
   luaL_buffinit(L, &b);
-  r = read_answer(L, fds[0], deadline, &b, &total);
+  r = read_answer(fds[0], nc_now() + wall, &b);
   close(fds[0]);
   if (r <= 0)
     kill(pid, SIGKILL);
@@ -236,36 +226,30 @@ static int l_sandbox(lua_State *L)
     ;
   luaL_pushresult(&b);
   answer = lua_tolstring(L, -1, &len);
+  if (r == 0) {
+    snprintf(number, sizeof number, "%g", wall);
+    lua_pushfstring(L, "ran longer than %s s", number);
+  } else if (r < 0) {
+    lua_pushfstring(L, "sent back more than %d bytes", MAX_RESULT);
+  } else if (WIFSIGNALED(status) && (WTERMSIG(status) == SIGXCPU || WTERMSIG(status) == SIGKILL)) {
+    snprintf(number, sizeof number, "%g", cpu);
+    lua_pushfstring(L, "used more than %s s of CPU time", number);
+  } else if (WIFSIGNALED(status)) {
+    lua_pushfstring(L, "died of signal %d", WTERMSIG(status));
+  } else if (len == 0) {
+    lua_pushliteral(L, "ended without an answer (out of memory?)");
+  } else {
+    ok = answer[0] == '+';
+    lua_pushlstring(L, answer + 1, len - 1);
+  }
+  lua_pushboolean(L, ok);
+  lua_insert(L, -2);
   /* The third result: where the code was last seen, "source:line". */
   if (w->line > 0)
     lua_pushfstring(L, "%s:%d", w->source, w->line);
   else
     lua_pushnil(L);
   munmap(w, sizeof *w);
-  lua_insert(L, -2);
-  if (r == 0) {
-    lua_pushfstring(L, "ran longer than %s s", seconds(L, wall));
-    lua_remove(L, -2);
-  }
-  else if (r < 0)
-    lua_pushfstring(L, "sent back more than %d bytes", MAX_RESULT);
-  else if (WIFSIGNALED(status) && (WTERMSIG(status) == SIGXCPU || WTERMSIG(status) == SIGKILL)) {
-    lua_pushfstring(L, "used more than %s s of CPU time", seconds(L, cpu));
-    lua_remove(L, -2);
-  }
-  else if (WIFSIGNALED(status))
-    lua_pushfstring(L, "died of signal %d", WTERMSIG(status));
-  else if (len == 0)
-    lua_pushliteral(L, "ended without an answer (out of memory?)");
-  else {
-    lua_pushboolean(L, answer[0] == '+');
-    lua_pushlstring(L, answer + 1, len - 1);
-    lua_pushvalue(L, -4);
-    return 3;
-  }
-  lua_pushboolean(L, 0);
-  lua_insert(L, -2);
-  lua_pushvalue(L, -4);
   return 3;
 }
 
