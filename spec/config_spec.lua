@@ -92,11 +92,20 @@ connections = {
     assert.are.same({ truncate = "cascade", on_conflict = "update" }, cfg.connections[1].options)
     assert.is_false(cfg.connections[1].proof)
     fails('connections = { a = { kind = "destination", truncate = "yes" } }',
-      'neoconn.lua:1: connections.a.truncate: expected false, true, "cascade", got "yes"')
+      'neoconn.lua:1: connections.a.truncate: expected one of false, true, "cascade", got "yes"')
     fails('connections = { a = { kind = "destination", on_conflict = true } }',
-      'neoconn.lua:1: connections.a.on_conflict: expected "nothing", "update", got true')
+      'neoconn.lua:1: connections.a.on_conflict: expected one of "nothing", "update", got true')
     fails('connections = { a = { kind = "source", proof = "always" } }',
-      'neoconn.lua:1: connections.a.proof: expected true, false, "auto", got "always"')
+      'neoconn.lua:1: connections.a.proof: expected one of true, false, "auto", got "always"')
+    -- Names and lists within what the core takes, however they are written.
+    fails('connections = { a = { kind = "source", tables = { "public." .. string.rep("n", 1500) } } }',
+      "neoconn.lua:1: connections.a.tables[1]: a name has at most 1024 bytes (this one 1500)")
+    fails('connections = { a = { kind = "source", tables = { { name = string.rep("n", 1500) } } } }',
+      'neoconn.lua:1: connections.a.tables[1].name: expected a table name, got "'
+        .. string.rep("n", 1500) .. '"')
+    fails('local s = {} for i = 1, 100001 do s[i] = "s" end'
+      .. ' connections = { a = { kind = "source", schemas = s } }',
+      "neoconn.lua:1: connections.a.schemas: at most 100000 names (100001)")
     -- Every job option of the core is a config key.
     for _, option in ipairs(neoconn.job_options()) do
       local text = ('connections = { a = { kind = "destination", %s = %s } }'):format(option.name,

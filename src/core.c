@@ -87,6 +87,17 @@ __attribute__((visibility("default"))) int luaopen_neoconn_core(lua_State *L)
   lua_setfield(L, -2, "version");
   lua_pushinteger(L, NC_PROOF_AUTO_LIMIT);
   lua_setfield(L, -2, "proof_auto_limit");
+  /* The sizes the core accepts, for the Lua layer to check the same. */
+  lua_createtable(L, 0, 4);
+  lua_pushinteger(L, NC_MAX_FIELD);
+  lua_setfield(L, -2, "field");
+  lua_pushinteger(L, NC_MAX_TARGET);
+  lua_setfield(L, -2, "target");
+  lua_pushinteger(L, NC_MAX_NAME);
+  lua_setfield(L, -2, "name");
+  lua_pushinteger(L, NC_MAX_LIST);
+  lua_setfield(L, -2, "list");
+  lua_setfield(L, -2, "limits");
   lua_pushinteger(L, PQlibVersion());
   lua_setfield(L, -2, "libpq_version");
   return 1;

@@ -25,33 +25,40 @@ local function describe_value(v, key)
   return type(v)
 end
 
-local function one_of(list)
-  local set = {}
-  for _, v in ipairs(list) do set[v] = true end
-  return function(v)
-    if set[v] then return true end
-    return false, "expected one of " .. table.concat(list, ", ")
-  end
-end
-
-local function one_of_values(values)
+-- A check accepting exactly these values; show writes each in the
+-- message (words as they are by default; describe_value quotes strings).
+local function one_of(values, show)
   local names = {}
-  for i, v in ipairs(values) do names[i] = describe_value(v) end
+  for i, v in ipairs(values) do names[i] = (show or tostring)(v) end
   return function(v)
     for _, allowed in ipairs(values) do
       if v == allowed then return true end
     end
-    return false, "expected " .. table.concat(names, ", ")
+    return false, "expected one of " .. table.concat(names, ", ")
   end
 end
 
+-- What the core takes, so that a config it accepts never makes it raise.
+local LIMITS = neoconn.limits
 
--- A libpq setting: a string the core accepts (no zero byte, 4 KiB at most).
-local function is_setting(v)
-  if type(v) ~= "string" then return false, "expected a string" end
-  if v:find("\0", 1, true) then return false, "expected no zero byte" end
-  if #v > 4096 then return false, ("expected at most 4096 bytes (%d)"):format(#v) end
-  return true
+-- A libpq setting: a string the core accepts (no zero byte, within the
+-- core's size for a setting, or for a connection string).
+local function setting_of(max)
+  return function(v)
+    if type(v) ~= "string" then return false, "expected a string" end
+    if v:find("\0", 1, true) then return false, "expected no zero byte" end
+    if #v > max then return false, ("expected at most %d bytes (%d)"):format(max, #v) end
+    return true
+  end
+end
+local is_setting = setting_of(LIMITS.field)
+
+-- Why a string cannot be a schema or table name the core takes, or nil.
+local function name_problem(x)
+  if x:find("\0", 1, true) then return "a name has no zero byte" end
+  if #x > LIMITS.name then
+    return ("a name has at most %d bytes (this one %d)"):format(LIMITS.name, #x)
+  end
 end
 
 local function is_port(v)
@@ -73,7 +80,7 @@ end
 -- The keys of one connection and what each accepts. `libpq` marks the keys
 -- handed to neoconn.connect.
 local CONNECTION_KEYS = {
-  url = { check = is_setting, libpq = true },
+  url = { check = setting_of(LIMITS.target), libpq = true },
   host = { check = is_setting, libpq = true },
   hostaddr = { check = is_setting, libpq = true },
   port = { check = is_port, libpq = true },
@@ -97,7 +104,7 @@ local CONNECTION_KEYS = {
   rules = { rules = true },
   proof = { check = function(v)
     if is_positive_integer(v) then return true end
-    return one_of_values({ true, false, "auto" })(v)
+    return one_of({ true, false, "auto" }, describe_value)(v)
   end },
   disable_rules = { list = "name" },
   timeout = { check = is_positive },
@@ -105,7 +112,7 @@ local CONNECTION_KEYS = {
 
 -- The job's options, as the core defines them.
 for _, option in ipairs(neoconn.job_options()) do
-  CONNECTION_KEYS[option.name] = { check = one_of_values(option.values), job = true,
+  CONNECTION_KEYS[option.name] = { check = one_of(option.values, describe_value), job = true,
     destination = #option.kinds == 1 and option.kinds[1] == "destination" }
 end
 
@@ -149,6 +156,9 @@ local function check_names(where, path, value, what)
     return nil, config_error(where, path, "expected a list of " .. what .. " names, got "
       .. describe_value(value))
   end
+  if #value > LIMITS.list then
+    return nil, config_error(where, path, ("at most %d names (%d)"):format(LIMITS.list, #value))
+  end
   for k, v in pairs(value) do
     if type(k) ~= "number" then
       return nil, config_error(where, path, "expected a list, found key " .. describe_value(k))
@@ -156,10 +166,9 @@ local function check_names(where, path, value, what)
     if type(v) ~= "string" or v == "" then
       return nil, config_error(where, path .. "[" .. k .. "]", "expected a " .. what
         .. " name, got " .. describe_value(v))
-    elseif v:find("\0", 1, true) or #v > 1024 then
-      return nil, config_error(where, path .. "[" .. k .. "]", "a " .. what
-        .. " name has 1-1024 bytes and no zero byte")
     end
+    local problem = name_problem(v)
+    if problem then return nil, config_error(where, path .. "[" .. k .. "]", problem) end
   end
   return value
 end
@@ -169,17 +178,20 @@ local function check_tables(where, path, value)
   if type(value) ~= "table" then
     return nil, config_error(where, path, "expected a list of tables, got " .. describe_value(value))
   end
+  if #value > LIMITS.list then
+    return nil, config_error(where, path, ("at most %d tables (%d)"):format(LIMITS.list, #value))
+  end
   local out = {}
   for i, t in ipairs(value) do
     local item = path .. "[" .. i .. "]"
-    if type(t) == "string" and (t:find("\0", 1, true) or #t > 2100) then
-      return nil, config_error(where, item, "expected a table name (no zero byte, at most 1024 "
-        .. "bytes a part)")
-    elseif type(t) == "string" then
+    if type(t) == "string" then
       local schema, name, err = neoconn.parse_name(t)
       if not name then
-        return nil, config_error(where, item, err .. " in " .. describe_value(t))
+        return nil, config_error(where, item, err .. (t:find("\0", 1, true) and ""
+          or (" in " .. describe_value(t))))
       end
+      local problem = (schema and name_problem(schema)) or name_problem(name)
+      if problem then return nil, config_error(where, item, problem) end
       out[i] = { schema = schema or "public", name = name }
     elseif type(t) == "table" then
       for k in pairs(t) do
@@ -188,7 +200,7 @@ local function check_tables(where, path, value)
             .. " (expected schema and name)")
         end
       end
-      local function bad(x) return type(x) ~= "string" or x == "" or x:find("\0", 1, true) or #x > 1024 end
+      local function bad(x) return type(x) ~= "string" or x == "" or name_problem(x) end
       if bad(t.name) then
         return nil, config_error(where, item .. ".name", "expected a table name, got "
           .. describe_value(t.name))

@@ -1,0 +1,3 @@
+connections = {
+  a = { kind = "source", tables = { "public." .. string.rep("n", 1500) } },
+}
