@@ -61,11 +61,13 @@ function checks.primary_key(ctx, need)
   end
 end
 
--- The privileges the job's grant requirements ask of a table.
-local function table_privileges(ctx)
-  local list, seen = {}, {}
+-- The privileges the job's grant requirements ask of table t, and whether
+-- the grant checks find them all held (the policy's own test).
+local function table_grants(ctx, t)
+  local list, seen, held = {}, {}, true
   for _, need in ipairs(ctx.requirements) do
     if need.check == "grant" and need.object_type == "table" then
+      held = held and #ctx.missing_privileges(t, need) == 0
       for _, p in ipairs(need.privileges) do
         if not seen[p] then
           seen[p] = true
@@ -74,23 +76,17 @@ local function table_privileges(ctx)
       end
     end
   end
-  return list
-end
-
-local function catalog_says_held(t, privileges)
-  for _, p in ipairs(privileges) do
-    if not (t.privileges[p] or (t.columns and t.columns[p] == "all")) then return false end
-  end
-  return true
+  return list, held
 end
 
 -- The fix for a statement the executor refused on table t.
 local function executor_fix(ctx, t)
-  local refused, privileges = t.refused, table_privileges(ctx)
+  local refused = t.refused
+  local privileges, held = table_grants(ctx, t)
   local own = refused.message == "permission denied for table " .. t.name
     or refused.message == "permission denied for view " .. t.name
   if refused.sqlstate == "42501" and own then
-    if not catalog_says_held(t, privileges) then return nil end -- the grant findings fix it
+    if not held then return nil end -- the grant findings fix it
     -- Held through a predefined role (pg_write_all_data), which the
     -- executor does not consult for a statement needing INSERT and UPDATE
     -- when one of them is granted directly: grant them all directly.

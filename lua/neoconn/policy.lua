@@ -54,6 +54,17 @@ local function without_secrets(settings)
   return copy
 end
 
+-- The privileges of need that table t lacks (a grant on every column
+-- does as well where the requirement says so).
+local function missing_privileges(t, need)
+  local missing = {}
+  for _, p in ipairs(need.privileges) do
+    local has = t.privileges[p] or (need.columns_suffice and t.columns and t.columns[p] == "all")
+    if not has then missing[#missing + 1] = p end
+  end
+  return missing
+end
+
 -- The context handed to rules: the report, the connection's settings
 -- (without secrets), lookups, and emit functions.
 local function new_context(report, settings, emit)
@@ -81,6 +92,7 @@ local function new_context(report, settings, emit)
   function ctx.grant(privileges, object_type, schema, name, arguments)
     return policy.grant(privileges, object_type, schema, name, role, arguments)
   end
+  ctx.missing_privileges = missing_privileges
   function ctx.emit(finding) emit(finding) end
   -- fn(usable, emit) runs on the verdicts until they settle (summarize).
   ctx.deferred = {}
@@ -114,14 +126,6 @@ local function synced_schemas(ctx)
   return list
 end
 
-local function missing_privileges(t, need)
-  local missing = {}
-  for _, p in ipairs(need.privileges) do
-    local has = t.privileges[p] or (need.columns_suffice and t.columns and t.columns[p] == "all")
-    if not has then missing[#missing + 1] = p end
-  end
-  return missing
-end
 
 local function level_of(need)
   return need.optional and "warning" or "error"
