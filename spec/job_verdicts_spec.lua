@@ -93,6 +93,21 @@ describe("a destination that cannot write", function()
     end)
   end
 
+  it("is blocked by default_transaction_read_only in the connection's own options", function()
+    local user, password, schema = scenario("rocl", [[
+      CREATE TABLE {s}.t (id int PRIMARY KEY); GRANT INSERT ON {s}.t TO {r}]])
+    local settings = pg.settings(user, password, "destination", {}, { schemas = { schema } },
+      { options = "-c default_transaction_read_only=on" })
+    local result = check.connection(settings)
+    assert.are.equal("client", result.report.session.read_only_source)
+    local f = pg.findings(result, "session.read_write")[1]
+    assert.truthy(f.fix:find("^%-%- remove default_transaction_read_only"), f.fix)
+    assert.is_false(pg.verdict(result, schema, "t").usable)
+    local conn = assert(neoconn.connect(settings.target))
+    assert.is_false((pg.try(conn, ("INSERT INTO %s VALUES (1)"):format(q(schema, "t")))))
+    conn:close()
+  end)
+
   it("is blocked by default_transaction_read_only in the server's configuration, until the fix", function()
     local function plain_admin()
       local c = assert(neoconn.connect({ host = pg.socket, port = pg.plain_port, user = pg.admin_user,
@@ -364,6 +379,37 @@ describe("a job that truncates", function()
   end)
 end)
 
+describe("an upsert", function()
+  it("is blocked on a table without a primary key, where ON CONFLICT (key) cannot be written", function()
+    local user, password, schema = scenario("pk", [[
+      CREATE TABLE {s}.keyless (id int, v text); CREATE TABLE {s}.keyed (id int PRIMARY KEY, v text);
+      GRANT SELECT, INSERT, UPDATE ON {s}.keyless, {s}.keyed TO {r}]])
+    local result = check.connection(pg.settings(user, password, "destination", { on_conflict = "update" },
+      { schemas = { schema } }))
+    assert.are.same({ "table.primary_key" }, pg.verdict(result, schema, "keyless").blocked_by)
+    assert.is_true(pg.verdict(result, schema, "keyed").usable)
+    local conn = connect(user, password)
+    local upsert = "INSERT INTO %s (id, v) VALUES (1, 'x') ON CONFLICT (id) DO UPDATE SET v = EXCLUDED.v"
+    assert.is_false((pg.try(conn, upsert:format(q(schema, "keyless")))))
+    assert.is_true((pg.try(conn, upsert:format(q(schema, "keyed")))))
+    conn:close()
+  end)
+
+  it("through a view is named, not blocked: it finds the row by the base table's key", function()
+    local user, password, schema = scenario("pkv", [[
+      CREATE TABLE {s}.base (id int PRIMARY KEY, v text); CREATE VIEW {s}.v AS SELECT id, v FROM {s}.base;
+      GRANT SELECT, INSERT, UPDATE ON {s}.v TO {r}]])
+    local result = check.connection(pg.settings(user, password, "destination", { on_conflict = "update" },
+      { tables = { { schema = schema, name = "v" } } }))
+    assert.are.equal("warning", pg.findings(result, "table.primary_key", "v")[1].level)
+    assert.is_true(pg.verdict(result, schema, "v").usable)
+    local conn = connect(user, password)
+    assert.is_true((pg.try(conn, ("INSERT INTO %s (id, v) VALUES (1, 'x') ON CONFLICT (id)"
+      .. " DO UPDATE SET v = EXCLUDED.v"):format(q(schema, "v")))))
+    conn:close()
+  end)
+end)
+
 describe("triggers", function()
   -- A BEFORE INSERT trigger whose SECURITY INVOKER function writes to a log.
   local function trigger_scenario(prefix, log_grant)
@@ -375,6 +421,22 @@ describe("triggers", function()
       CREATE TRIGGER audit BEFORE INSERT ON {s}.t FOR EACH ROW EXECUTE FUNCTION {s}.audit();
       GRANT INSERT ON {s}.t TO {r}; ]] .. log_grant)
   end
+
+  it("are listed only when they fire on the job's statements; built-in functions are not named", function()
+    local user, password, schema = scenario("tgf", [[
+      CREATE TABLE {s}.t (id int PRIMARY KEY, v text); GRANT SELECT, INSERT, UPDATE ON {s}.t TO {r};
+      CREATE FUNCTION {s}.noop() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN OLD; END$$;
+      CREATE TRIGGER on_delete BEFORE DELETE ON {s}.t FOR EACH ROW EXECUTE FUNCTION {s}.noop();
+      CREATE TRIGGER same_row BEFORE UPDATE ON {s}.t FOR EACH ROW
+        EXECUTE FUNCTION suppress_redundant_updates_trigger()]])
+    local settings = pg.settings(user, password, "destination", {}, { schemas = { schema } })
+    assert.are.same({}, check.connection(settings).report.triggers) -- an insert fires neither
+    settings.options = { on_conflict = "update" }
+    local result = check.connection(settings)
+    assert.are.equal(1, #result.report.triggers) -- the upsert's UPDATE fires same_row
+    assert.are.equal("internal", result.report.triggers[1]["function"].language)
+    assert.are.same({}, pg.findings(result, "table.triggers"))
+  end)
 
   for _, case in ipairs({ { "cannot", "", false }, { "can", "GRANT INSERT ON {s}.log TO {r}", true } }) do
     it("are named with a warning when the trigger writes where the role " .. case[1] .. " write", function()
