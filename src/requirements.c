@@ -205,6 +205,18 @@ void nc_check_job(lua_State *L, int kind, int opts, int arg, int with_kind, nc_j
   }
 }
 
+/* A short plain word, safe to repeat in a message (never a URL or any
+ * text that could hold a password). */
+static int plain_word(const char *s)
+{
+  size_t n = 0;
+  for (; s[n] != '\0'; n++)
+    if (n >= 32 || !((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= '0' && s[n] <= '9') || s[n] == '_'
+                     || s[n] == '-'))
+      return 0;
+  return n > 0;
+}
+
 int nc_check_kind(lua_State *L, int idx, int arg, const char *name)
 {
   const char *kind = lua_type(L, idx) == LUA_TSTRING ? lua_tostring(L, idx) : NULL;
@@ -213,7 +225,8 @@ int nc_check_kind(lua_State *L, int idx, int arg, const char *name)
   if (kind != NULL && strcmp(kind, "destination") == 0)
     return NC_DST;
   luaL_argerror(L, arg, lua_pushfstring(L, "%s: \"source\" or \"destination\" expected, got %s",
-                                        name, kind != NULL ? kind : luaL_typename(L, idx)));
+                                        name, kind != NULL && plain_word(kind) ? kind
+                                                                             : luaL_typename(L, idx)));
   return 0;
 }
 
