@@ -3,11 +3,10 @@
 -- public function neither crash, hang, raise non-messages nor print the
 -- password.
 local fuzz = dofile("spec/support/fuzz.lua")
-local pg = require("pg")
 
 describe("the public API under random arguments", function()
   it("survives a fixed-seed slice of the fuzz target", function()
-    pg.exec(fuzz.ROLE_SQL)
+    fuzz.ensure_role()
     local n, failures = fuzz.run(20261126, 400, 60)
     assert.are.same({}, failures)
     assert.are.equal(400, n)

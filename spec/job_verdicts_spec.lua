@@ -271,17 +271,14 @@ describe("the executor proof", function()
   it("is skipped with proof = false, and never writes: no transaction ID is consumed", function()
     local user, password, schema = scenario("nw", [[
       CREATE TABLE {s}.t (id int PRIMARY KEY); GRANT INSERT, UPDATE, SELECT, TRUNCATE ON {s}.t TO {r}]])
-    local function next_xid()
-      return pg.exec("SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS x")[1].x
-    end
     local conn = connect(user, password)
     local job = { kind = "destination", on_conflict = "update", truncate = true }
-    local before = next_xid()
+    local before = pg.next_xid()
     for _ = 1, 3 do
       local report = neoconn.test(conn, { schemas = { schema }, job = job })
       assert.are.equal("executor", report.proof.method)
     end
-    assert.are.equal(before, next_xid())
+    assert.are.equal(before, pg.next_xid())
     local off = neoconn.test(conn, { schemas = { schema }, job = job, proof = false })
     assert.are.equal("off", off.proof.status)
     assert.are.equal("catalog", off.tables[1].proof)

@@ -30,8 +30,7 @@ local function job_statements(kind, opts, t, sequences)
 end
 
 local function settings_for(user, password, kind, schema, options)
-  return { name = "under_test", kind = kind, options = options or {},
-    target = pg.target(user, password), schemas = { schema } }
+  return pg.settings(user, password, kind, options, { schemas = { schema } })
 end
 
 -- Every table's verdict against the statements, run as the role.

@@ -47,8 +47,7 @@ describe("TLS and settings hints", function()
   end)
 
   it("suggest TLS, not pg_hba.conf, when the server refuses plain text", function()
-    pg.exec("DO $$ BEGIN CREATE ROLE neoconn_nossl_rejected LOGIN PASSWORD 'pw';"
-      .. " EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+    pg.ensure_role("neoconn_nossl_rejected", "pw")
     local conn, err = neoconn.connect(pg.target("neoconn_nossl_rejected", "pw", { sslmode = "disable" }))
     assert.is_nil(conn)
     assert.are.equal("hba_rejected", err.code)

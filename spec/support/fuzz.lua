@@ -172,21 +172,16 @@ function fuzz.run(seed, iterations, seconds)
   return n, failures
 end
 
---- The role the fuzz connects as (created by the caller, as an administrator).
-fuzz.ROLE_SQL = "DO $$ BEGIN CREATE ROLE fuzz_role LOGIN PASSWORD '" .. SECRET
-  .. "'; EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+--- Creates the role the fuzz connects as (an administrator's step).
+function fuzz.ensure_role()
+  require("pg").ensure_role("fuzz_role", SECRET)
+end
 
 -- As a script (make fuzz): fuzz.lua SEED SECONDS
 if arg and arg[0] and arg[0]:match("fuzz%.lua$") then
   package.path = arg[0]:gsub("fuzz%.lua$", "?.lua") .. ";" .. package.path -- pg.lua
   local seed, seconds = tonumber(arg[1]) or os.time(), tonumber(arg[2]) or 60
-  local admin = assert(neoconn.connect({ host = env("NEOCONN_TEST_SOCKET"), port = env("NEOCONN_TEST_PORT"),
-    user = env("NEOCONN_TEST_ADMIN"), dbname = "postgres" }))
-  assert(admin:query(fuzz.ROLE_SQL))
-  if #assert(admin:query("SELECT 1 FROM pg_database WHERE datname = 'neoconn_test'")) == 0 then
-    assert(admin:query("CREATE DATABASE neoconn_test"))
-  end
-  admin:close()
+  fuzz.ensure_role() -- pg.lua also makes the test database
   local n, failures = fuzz.run(seed, math.huge, seconds)
   print(("fuzz: seed %d, %d calls in %d s, %d failures"):format(seed, n, seconds, #failures))
   for _, f in ipairs(failures) do print("  " .. f) end

@@ -99,6 +99,19 @@ function pg.target(user, password, extra)
   return t
 end
 
+--- The next transaction ID the cluster would assign: unchanged across code
+-- that writes nothing.
+function pg.next_xid()
+  return pg.exec("SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS x")[1].x
+end
+
+--- A login role of a fixed name, created unless it exists (for runs that
+-- share one cluster).
+function pg.ensure_role(name, password)
+  pg.exec(("DO $$ BEGIN CREATE ROLE %s LOGIN PASSWORD '%s'; EXCEPTION WHEN duplicate_object"
+    .. " THEN NULL; END $$"):format(neoconn.quote_ident(name), password))
+end
+
 --- Creates a login role with a password; returns its name and password.
 function pg.login_role(prefix, attributes)
   local name = pg.unique(prefix or "r")
