@@ -63,6 +63,11 @@ static int l_clock(lua_State *L)
 
 __attribute__((visibility("default"))) int luaopen_neoconn_core(lua_State *L)
 {
+  static const struct { const char *name; int value; } limits[] = {
+    { "field", NC_MAX_FIELD }, { "target", NC_MAX_TARGET }, { "name", NC_MAX_NAME },
+    { "list", NC_MAX_LIST },
+  };
+  size_t i;
   static const luaL_Reg functions[] = {
     { "test", nc_l_test },
     { "test_begin", nc_l_test_begin },
@@ -88,15 +93,11 @@ __attribute__((visibility("default"))) int luaopen_neoconn_core(lua_State *L)
   lua_pushinteger(L, NC_PROOF_AUTO_LIMIT);
   lua_setfield(L, -2, "proof_auto_limit");
   /* The sizes the core accepts, for the Lua layer to check the same. */
-  lua_createtable(L, 0, 4);
-  lua_pushinteger(L, NC_MAX_FIELD);
-  lua_setfield(L, -2, "field");
-  lua_pushinteger(L, NC_MAX_TARGET);
-  lua_setfield(L, -2, "target");
-  lua_pushinteger(L, NC_MAX_NAME);
-  lua_setfield(L, -2, "name");
-  lua_pushinteger(L, NC_MAX_LIST);
-  lua_setfield(L, -2, "list");
+  lua_createtable(L, 0, (int)(sizeof limits / sizeof limits[0]));
+  for (i = 0; i < sizeof limits / sizeof limits[0]; i++) {
+    lua_pushinteger(L, limits[i].value);
+    lua_setfield(L, -2, limits[i].name);
+  }
   lua_setfield(L, -2, "limits");
   lua_pushinteger(L, PQlibVersion());
   lua_setfield(L, -2, "libpq_version");

@@ -279,10 +279,11 @@ static int l_file_kind(lua_State *L)
 
 void nc_register_sandbox(lua_State *L)
 {
-  lua_pushcfunction(L, l_sandbox);
-  lua_setfield(L, -2, "sandbox");
-  lua_pushcfunction(L, l_file_kind);
-  lua_setfield(L, -2, "file_kind");
-  lua_pushcfunction(L, l_sandbox_watch);
-  lua_setfield(L, -2, "sandbox_watch");
+  static const luaL_Reg functions[] = {
+    { "sandbox", l_sandbox },
+    { "sandbox_watch", l_sandbox_watch },
+    { "file_kind", l_file_kind },
+    { NULL, NULL }
+  };
+  luaL_setfuncs(L, functions, 0);
 }
