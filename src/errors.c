@@ -105,6 +105,7 @@ void nc_error_set(nc_error *e, const char *code, nc_stage stage, const char *mes
   e->code = code;
   e->stage = stage;
   e->sqlstate[0] = '\0';
+  e->pooler = 0;
   set_text(&e->hint, NULL);
   set_text(&e->message, one_line(message));
 }
@@ -135,6 +136,7 @@ static void tidy_server_message(nc_error *e, const char *raw)
   char *line, *next;
 
   e->sqlstate[0] = '\0';
+  e->pooler = 0;
   if (lines == NULL || out == NULL) {
     free(lines);
     free(out);
@@ -241,6 +243,114 @@ void nc_config_error(nc_error *e, const char *message)
   set_text(&e->hint, nc_strdup(config_hint(message)));
 }
 
+/* What pgbouncer answers a login with: FATAL, SQLSTATE 08P01 for every
+ * cause, told apart by the text. Most specific first: with sslmode=prefer
+ * libpq retries without TLS, and the message ends with that attempt's
+ * "SSL required". Its upstream's own refusal arrives as "password
+ * authentication failed for user" (pgbouncer's for the client lacks "for
+ * user"). */
+/* hint: a format naming the user (USER), the database (DB), both (BOTH:
+ * user first) or neither. */
+enum { NAMES_NONE, NAMES_USER, NAMES_DB, NAMES_BOTH };
+#define POOLER "the connection pooler in front of the server (pgbouncer) answered, not PostgreSQL: "
+static const struct {
+  const char *phrase;
+  const char *code;
+  nc_stage stage;
+  int names;
+  const char *hint;
+} pooler_answers[] = {
+  { "password authentication failed for user", "upstream_failed", NC_STAGE_SESSION, NAMES_DB,
+    POOLER "it could not log in to the PostgreSQL server behind it for database %s (the user or "
+    "password of its [databases] entry): its log has the server's answer" },
+  { "server login has been failing", "upstream_failed", NC_STAGE_SESSION, NAMES_DB,
+    POOLER "it could not log in to the PostgreSQL server behind it for database %s (the user or "
+    "password of its [databases] entry, or that database missing there): its log has the "
+    "server's answer; after a failure it waits server_login_retry before trying again" },
+  { "cannot connect to server", "upstream_failed", NC_STAGE_SESSION, NAMES_DB,
+    POOLER "it cannot reach the PostgreSQL server behind it for database %s: check that server "
+    "and the host and port of the pooler's [databases] entry" },
+  { "query_wait_timeout", "upstream_failed", NC_STAGE_SESSION, NAMES_DB,
+    POOLER "it got no server connection for database %s in time (query_wait_timeout): the server "
+    "behind it is down or refuses the pooler's login, or the pool is full; its log says which" },
+  { "database does not allow connections", "upstream_failed", NC_STAGE_SESSION, NAMES_DB,
+    POOLER "database %s is disabled or paused in the pooler (its admin console's DISABLE or "
+    "PAUSE): ENABLE or RESUME it there" },
+  { "no such database", "database_missing", NC_STAGE_SESSION, NAMES_DB,
+    POOLER "it has no entry for database %s: check dbname against its [databases] section" },
+  { "no such user", "auth_failed", NC_STAGE_AUTHENTICATE, NAMES_USER,
+    POOLER "it knows no user %s: add the user to its auth_file, or check its auth_user and "
+    "auth_query" },
+  { "authentication failed", "auth_failed", NC_STAGE_AUTHENTICATE, NAMES_BOTH,
+    POOLER "user %s could not authenticate: check the password (the pooler checks it against its "
+    "auth_file or auth_query), and dbname %s (pgbouncer answers a database it has no entry for "
+    "the same way, so as not to tell which exist)" },
+  { "no more connections allowed", "too_many_connections", NC_STAGE_SESSION, NAMES_NONE,
+    POOLER "it has no free client slot (max_client_conn): close idle clients or raise it" },
+  { "login rejected", "hba_rejected", NC_STAGE_AUTHENTICATE, NAMES_BOTH,
+    POOLER "its auth_hba_file refuses user %s to database %s: add a line accepting it" },
+  { "SSL required", "hba_rejected", NC_STAGE_AUTHENTICATE, NAMES_NONE,
+    POOLER "it accepts only TLS connections: connect with sslmode=require (verify-full with "
+    "sslrootcert to check it too)" },
+};
+
+/* Case-insensitive: pgbouncer's capitals changed between releases ("no such
+ * database", "No such database"). */
+static int has_nocase(const char *text, const char *needle)
+{
+  size_t n = strlen(needle), i;
+  for (; *text != '\0'; text++) {
+    for (i = 0; i < n; i++) {
+      char a = text[i], b = needle[i];
+      if (a >= 'A' && a <= 'Z')
+        a = (char)(a - 'A' + 'a');
+      if (b >= 'A' && b <= 'Z')
+        b = (char)(b - 'A' + 'a');
+      if (a == '\0' || a != b)
+        break;
+    }
+    if (i == n)
+      return 1;
+  }
+  return 0;
+}
+
+/* A pooler's answer: sets code and stage and marks the error; 0 when the
+ * message is none of pgbouncer's (PostgreSQL also uses 08P01 at login,
+ * for protocol violations). */
+static int classify_pooler_answer(nc_error *e, const char *message)
+{
+  size_t i;
+  for (i = 0; i < sizeof pooler_answers / sizeof pooler_answers[0]; i++) {
+    if (has_nocase(message, pooler_answers[i].phrase)) {
+      e->code = pooler_answers[i].code;
+      e->stage = pooler_answers[i].stage;
+      e->pooler = (int)i + 1;
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* e->pooler is the pooler answer's place in pooler_answers, plus one. */
+static void set_pooler_hint(nc_error *e, const char *user, const char *db)
+{
+  const char *hint = pooler_answers[e->pooler - 1].hint;
+  switch (pooler_answers[e->pooler - 1].names) {
+  case NAMES_USER:
+    set_hintf(e, hint, user);
+    break;
+  case NAMES_DB:
+    set_hintf(e, hint, db);
+    break;
+  case NAMES_BOTH:
+    set_hintf(e, hint, user, db);
+    break;
+  default:
+    set_hintf(e, "%s", hint);
+  }
+}
+
 static void set_hint(nc_conn *c)
 {
   nc_error *e = &c->error;
@@ -248,7 +358,9 @@ static void set_hint(nc_conn *c)
   const char *user = or_empty(qu), *db = or_empty(qd), *host = or_empty(c->host);
   const char *code = e->code, *m = or_empty(e->message);
 
-  if (strcmp(code, "invalid_config") == 0)
+  if (e->pooler)
+    set_pooler_hint(e, user, db);
+  else if (strcmp(code, "invalid_config") == 0)
     set_hintf(e, "%s", config_hint(m));
   else if (strcmp(code, "dns") == 0)
     set_hintf(e, "the host name %s does not resolve: check the spelling, or use hostaddr "
@@ -375,6 +487,9 @@ void nc_classify_connect_failure(nc_conn *c, const char *libpq_message, int time
       stage = NC_STAGE_SESSION;
     } else if (strcmp(st, "57P03") == 0) {
       code = "server_starting";
+    } else if (strcmp(st, "08P01") == 0 && classify_pooler_answer(e, m)) {
+      code = e->code;
+      stage = e->stage;
     }
   } else if (stage == NC_STAGE_CONFIG || has(m, "invalid integer value")
              || has(m, "for connection option")) {
@@ -544,6 +659,10 @@ void nc_push_error(lua_State *L, const nc_error *e, const char *secret)
   if (e->sqlstate[0] != '\0') {
     lua_pushstring(L, e->sqlstate);
     lua_setfield(L, -2, "sqlstate");
+  }
+  if (e->pooler) {
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "pooler");
   }
   nc_setmetatable(L, NC_ERROR_MT);
 }

@@ -45,6 +45,7 @@ typedef struct {
   const char *code;
   nc_stage stage;
   char sqlstate[6];
+  int pooler;           /* answered by a pooler: 1 + its answer's index in errors.c */
   char *message;
   char *hint;
 } nc_error;

@@ -3,7 +3,8 @@
 # whose bin directory NEOCONN_PGBIN names): a cluster in a temporary
 # directory on private ports and a private socket, SCRAM passwords, TLS with
 # a generated certificate; a hot standby of it; a second copy without TLS;
-# a listener that never answers and one that closes at once. Everything is
+# a listener that never answers and one that closes at once; Debian's
+# pgbouncer in front of the primary, TLS only, one database per pool mode. Everything is
 # stopped and removed when the command ends, however it ends. As root, the
 # server runs as the postgres user (it refuses root).
 set -euo pipefail
@@ -25,6 +26,7 @@ as_pg() {
 cleanup() {
   set +e
   [ -f "$tmp/nginx/nginx.pid" ] && kill "$(cat "$tmp/nginx/nginx.pid")" 2>/dev/null
+  [ -f "$tmp/pgbouncer/pgbouncer.pid" ] && kill "$(cat "$tmp/pgbouncer/pgbouncer.pid")" 2>/dev/null
   for d in standby data plain; do
     [ -f "$tmp/$d/postmaster.pid" ] && as_pg "$pgbin/pg_ctl" -D "$tmp/$d" -m immediate -w stop >/dev/null 2>&1
   done
@@ -50,7 +52,7 @@ take_port() {
 admin=neoconn_admin
 admin_pw="admin-$RANDOM$RANDOM"
 take_port port; take_port plain_port; take_port silent_port; take_port refused_port
-take_port standby_port; take_port closing_port
+take_port standby_port; take_port closing_port; take_port pooler_port
 
 mkdir -p "$tmp/sock"
 echo "$admin_pw" >"$tmp/pwfile"
@@ -132,6 +134,48 @@ SQL
     || { cat "$tmp/standby.log"; exit 1; }
 fi
 
+# pgbouncer: clients authenticate with SCRAM against the server's own
+# verifiers (auth_query as the admin, over the trusted socket) and must use
+# TLS. neoconn_gone points at a database the server lacks; neoconn_badlogin
+# logs in to the server with a password the server refuses.
+pgbouncer=$(command -v pgbouncer || echo /usr/sbin/pgbouncer)
+mkdir -p "$tmp/pgbouncer"
+upstream="host=$tmp/sock port=$port"
+cat >"$tmp/pgbouncer/pgbouncer.ini" <<INI
+[databases]
+neoconn_session = $upstream dbname=neoconn_test pool_mode=session
+neoconn_transaction = $upstream dbname=neoconn_test pool_mode=transaction
+neoconn_statement = $upstream dbname=neoconn_test pool_mode=statement
+neoconn_gone = $upstream dbname=neoconn_no_such_database
+neoconn_badlogin = host=127.0.0.1 port=$port dbname=postgres user=neoconn_pooler_login password=wrong
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $pooler_port
+unix_socket_dir =
+auth_type = hba
+auth_hba_file = $tmp/pgbouncer/hba.conf
+auth_file = $tmp/pgbouncer/userlist.txt
+auth_user = $admin
+client_tls_sslmode = require
+client_tls_cert_file = $tmp/server.crt
+client_tls_key_file = $tmp/server.key
+query_wait_timeout = 2
+max_client_conn = 200
+default_pool_size = 20
+logfile = $tmp/pgbouncer/pgbouncer.log
+pidfile = $tmp/pgbouncer/pgbouncer.pid
+INI
+printf '"%s" "%s"\n' "$admin" "$admin_pw" >"$tmp/pgbouncer/userlist.txt"
+cat >"$tmp/pgbouncer/hba.conf" <<HBA
+host all neoconn_pooler_rejected 127.0.0.1/32 reject
+host all all 127.0.0.1/32 scram-sha-256
+HBA
+[ "$(id -u)" = 0 ] && chown -R postgres:postgres "$tmp/pgbouncer"
+as_pg "$pgbouncer" -d -q "$tmp/pgbouncer/pgbouncer.ini" \
+  || { cat "$tmp/pgbouncer/pgbouncer.log"; exit 1; }
+for _ in $(seq 100); do port_free "$pooler_port" || break; sleep 0.1; done
+port_free "$pooler_port" && { echo "pgbouncer did not start" >&2; cat "$tmp/pgbouncer/pgbouncer.log"; exit 1; }
+
 "$top/build/tools/silent_listener" "$silent_port" 3600 &
 pids+=($!)
 "$top/build/tools/silent_listener" "$closing_port" 3600 close &
@@ -143,6 +187,7 @@ export NEOCONN_TEST_PLAIN_PORT=$plain_port
 export NEOCONN_TEST_STANDBY_PORT=$standby_port
 export NEOCONN_TEST_SILENT_PORT=$silent_port
 export NEOCONN_TEST_CLOSING_PORT=$closing_port
+export NEOCONN_TEST_POOLER_PORT=$pooler_port
 export NEOCONN_TEST_REFUSED_PORT=$refused_port
 export NEOCONN_TEST_SOCKET=$tmp/sock
 export NEOCONN_TEST_CA=$tmp/server.crt
