@@ -351,6 +351,20 @@ static void set_pooler_hint(nc_error *e, const char *user, const char *db)
   }
 }
 
+/* Whether the connection's settings give keyword a value (libpq fills no
+ * default for sslcert: its ~/.postgresql path is found at connect time). */
+static int option_given(PGconn *pg, const char *keyword)
+{
+  PQconninfoOption *options = PQconninfo(pg), *o;
+  int given = 0;
+  for (o = options; o != NULL && o->keyword != NULL; o++)
+    if (strcmp(o->keyword, keyword) == 0)
+      given = o->val != NULL && o->val[0] != '\0';
+  if (options != NULL)
+    PQconninfoFree(options);
+  return given;
+}
+
 static void set_hint(nc_conn *c)
 {
   nc_error *e = &c->error;
@@ -394,6 +408,20 @@ static void set_hint(nc_conn *c)
   else if (strcmp(code, "hba_rejected") == 0 && (has(m, "no encryption") || has(m, "SSL off")))
     set_hintf(e, "the server refuses unencrypted connections for %s: connect with "
                  "sslmode=require (verify-full with sslrootcert to check the server too)", user);
+  else if (strcmp(code, "client_cert_rejected") == 0 && has(m, "requires a valid client"))
+    set_hintf(e, "pg_hba.conf requires a client certificate for user %s here (method cert, or "
+                 "clientcert=verify-ca/verify-full): give sslcert and sslkey, a certificate "
+                 "issued by a CA in the server's ssl_ca_file (for method cert, with CN %s)",
+              user, user);
+  else if (strcmp(code, "client_cert_rejected") == 0)
+    set_hintf(e, "the client certificate's common name (CN) is not %s, and no pg_ident.conf "
+                 "map lets it log in as %s: use a certificate issued for %s, connect as the "
+                 "user it names, or add a map (map= on the pg_hba.conf line)", user, user, user);
+  else if (strcmp(code, "auth_failed") == 0 && c->pg != NULL && option_given(c->pg, "sslcert"))
+    set_hintf(e, "user %s could not authenticate: check the user name and password "
+                 "(ALTER ROLE %s PASSWORD '...'; as an administrator resets it); a client "
+                 "certificate was given, and with clientcert=verify-full in pg_hba.conf one whose "
+                 "CN is not %s fails the same way (the server log says which)", user, user, user);
   else if (strcmp(code, "auth_failed") == 0)
     set_hintf(e, "user %s could not authenticate: check the user name and password "
                      "(ALTER ROLE %s PASSWORD '...'; as an administrator resets it)", user, user);
@@ -466,6 +494,10 @@ void nc_classify_connect_failure(nc_conn *c, const char *libpq_message, int time
        * authentication, the LOGIN check after it. */
       if (has(m, "pg_hba.conf")) {
         code = "hba_rejected";
+        stage = NC_STAGE_AUTHENTICATE;
+      } else if (has(m, "requires a valid client certificate")
+                 || has(m, "certificate authentication failed")) {
+        code = "client_cert_rejected";
         stage = NC_STAGE_AUTHENTICATE;
       } else if (has(m, "not permitted to log in")) {
         code = "login_not_allowed";

@@ -2,10 +2,10 @@
 # Runs a command next to a throwaway PostgreSQL (Debian's 15, or the server
 # whose bin directory NEOCONN_PGBIN names): a cluster in a temporary
 # directory on private ports and a private socket, SCRAM passwords, TLS with
-# a generated certificate; a hot standby of it; a second copy without TLS;
-# a listener that never answers and one that closes at once; Debian's
-# pgbouncer in front of the primary, TLS only, one database per pool mode. Everything is
-# stopped and removed when the command ends, however it ends. As root, the
+# a generated certificate, client certificates from a CA of its own; a hot
+# standby of it; a second copy without TLS; a listener that never answers
+# and one that closes at once; Debian's pgbouncer in front of the primary,
+# TLS only, one database per pool mode. Everything is stopped and removed when the command ends, however it ends. As root, the
 # server runs as the postgres user (it refuses root).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -60,6 +60,10 @@ openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=localhost" \
   -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
   -keyout "$tmp/server.key" -out "$tmp/server.crt" >/dev/null 2>&1
 chmod 600 "$tmp/server.key"
+# A CA for client certificates, which the primary trusts (ssl_ca_file);
+# specs issue their client certificates from it.
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=neoconn test client CA" \
+  -keyout "$tmp/client-ca.key" -out "$tmp/client-ca.crt" >/dev/null 2>&1
 [ "$(id -u)" = 0 ] && chown -R postgres:postgres "$tmp"
 
 as_pg "$pgbin/initdb" -D "$tmp/data" -U "$admin" --pwfile="$tmp/pwfile" \
@@ -69,6 +73,8 @@ cat >"$tmp/data/pg_hba.conf" <<HBA
 local all all trust
 local replication all trust
 host all neoconn_hba_rejected 127.0.0.1/32 reject
+hostssl all neoconn_cert_only 127.0.0.1/32 cert
+hostssl all neoconn_cert_full 127.0.0.1/32 scram-sha-256 clientcert=verify-full
 hostnossl all neoconn_nossl_rejected 127.0.0.1/32 reject
 host all all 127.0.0.1/32 scram-sha-256
 host all all ::1/128 scram-sha-256
@@ -92,6 +98,7 @@ port = $port
 ssl = on
 ssl_cert_file = '$tmp/server.crt'
 ssl_key_file = '$tmp/server.key'
+ssl_ca_file = '$tmp/client-ca.crt'
 CONF
 as_pg sh -c "cat >>'$tmp/plain/postgresql.conf'" <<CONF
 $common
@@ -191,6 +198,8 @@ export NEOCONN_TEST_POOLER_PORT=$pooler_port
 export NEOCONN_TEST_REFUSED_PORT=$refused_port
 export NEOCONN_TEST_SOCKET=$tmp/sock
 export NEOCONN_TEST_CA=$tmp/server.crt
+export NEOCONN_TEST_CLIENT_CA=$tmp/client-ca.crt
+export NEOCONN_TEST_CLIENT_CA_KEY=$tmp/client-ca.key
 export NEOCONN_TEST_ADMIN=$admin
 export NEOCONN_TEST_SERVER_MAJOR=$server_major
 export NEOCONN_TEST_ADMIN_PASSWORD=$admin_pw
