@@ -61,6 +61,16 @@ describe("a client key", function()
     assert.is_nil(text:find("pass phrase", 1, true), text)
   end)
 
+  it("that is missing is client_key, naming sslcert and sslkey, not the server's certificate",
+    function()
+      local conn, err = neoconn.connect(target("enc", { sslkey = dir .. "/absent.key" }), { timeout = 5 })
+      assert.is_nil(conn)
+      assert.are.equal("client_key", err.code)
+      assert.are.equal("tls", err.stage)
+      assert.truthy(err.hint:find("check sslcert and sslkey", 1, true), err.hint)
+      assert.is_nil(err.hint:find("server", 1, true), err.hint)
+    end)
+
   it("that others may read is refused, with chmod in the hint", function()
     local conn, err = neoconn.connect(target("open"), { timeout = 5 })
     assert.is_nil(conn)

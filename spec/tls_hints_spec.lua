@@ -26,6 +26,38 @@ describe("TLS and settings hints", function()
     assert.is_nil(err.hint:find("without verifying", 1, true))
   end)
 
+  -- What libpq does with each sslmode, the server's own CA given as
+  -- sslrootcert, another CA, or the right CA and another host name: TLS
+  -- used or not (a root certificate makes require verify the chain; prefer
+  -- falls back to plain text when verification fails), or the failure.
+  local outcomes = {
+    disable = { right = "plain", wrong_ca = "plain", wrong_host = "plain" },
+    allow = { right = "plain", wrong_ca = "plain", wrong_host = "plain" },
+    prefer = { right = "tls", wrong_ca = "plain", wrong_host = "tls" },
+    require = { right = "tls", wrong_ca = "not signed by the CA", wrong_host = "tls" },
+    ["verify-ca"] = { right = "tls", wrong_ca = "not signed by the CA", wrong_host = "tls" },
+    ["verify-full"] = { right = "tls", wrong_ca = "not signed by the CA",
+      wrong_host = "another name than" },
+  }
+  for _, mode in ipairs({ "disable", "allow", "prefer", "require", "verify-ca", "verify-full" }) do
+    for _, case in ipairs({ "right", "wrong_ca", "wrong_host" }) do
+      local expected = outcomes[mode][case]
+      it(("with sslmode=%s and %s: %s"):format(mode, case:gsub("_", " "), expected), function()
+        local extra = { sslmode = mode, sslrootcert = case == "wrong_ca" and dir .. "/other.crt" or pg.ca }
+        if case == "wrong_host" then extra.host, extra.hostaddr = "db.example.invalid", pg.host end
+        local report = neoconn.test(pg.target(user, password, extra))
+        if expected == "tls" or expected == "plain" then
+          assert.is_true(report.ok, tostring(report.error))
+          assert.are.equal(expected == "tls", report.session.ssl.in_use)
+        else
+          assert.are.equal("tls_failed", report.error.code)
+          assert.are.equal("tls", report.error.stage)
+          assert.truthy(report.error.hint:find(expected, 1, true), report.error.hint)
+        end
+      end)
+    end
+  end
+
   it("name the host a certificate does not match", function()
     local err = fails({ sslmode = "verify-full", sslrootcert = pg.ca, host = "db.example.invalid",
       hostaddr = pg.host })
