@@ -23,7 +23,7 @@ build = {
     ["neoconn.core"] = {
       sources = { "src/box.c", "src/compat.c", "src/conn.c", "src/conninfo.c", "src/core.c",
         "src/errors.c", "src/ident.c", "src/introspect.c", "src/names.c", "src/pipeline.c", "src/proof.c",
-        "src/requirements.c", "src/result.c", "src/sandbox.c", "src/time.c" },
+        "src/replication.c", "src/requirements.c", "src/result.c", "src/sandbox.c", "src/time.c" },
       libraries = { "pq" },
       incdirs = { "$(PQ_INCDIR)" },
       libdirs = { "$(PQ_LIBDIR)" },
@@ -36,6 +36,7 @@ build = {
     ["neoconn.report"] = "lua/neoconn/report.lua",
     ["neoconn.cli"] = "lua/neoconn/cli.lua",
     ["neoconn.job_checks"] = "lua/neoconn/job_checks.lua",
+    ["neoconn.cdc_checks"] = "lua/neoconn/cdc_checks.lua",
     ["neoconn.sandbox"] = "lua/neoconn/sandbox.lua",
   },
   install = { bin = { neoconn = "bin/neoconn" } },

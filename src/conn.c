@@ -140,9 +140,85 @@ static void fail(nc_conn *c, const char *message, int timed_out)
   }
 }
 
+/* Starts the handshake with these settings (libpq copies them). */
+static int start(nc_conn *c, const char *const *kw, const char *const *val)
+{
+  c->started = nc_now();
+  c->connect_deadline = c->started + NC_DEFAULT_TIMEOUT; /* connect_start sets its own */
+  c->stage = NC_STAGE_CONNECT;
+  c->pg = PQconnectStartParams(kw, val, 0);
+  if (c->pg == NULL) {
+    nc_error_set(&c->error, "unknown", NC_STAGE_CONNECT, "out of memory");
+    c->failed = 1;
+    return 0;
+  }
+  PQsetErrorVerbosity(c->pg, PQERRORS_VERBOSE);
+  nc_remember_endpoint(c);
+  if (PQstatus(c->pg) == CONNECTION_BAD) {
+    const char *m = PQerrorMessage(c->pg);
+    /* libpq fails at once either on its options or on the first host. */
+    if (strstr(m, "connection to server") == NULL && strstr(m, "could not translate host") == NULL)
+      c->stage = NC_STAGE_CONFIG;
+    fail(c, m, 0);
+    return 0;
+  }
+  c->want_write = 1;
+  return 1;
+}
+
+/* Starts a handshake with the settings of the connection `like`, on the
+ * server it actually uses (its host, port and address: not the list it
+ * was given, not target_session_attrs), with one setting changed or added
+ * (key = value). The password travels inside libpq, never through Lua. */
+int nc_connect_begin_like(nc_conn *c, PGconn *like, const char *key, const char *value)
+{
+  PQconninfoOption *options = PQconninfo(like), *o;
+  const char **kw, **val;
+  int n = 0, r;
+  const char *host = PQhost(like), *port = PQport(like), *addr = PQhostaddr(like);
+  for (o = options; o != NULL && o->keyword != NULL; o++)
+    n++;
+  kw = (const char **)calloc((size_t)(2 * n + 2), sizeof(char *));
+  if (options == NULL || kw == NULL) {
+    PQconninfoFree(options);
+    free(kw);
+    nc_error_set(&c->error, "unknown", NC_STAGE_CONNECT, "out of memory");
+    c->failed = 1;
+    return 0;
+  }
+  val = kw + n + 1;
+  n = 0;
+  for (o = options; o->keyword != NULL; o++) {
+    const char *v = o->val;
+    if (strcmp(o->keyword, key) == 0 || strcmp(o->keyword, "target_session_attrs") == 0)
+      continue;
+    if (strcmp(o->keyword, "host") == 0)
+      v = host;
+    else if (strcmp(o->keyword, "port") == 0)
+      v = port;
+    else if (strcmp(o->keyword, "hostaddr") == 0)
+      v = addr != NULL && addr[0] != '\0' ? addr : NULL;
+    else if (strcmp(o->keyword, "password") == 0 && v != NULL) {
+      nc_free_secret(&c->secret);
+      c->secret = nc_strdup(v);
+    }
+    if (v == NULL)
+      continue;
+    kw[n] = o->keyword;
+    val[n++] = v;
+  }
+  kw[n] = key;
+  val[n++] = value;
+  kw[n] = val[n] = NULL;
+  r = start(c, kw, val);
+  free(kw);
+  PQconninfoFree(options);
+  return r;
+}
+
 int nc_connect_begin(lua_State *L, nc_conn *c, int target)
 {
-  int top = lua_gettop(L), n = 0, params;
+  int top = lua_gettop(L), n = 0, params, r;
   const char **kw, **val;
 
   c->stage = NC_STAGE_CONFIG;
@@ -173,28 +249,9 @@ int nc_connect_begin(lua_State *L, nc_conn *c, int target)
   }
   kw[n] = val[n] = NULL;
 
-  c->started = nc_now();
-  c->connect_deadline = c->started + NC_DEFAULT_TIMEOUT; /* connect_start sets its own */
-  c->stage = NC_STAGE_CONNECT;
-  c->pg = PQconnectStartParams(kw, val, 0); /* libpq copies every value */
+  r = start(c, kw, val); /* libpq copies every value */
   lua_settop(L, top);
-  if (c->pg == NULL) {
-    nc_error_set(&c->error, "unknown", NC_STAGE_CONNECT, "out of memory");
-    c->failed = 1;
-    return 0;
-  }
-  PQsetErrorVerbosity(c->pg, PQERRORS_VERBOSE);
-  nc_remember_endpoint(c);
-  if (PQstatus(c->pg) == CONNECTION_BAD) {
-    const char *m = PQerrorMessage(c->pg);
-    /* libpq fails at once either on its options or on the first host. */
-    if (strstr(m, "connection to server") == NULL && strstr(m, "could not translate host") == NULL)
-      c->stage = NC_STAGE_CONFIG;
-    fail(c, m, 0);
-    return 0;
-  }
-  c->want_write = 1;
-  return 1;
+  return r;
 }
 
 /* libpq's own key-password callback asks on the terminal (/dev/tty) when a
@@ -360,6 +417,8 @@ void nc_release_test(lua_State *L, nc_conn *c)
     luaL_unref(L, LUA_REGISTRYINDEX, c->state_ref);
     c->state_ref = LUA_NOREF;
   }
+  c->repl = NULL; /* its userdata was in the state: collected, closed by __gc */
+  c->repl_phase = 0;
 }
 
 /* close, __gc and __close: idempotent; frees everything the userdata owns. */

@@ -439,6 +439,14 @@ static void set_hint(nc_conn *c)
     set_hintf(e, "pg_hba.conf has no line accepting this connection: add e.g. "
                      "\"hostssl %s %s <client-address>/32 scram-sha-256\" and reload the server",
              db, user);
+  else if (strcmp(code, "replication_not_allowed") == 0)
+    set_hintf(e, "role %s may not open a replication connection: ALTER ROLE %s REPLICATION; "
+                 "(on the login role itself: REPLICATION held by a group role does not count, "
+                 "the attribute is not inherited; on a managed service, grant its replication "
+                 "role, e.g. rds_replication)", user, user);
+  else if (strcmp(code, "too_many_connections") == 0 && has(m, "max_wal_senders"))
+    set_hintf(e, "every WAL sender is in use (max_wal_senders): stop an unused replication "
+                 "client or raise max_wal_senders (a restart applies it)");
   else if (strcmp(code, "too_many_connections") == 0)
     set_hintf(e, "the server or role %s has no free connection slot: close idle sessions, "
                      "raise max_connections or ALTER ROLE %s CONNECTION LIMIT", user, user);
@@ -508,6 +516,9 @@ void nc_classify_connect_failure(nc_conn *c, const char *libpq_message, int time
       }
     } else if (strcmp(st, "3D000") == 0) {
       code = "database_missing";
+      stage = NC_STAGE_SESSION;
+    } else if (strcmp(st, "42501") == 0 && (has(m, "walsender") || has(m, "WAL sender"))) {
+      code = "replication_not_allowed";
       stage = NC_STAGE_SESSION;
     } else if (strcmp(st, "42501") == 0) {
       code = "connect_denied";

@@ -307,7 +307,7 @@ static const char SQL_NOT_FOUND[] =
 
 enum { Q_SERVER, Q_ROLE, Q_DATABASE, Q_SCHEMAS, Q_TABLES, Q_SEQUENCES, Q_FUNCTIONS,
        Q_NOT_FOUND, Q_TRIGGERS, Q_FOREIGN_KEYS, Q_CASCADE, Q_PROOF_STATUS, Q_PROOF_ROWS,
-       Q_COUNT };
+       Q_REPLICATION, Q_COUNT = Q_REPLICATION + NC_REPLICATION_LISTS };
 
 /* The length of a name as the server keeps it: identifiers longer than
  * NAMEDATALEN - 1 (63) bytes are cut there, at a character boundary
@@ -639,6 +639,8 @@ static void arm(lua_State *L, nc_conn *c, int opts, double started, double timeo
   c->phase = 0;
   c->query_failed = 0;
   c->introspect_started = -1;
+  c->repl = NULL;
+  c->repl_phase = 0;
 }
 
 /* The job's tgtype event bits: INSERT, and UPDATE for an upsert, TRUNCATE
@@ -736,6 +738,7 @@ static void start_queries(lua_State *L, nc_conn *c)
   for (i = 0; i < Q_PROOF_STATUS; i++)
     if (queries[i] != NULL)
       steps[n++] = (nc_step){ queries[i], 3, params, types, i + 1, 0 };
+  n = nc_replication_queries(L, c, with, params, steps, n, Q_REPLICATION + 1);
   /* The proof last: if it fails (no plpgsql for the role, ...), only it,
    * its two queries and the COMMIT are skipped (aborted, not failed); the
    * test goes on and the pipeline rolls back. */
@@ -835,7 +838,9 @@ static void add_proof(lua_State *L, nc_conn *c, int report, int lists)
  * connection if the test opened it. */
 static void test_finish(lua_State *L, nc_conn *c)
 {
-  double now = nc_now(), introspected = ms(now - c->introspect_started);
+  double now = nc_now();
+  /* Introspection ended where the replication phase began, if it ran. */
+  double introspected = ms((c->repl_phase != 0 ? c->repl_started : now) - c->introspect_started);
   int report, lists;
   lua_newtable(L);
   report = lua_gettop(L);
@@ -884,6 +889,8 @@ static void test_finish(lua_State *L, nc_conn *c)
       lua_setfield(L, report, "job");
       add_proof(L, c, report, lists);
     }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->state_ref);
+    nc_replication_report(L, c, report, lists, Q_REPLICATION + 1, lua_gettop(L));
     lua_settop(L, report);
   }
   set_number(L, report, "ms", ms(now - (c->owned ? c->started : c->test_started)));
@@ -937,17 +944,27 @@ static int advance(lua_State *L, nc_conn *c)
     if (r == 0)
       return 0;
   }
-  if (c->introspect_started < 0)
-    start_queries(L, c);
-  r = nc_pipeline_step(L, c, push_lists(L, c));
-  lua_pop(L, 1);
-  if (!r && nc_now() >= c->test_deadline) {
-    nc_pipeline_timeout(c);
-    r = 1;
+  if (c->repl_phase == 0) {
+    if (c->introspect_started < 0)
+      start_queries(L, c);
+    r = nc_pipeline_step(L, c, push_lists(L, c));
+    lua_pop(L, 1);
+    if (!r && nc_now() >= c->test_deadline) {
+      nc_pipeline_timeout(c);
+      r = 1;
+    }
+    if (!r)
+      return 0;
   }
-  if (r)
-    test_finish(L, c);
-  return r;
+  if (nc_replication_wanted(c)) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->state_ref);
+    r = nc_replication_step(L, c, lua_gettop(L));
+    lua_pop(L, 1);
+    if (!r)
+      return 0;
+  }
+  test_finish(L, c);
+  return 1;
 }
 
 /* Arms a test of the target (a new connection, closed when the test ends)
@@ -977,8 +994,8 @@ int nc_l_test(lua_State *L)
   lua_settop(L, 2);
   c = begin(L, 1, 2);
   while (!advance(L, c)) {
-    int fd = PQsocket(c->pg);
-    if (fd < 0 || nc_wait_fd(fd, c->want_write ? 2 : 0, c->test_deadline) < 0)
+    int want_write, fd = PQsocket(nc_test_pg(c, &want_write));
+    if (fd < 0 || nc_wait_fd(fd, want_write ? 2 : 0, c->test_deadline) < 0)
       nc_wait_fd(-1, 0, nc_now() + 0.001); /* advance() reports the failure */
   }
   return 1;
@@ -999,14 +1016,17 @@ int nc_l_test_step(lua_State *L)
 {
   nc_conn *c = nc_check_conn(L, 1);
   double left;
+  int want_write;
+  PGconn *pg;
   if (c->state_ref == LUA_NOREF)
     luaL_argerror(L, 1, "no test is running on this connection");
   if (advance(L, c))
     return 1;
   left = c->test_deadline - nc_now();
+  pg = nc_test_pg(c, &want_write);
   lua_pushboolean(L, 0);
-  lua_pushstring(L, c->want_write ? "write" : "read");
-  lua_pushinteger(L, PQsocket(c->pg));
+  lua_pushstring(L, want_write ? "write" : "read");
+  lua_pushinteger(L, PQsocket(pg));
   lua_pushnumber(L, left > 0 ? left : 0);
   return 4;
 }

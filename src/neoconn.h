@@ -51,13 +51,18 @@ typedef struct {
 } nc_error;
 
 /* A sync job (requirements.c): its kind and the value of each option, an
- * index into that option's values (false, true, then its choices). */
+ * index into that option's values (false, true, then its choices); an
+ * option naming an object (a slot, a publication) has its name instead,
+ * "" when not given. Names are at most 63 bytes (NAMEDATALEN - 1): the
+ * server keeps none longer, and longer ones are refused, not cut. */
 enum { NC_SRC = 1, NC_DST = 2 };
 enum { NC_OPT_ON_CONFLICT, NC_OPT_TRUNCATE, NC_OPT_RESET_SEQUENCES, NC_OPT_INIT_SCHEMA,
-       NC_OPT_COUNT };
+       NC_OPT_CDC, NC_OPT_SLOT, NC_OPT_PUBLICATION, NC_OPT_COUNT };
+#define NC_NAME_MAX 63
 typedef struct {
   int kind;   /* 0: no job given */
   int value[NC_OPT_COUNT];
+  char name[NC_OPT_COUNT][NC_NAME_MAX + 1];
 } nc_job;
 
 /* One step of a pipeline: a statement (sql != NULL) or the sync that ends
@@ -76,7 +81,7 @@ typedef struct {
 } nc_step;
 
 /* A connection userdata. `pg` is NULL once closed. */
-typedef struct {
+typedef struct nc_conn {
   PGconn *pg;
   int ready;                     /* handshake finished */
   int failed;                    /* handshake failed; `error` says why */
@@ -96,6 +101,11 @@ typedef struct {
   int awaiting_null;             /* each query's result is followed by a NULL */
   int flushing;                  /* output not yet all sent */
   int query_failed;              /* a query failed or the connection was lost: see `error` */
+  /* A CDC job's replication connection, after the pipeline (replication.c);
+   * its userdata lives in the test's Lua state. */
+  struct nc_conn *repl;
+  int repl_phase;
+  double repl_started, repl_ms;
   int state_ref;                 /* registry ref of the test's Lua state, or LUA_NOREF */
   int owned;                     /* the test opened this connection and closes it */
   double test_started, test_deadline, introspect_started;
@@ -153,6 +163,7 @@ NC_PRIVATE nc_conn *nc_new_conn(lua_State *L); /* pushed on the stack */
 /* The handshake step by step: begin 1 started / 0 failed (c->failed);
  * step 1 ready, 0 wait on the socket (c->want_write), -1 failed. */
 NC_PRIVATE int nc_connect_begin(lua_State *L, nc_conn *c, int target);
+NC_PRIVATE int nc_connect_begin_like(nc_conn *c, PGconn *like, const char *key, const char *value);
 NC_PRIVATE int nc_connect_step(nc_conn *c);
 NC_PRIVATE void nc_connect_give_up(nc_conn *c); /* deadline passed: failed with timeout */
 NC_PRIVATE nc_conn *nc_connect(lua_State *L, int target, double timeout);
@@ -191,6 +202,21 @@ NC_PRIVATE int nc_l_query(lua_State *L); /* conn:query */
 NC_PRIVATE int nc_pipeline_begin(nc_conn *c, const nc_step *steps, int nsteps);
 NC_PRIVATE int nc_pipeline_step(lua_State *L, nc_conn *c, int lists);
 NC_PRIVATE int nc_pipeline_timeout(nc_conn *c);
+
+/* replication.c: a CDC job's catalog queries (appended to steps from
+ * index n, their rows in lists first_list, +1, +2, +3; returns the new
+ * step count), the replication connection as a phase of the test (step: 1
+ * finished, 0 waiting on the socket nc_test_pg gives), and its part of the
+ * report. */
+#define NC_REPLICATION_LISTS 4
+NC_PRIVATE int nc_replication_queries(lua_State *L, nc_conn *c, const char *with,
+                                      const char *const *scope, nc_step *steps, int n,
+                                      int first_list);
+NC_PRIVATE int nc_replication_wanted(const nc_conn *c);
+NC_PRIVATE int nc_replication_step(lua_State *L, nc_conn *c, int state);
+NC_PRIVATE PGconn *nc_test_pg(const nc_conn *c, int *want_write);
+NC_PRIVATE void nc_replication_report(lua_State *L, const nc_conn *c, int report, int lists,
+                                      int first_list, int state);
 
 /* introspect.c */
 NC_PRIVATE int nc_l_test(lua_State *L);

@@ -9,13 +9,17 @@
 #include "neoconn.h"
 
 /* A job option: false/true when `boolean`, then its string choices; the
- * value is an index into that list (booleans first), 0 by default. */
+ * value is an index into that list (booleans first), 0 by default. An
+ * option that `names` an object takes any name instead; `needs` is the
+ * option that must be true for it. */
 typedef struct {
   const char *name;
   int kinds;
   int boolean;
   const char *choices[3];
   const char *help;
+  int names;
+  int needs;
 } job_option;
 
 static const job_option options[NC_OPT_COUNT] = {
@@ -27,6 +31,13 @@ static const job_option options[NC_OPT_COUNT] = {
     "move the sequences the tables own past the copied values (setval)" },
   [NC_OPT_INIT_SCHEMA] = { "init_schema", NC_DST, 1, { NULL },
     "create missing schemas and tables" },
+  [NC_OPT_CDC] = { "cdc", NC_SRC, 1, { NULL },
+    "read changes continuously through logical replication (pgoutput) after the copy", 0, 0 },
+  [NC_OPT_SLOT] = { "slot", NC_SRC, 0, { NULL },
+    "the logical replication slot the job uses (cdc; without one: whether it can create one)",
+    1, NC_OPT_CDC },
+  [NC_OPT_PUBLICATION] = { "publication", NC_SRC, 0, { NULL },
+    "the publication the job reads (cdc; without one: whether it can create one)", 1, NC_OPT_CDC },
 };
 
 #define ALWAYS -1, 0
@@ -99,6 +110,30 @@ static const requirement all[] = {
   { NC_DST, WHEN(NC_OPT_INIT_SCHEMA, V(1)), "database.create", "database", { "CREATE" },
     "the database, when a schema does not exist yet", 0, 0, "grant_if_schema_missing",
     "CREATE SCHEMA for a missing schema" },
+  { NC_SRC, WHEN(NC_OPT_CDC, V(1)), "replication.wal_level", "server", { NULL }, "the server", 0,
+    0, "wal_level_logical", "logical decoding needs wal_level = logical (set at server start)" },
+  { NC_SRC, WHEN(NC_OPT_CDC, V(1)), "replication.role", "role", { "REPLICATION" },
+    "the login role itself", 0, 0, "replication_role",
+    "a replication connection needs REPLICATION on the login role (or superuser): the attribute "
+    "is not inherited from a group role" },
+  { NC_SRC, WHEN(NC_OPT_CDC, V(1)), "replication.connection", "connection", { NULL },
+    "the connection with replication=database", 0, 0, "replication_connection",
+    "the job streams over a replication connection: pg_hba.conf, the role and a free WAL sender "
+    "must allow it (proven with IDENTIFY_SYSTEM)" },
+  { NC_SRC, WHEN(NC_OPT_CDC, V(1)), "replication.slot", "slot", { NULL }, "the job's slot", 0,
+    0, "replication_slot", "the named slot must be logical, use pgoutput, belong to this "
+    "database and be usable; without one, a free slot (max_replication_slots) to create it" },
+  { NC_SRC, WHEN(NC_OPT_CDC, V(1)), "publication.tables", "publication", { NULL },
+    "the job's publication", 0, 0, "publication", "the publication must cover every synced "
+    "table and publish inserts, updates and deletes of every column and row; without one, the "
+    "role must be able to create it (owner of each table, CREATE on the database)" },
+  { NC_SRC, WHEN(NC_OPT_CDC, V(1)), "table.replica_identity", "table", { NULL },
+    "synced tables", 0, 0, "replica_identity", "updates and deletes carry the old row's key "
+    "only with a replica identity (a primary key, an index or FULL); in a publication that "
+    "publishes them, a table without one refuses the application's UPDATE and DELETE" },
+  { NC_SRC, WHEN(NC_OPT_CDC, V(1)), "sequence.not_replicated", "sequence", { NULL },
+    "sequences owned by columns of the synced tables", 0, 1, "sequences_not_replicated",
+    "logical replication does not carry sequence values: set them after the cut-over" },
   { NC_SRC | NC_DST, ALWAYS, "table.statements", "table", { NULL }, "synced tables", 0, 0,
     "executor", "the job's statements, planned by the server as the role (EXPLAIN): what the "
     "executor checks beyond the grants (views' base tables, predefined roles, column "
@@ -118,6 +153,10 @@ static const requirement all[] = {
 /* Pushes the value of option o at index v: false, true or a choice. */
 static void push_value(lua_State *L, const job_option *o, int v)
 {
+  if (o->names) {
+    lua_pushnil(L);
+    return;
+  }
   if (o->boolean && v < 2)
     lua_pushboolean(L, v);
   else
@@ -127,6 +166,8 @@ static void push_value(lua_State *L, const job_option *o, int v)
 static int value_count(const job_option *o)
 {
   int n = o->boolean ? 2 : 0, i;
+  if (o->names)
+    return 0;
   for (i = 0; i < 3 && o->choices[i] != NULL; i++)
     n++;
   return n;
@@ -191,7 +232,17 @@ void nc_check_job(lua_State *L, int kind, int opts, int arg, int with_kind, nc_j
       luaL_argerror(L, arg, lua_pushfstring(L, "unknown option '%s'",
                                             lua_type(L, -2) == LUA_TSTRING
                                               ? lua_tostring(L, -2) : luaL_typename(L, -2)));
-    if (found < NC_OPT_COUNT) {
+    if (found < NC_OPT_COUNT && options[found].names) {
+      size_t len = 0;
+      const char *name = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+      if (name == NULL || len == 0 || len > NC_NAME_MAX || strlen(name) != len)
+        luaL_argerror(L, arg, lua_pushfstring(L, "%s: a name of 1 to %d bytes expected",
+                                              options[found].name, NC_NAME_MAX));
+      if (!(options[found].kinds & kind))
+        luaL_argerror(L, arg, lua_pushfstring(L, "%s applies to sources only",
+                                              options[found].name));
+      memcpy(job->name[found], name, len + 1);
+    } else if (found < NC_OPT_COUNT) {
       const job_option *o = &options[found];
       int v = value_index(L, o, -1);
       if (v < 0)
@@ -203,6 +254,10 @@ void nc_check_job(lua_State *L, int kind, int opts, int arg, int with_kind, nc_j
     }
     lua_pop(L, 1);
   }
+  for (i = 0; i < NC_OPT_COUNT; i++)
+    if (options[i].names && job->name[i][0] != '\0' && job->value[options[i].needs] != 1)
+      luaL_argerror(L, arg, lua_pushfstring(L, "%s needs %s = true", options[i].name,
+                                            options[options[i].needs].name));
 }
 
 /* A short plain word, safe to repeat in a message (never a URL or any
@@ -246,7 +301,10 @@ void nc_push_job(lua_State *L, const nc_job *job)
   lua_pushstring(L, job->kind == NC_DST ? "destination" : "source");
   lua_setfield(L, -2, "kind");
   for (i = 0; i < NC_OPT_COUNT; i++) {
-    push_value(L, &options[i], job->value[i]);
+    if (options[i].names && job->name[i][0] != '\0')
+      lua_pushstring(L, job->name[i]);
+    else
+      push_value(L, &options[i], job->value[i]);
     lua_setfield(L, -2, options[i].name);
   }
 }
@@ -265,7 +323,9 @@ static void push_kinds(lua_State *L, int kinds)
   }
 }
 
-/* neoconn.job_options() -> { { name, kinds, values, default, help } ... } */
+/* neoconn.job_options() -> { { name, kinds, values, default, help [, names, needs] } ... }
+ * names: the option takes a name (values is empty); needs: the option that
+ * must be true for it. */
 int nc_l_job_options(lua_State *L)
 {
   int i, v;
@@ -285,6 +345,12 @@ int nc_l_job_options(lua_State *L)
     lua_setfield(L, -2, "values");
     push_value(L, o, 0);
     lua_setfield(L, -2, "default");
+    if (o->names) {
+      lua_pushboolean(L, 1);
+      lua_setfield(L, -2, "names");
+      lua_pushstring(L, options[o->needs].name);
+      lua_setfield(L, -2, "needs");
+    }
     lua_pushstring(L, o->help);
     lua_setfield(L, -2, "help");
     lua_rawseti(L, -2, i + 1);

@@ -18,7 +18,9 @@ for _, option in ipairs(neoconn.job_options()) do
   end
   local flag = option.name:gsub("_", "-")
   local text = "--" .. flag
-  if boolean and #choices > 0 then
+  if option.names then
+    text = ("[--%s NAME]"):format(flag)
+  elseif boolean and #choices > 0 then
     text = ("[--%s[=%s]]"):format(flag, table.concat(choices, "|"))
   elseif boolean then
     text = "[" .. text .. "]"
@@ -158,7 +160,9 @@ local function job_options(options, kind)
         usage_error("--" .. f.flag .. " applies to " .. table.concat(f.option.kinds, " and ")
           .. "s only")
       end
-      if raw ~= true then
+      if f.option.names then
+        if raw == true then usage_error("--" .. f.flag .. " expects a name") end
+      elseif raw ~= true then
         local known = false
         for _, choice in ipairs(f.choices) do known = known or choice == raw end
         if not known then

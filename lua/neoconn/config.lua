@@ -110,10 +110,17 @@ local CONNECTION_KEYS = {
   timeout = { check = is_positive },
 }
 
--- The job's options, as the core defines them.
+-- A name the core takes for a job option (a slot, a publication).
+local function is_object_name(v)
+  if type(v) == "string" and #v >= 1 and #v <= 63 and not v:find("\0", 1, true) then return true end
+  return false, "must be a name of 1 to 63 bytes"
+end
+
+-- The job's options, as the core defines them; `only` is the one kind an
+-- option applies to, if just one.
 for _, option in ipairs(neoconn.job_options()) do
-  CONNECTION_KEYS[option.name] = { check = one_of(option.values, describe_value), job = true,
-    destination = #option.kinds == 1 and option.kinds[1] == "destination" }
+  CONNECTION_KEYS[option.name] = { job = true, only = #option.kinds == 1 and option.kinds[1] or nil,
+    check = option.names and is_object_name or one_of(option.values, describe_value) }
 end
 
 local TOP_KEYS = { connections = true, rules = true, disable_rules = true }
@@ -284,8 +291,8 @@ local function check_connection(where, name, spec)
     if not ok then
       return nil, config_error(where, path .. "." .. k, why .. ", got " .. describe_value(value, k))
     end
-    if rule.destination and spec.kind ~= "destination" then
-      return nil, config_error(where, path .. "." .. k, "applies to destinations only")
+    if rule.only and spec.kind ~= rule.only then
+      return nil, config_error(where, path .. "." .. k, "applies to " .. rule.only .. "s only")
     end
   end
   if spec.kind == nil then

@@ -8,8 +8,14 @@ local q = neoconn.quote_ident
 
 local policy = {}
 
-local OBJECT_TYPES = { connection = true, role = true, database = true, schema = true,
-  table = true, sequence = true, ["function"] = true }
+-- The object types a finding may name, in the order findings sort: the
+-- connection first, tables and what serves them last.
+local OBJECT_TYPES = { "connection", "server", "role", "database", "slot", "publication", "schema",
+  "table", "sequence", "function" }
+local ORDER = {}
+for i, name in ipairs(OBJECT_TYPES) do ORDER[name] = i end
+local OBJECT_TYPE_ERROR = "finding.object_type must be " .. table.concat(OBJECT_TYPES, ", ", 1,
+  #OBJECT_TYPES - 1) .. " or " .. OBJECT_TYPES[#OBJECT_TYPES]
 local PASSWORD_WARNING_DAYS = 14
 
 --- GRANT text for privileges on an object, to the role.
@@ -237,7 +243,9 @@ function checks.grant_if_schema_missing(ctx, need)
   end
 end
 
-for name, check in pairs(require("neoconn.job_checks")) do checks[name] = check end
+for _, module in ipairs({ "neoconn.job_checks", "neoconn.cdc_checks" }) do
+  for name, check in pairs(require(module)) do checks[name] = check end
+end
 
 --- Checks of the report that need no requirement: what was not found.
 function builtin.not_found(ctx)
@@ -311,17 +319,12 @@ function builtin.password_expiry(ctx, now)
   end
 end
 
--- Where findings sort: the connection first, tables last.
-local ORDER = { connection = 1, role = 2, database = 3, schema = 4, table = 5, sequence = 6,
-  ["function"] = 7 }
 
 local function check_finding(f)
   if f.level ~= "error" and f.level ~= "warning" then
     return "finding.level must be \"error\" or \"warning\""
   end
-  if not OBJECT_TYPES[f.object_type] then
-    return "finding.object_type must be connection, role, database, schema, table, sequence or function"
-  end
+  if not ORDER[f.object_type] then return OBJECT_TYPE_ERROR end
   if type(f.message) ~= "string" then return "finding.message must be a string" end
   if f.fix ~= nil and type(f.fix) ~= "string" then return "finding.fix must be a string" end
   for _, key in ipairs({ "schema", "name" }) do

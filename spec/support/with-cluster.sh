@@ -99,6 +99,7 @@ ssl = on
 ssl_cert_file = '$tmp/server.crt'
 ssl_key_file = '$tmp/server.key'
 ssl_ca_file = '$tmp/client-ca.crt'
+wal_level = logical
 CONF
 as_pg sh -c "cat >>'$tmp/plain/postgresql.conf'" <<CONF
 $common

@@ -1,0 +1,267 @@
+/* A CDC source (job.cdc): what logical replication needs, read in the
+ * test's own READ ONLY pipeline (settings, slots and WAL senders in use,
+ * the login role's REPLICATION, the named slot and publication, each job
+ * table's replica identity and publication coverage), then proven with a
+ * replication connection (replication=database) as the same role to the
+ * same server, running IDENTIFY_SYSTEM. Nothing is created: no slot, no
+ * publication, no transaction ID. */
+#include <string.h>
+#include "neoconn.h"
+
+enum { REPL_NONE, REPL_CONNECTING, REPL_QUERYING, REPL_DONE };
+
+/* The login role (session_user) is what a replication connection logs in
+ * as; REPLICATION is not inherited, so a group role holding it is named
+ * only to say that it does not count. pg_stat_replication has a row for
+ * every WAL sender whoever asks (pg_stat_activity hides their type). */
+static const char SQL_REPLICATION[] =
+  "SELECT current_setting('wal_level') AS wal_level,"
+  " current_setting('max_replication_slots')::int AS max_replication_slots,"
+  " (SELECT count(*) FROM pg_replication_slots)::int AS slots_used,"
+  " current_setting('max_wal_senders')::int AS max_wal_senders,"
+  " (SELECT count(*) FROM pg_stat_replication)::int AS wal_senders_used,"
+  " current_setting('max_slot_wal_keep_size') AS max_slot_wal_keep_size,"
+  " current_setting('wal_sender_timeout') AS wal_sender_timeout,"
+  " current_setting('hot_standby_feedback')::bool AS hot_standby_feedback,"
+  " pg_is_in_recovery() AS in_recovery,"
+  " r.rolreplication AS \"login_role.replication\", r.rolsuper AS \"login_role.superuser\","
+  " r.rolname AS \"login_role.name\","
+  " (SELECT array_agg(g.rolname::text ORDER BY g.rolname) FROM pg_roles g"
+  "  WHERE g.rolreplication AND g.oid <> r.oid AND pg_has_role(r.oid, g.oid, 'MEMBER'))"
+  "  AS \"login_role.groups_with_replication\","
+  " has_database_privilege(current_database(), 'CREATE') AS database_create,"
+  " current_database() AS database"
+  " FROM pg_roles r WHERE r.rolname = session_user";
+
+/* Columns that came with later versions (conflicting 16, invalidation_reason
+ * 17) read through to_jsonb: NULL where the server has none. */
+static const char SQL_SLOT[] =
+  "SELECT s.slot_name AS name, s.plugin, s.slot_type AS type, s.database, s.active,"
+  " s.wal_status, s.database = current_database() AS same_database,"
+  " (to_jsonb(s) ->> 'conflicting')::bool AS conflicting,"
+  " to_jsonb(s) ->> 'invalidation_reason' AS invalidation_reason"
+  " FROM pg_replication_slots s WHERE s.slot_name = $1";
+
+static const char SQL_PUBLICATION[] =
+  "SELECT p.pubname AS name, pg_get_userbyid(p.pubowner) AS owner, p.puballtables AS all_tables,"
+  " p.pubinsert AS \"publishes.insert\", p.pubupdate AS \"publishes.update\","
+  " p.pubdelete AS \"publishes.delete\", p.pubtruncate AS \"publishes.truncate\","
+  " p.pubviaroot AS via_root"
+  " FROM pg_publication p WHERE p.pubname = $1";
+
+/* Per job table ($4: the publication, or NULL): its replica identity, and
+ * what pg_publication_tables says of it (FOR TABLE, FOR TABLES IN SCHEMA
+ * and FOR ALL TABLES alike); a partitioned table is covered through its
+ * partitions when the publication lists them instead (not via_root). The
+ * column list and row filter (15+) through to_jsonb. Generated columns are
+ * never published, so a column list leaving them out drops nothing. */
+static const char SQL_CDC_TABLES[] =
+  " SELECT s.nspname AS \"schema\", s.relname AS name,"
+  " CASE c.relreplident WHEN 'n' THEN 'nothing' WHEN 'f' THEN 'full' WHEN 'i' THEN 'index'"
+  "  ELSE CASE WHEN EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = s.oid AND i.indisprimary)"
+  "  THEN 'primary_key' ELSE 'none' END END AS replica_identity,"
+  " pg_has_role(s.relowner, 'USAGE') AS owned,"
+  " CASE WHEN $4::text IS NULL THEN NULL ELSE pt.j IS NOT NULL OR (s.relkind = 'p' AND EXISTS ("
+  "  SELECT 1 FROM pg_partition_tree(s.oid) l JOIN pg_class lc ON lc.oid = l.relid"
+  "  JOIN pg_namespace ln ON ln.oid = lc.relnamespace JOIN pg_publication_tables lp"
+  "  ON lp.pubname = $4 AND lp.schemaname = ln.nspname AND lp.tablename = lc.relname"
+  "  WHERE l.isleaf)) END AS published,"
+  " pt.j ->> 'rowfilter' AS row_filter,"
+  " CASE WHEN pt.j ? 'attnames' THEN ARRAY(SELECT a.attname::text FROM pg_attribute a"
+  "  WHERE a.attrelid = s.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''"
+  "  AND NOT (pt.j -> 'attnames') ? a.attname::text ORDER BY a.attnum) END AS unpublished_columns"
+  " FROM scope s JOIN pg_class c ON c.oid = s.oid"
+  " LEFT JOIN LATERAL (SELECT to_jsonb(x) AS j FROM pg_publication_tables x"
+  "  WHERE x.pubname = $4 AND x.schemaname = s.nspname AND x.tablename = s.relname) pt ON true"
+  " WHERE s.relkind IN ('r', 'p')"
+  " ORDER BY 1, 2";
+
+int nc_replication_queries(lua_State *L, nc_conn *c, const char *with, const char *const *scope,
+                           nc_step *steps, int n, int first_list)
+{
+  static const Oid table_types[] = { TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, 25 };
+  const char *slot = c->job.name[NC_OPT_SLOT], *publication = c->job.name[NC_OPT_PUBLICATION];
+  const char **params;
+  if (c->job.value[NC_OPT_CDC] != 1)
+    return n;
+  /* Anchored on the stack until the pipeline is sent (libpq copies). */
+  params = (const char **)nc_newuserdata(L, 6 * sizeof(char *));
+  memcpy(params, scope, 3 * sizeof(char *));
+  params[3] = publication[0] != '\0' ? publication : NULL;
+  params[4] = slot;
+  params[5] = publication;
+  steps[n++] = (nc_step){ SQL_REPLICATION, 0, NULL, NULL, first_list, 0 };
+  if (slot[0] != '\0')
+    steps[n++] = (nc_step){ SQL_SLOT, 1, params + 4, NULL, first_list + 1, 0 };
+  if (publication[0] != '\0')
+    steps[n++] = (nc_step){ SQL_PUBLICATION, 1, params + 5, NULL, first_list + 2, 0 };
+  steps[n++] = (nc_step){ lua_pushfstring(L, "%s%s", with, SQL_CDC_TABLES), 4, params,
+                          table_types, first_list + 3, 0 };
+  return n;
+}
+
+int nc_replication_wanted(const nc_conn *c)
+{
+  return c->job.value[NC_OPT_CDC] == 1 && !c->query_failed && c->pg != NULL;
+}
+
+PGconn *nc_test_pg(const nc_conn *c, int *want_write)
+{
+  if (c->repl != NULL && (c->repl_phase == REPL_CONNECTING || c->repl_phase == REPL_QUERYING)
+      && c->repl->pg != NULL) {
+    *want_write = c->repl->want_write;
+    return c->repl->pg;
+  }
+  *want_write = c->want_write;
+  return c->pg;
+}
+
+/* The phase is over: the outcome goes into the state (an error as
+ * state.replication_error), the replication connection is closed. */
+static int finish(lua_State *L, nc_conn *c, int state, int failed)
+{
+  nc_conn *r = c->repl;
+  if (failed) {
+    nc_push_error(L, &r->error, r->secret);
+    lua_setfield(L, state, "replication_error");
+  }
+  nc_free_secret(&r->secret);
+  nc_conn_close(r);
+  c->repl_phase = REPL_DONE;
+  c->repl_ms = nc_now() - c->repl_started;
+  return 1;
+}
+
+/* IDENTIFY_SYSTEM's row, renamed: state.replication_identity. */
+static void keep_identity(lua_State *L, const PGresult *res, int state)
+{
+  static const char *const fields[][2] = {
+    { "systemid", "system_id" }, { "timeline", "timeline" }, { "xlogpos", "wal_position" },
+    { "dbname", "database" },
+  };
+  size_t i;
+  lua_createtable(L, 0, 5);
+  lua_pushboolean(L, 1);
+  lua_setfield(L, -2, "ok");
+  for (i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+    int col = PQfnumber(res, fields[i][0]);
+    if (col >= 0 && PQntuples(res) > 0 && !PQgetisnull(res, 0, col)) {
+      lua_pushstring(L, PQgetvalue(res, 0, col));
+      lua_setfield(L, -2, fields[i][1]);
+    }
+  }
+  lua_setfield(L, state, "replication_identity");
+}
+
+int nc_replication_step(lua_State *L, nc_conn *c, int state)
+{
+  nc_conn *r = c->repl;
+  int step;
+  if (c->repl_phase == REPL_DONE)
+    return 1;
+  if (c->repl_phase == REPL_NONE) {
+    r = nc_new_conn(L);
+    lua_setfield(L, state, "replication_conn");
+    c->repl = r;
+    c->repl_phase = REPL_CONNECTING;
+    c->repl_started = nc_now();
+    if (!nc_connect_begin_like(r, c->pg, "replication", "database"))
+      return finish(L, c, state, 1);
+    r->connect_deadline = c->test_deadline;
+  }
+  if (c->repl_phase == REPL_CONNECTING) {
+    step = nc_connect_step(r);
+    if (step == 0 && nc_now() >= c->test_deadline) {
+      nc_connect_give_up(r);
+      step = -1;
+    }
+    if (step < 0)
+      return finish(L, c, state, 1);
+    if (step == 0)
+      return 0;
+    if (!PQsendQuery(r->pg, "IDENTIFY_SYSTEM")) {
+      nc_classify_query_failure(&r->error, NULL, r->pg, 0, NC_STAGE_QUERY);
+      return finish(L, c, state, 1);
+    }
+    c->repl_phase = REPL_QUERYING;
+  }
+  step = PQflush(r->pg);
+  r->want_write = step > 0;
+  if (step < 0 || !PQconsumeInput(r->pg)) {
+    nc_classify_query_failure(&r->error, NULL, r->pg, 0, NC_STAGE_QUERY);
+    return finish(L, c, state, 1);
+  }
+  while (step == 0 && !PQisBusy(r->pg)) {
+    PGresult *res = nc_take_result(L, r->pg);
+    if (res == NULL) { /* the command's end: what failed is already kept */
+      nc_drop_result(L);
+      return finish(L, c, state, 0);
+    }
+    if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+      keep_identity(L, res, state);
+    } else {
+      nc_classify_query_failure(&r->error, res, r->pg, 0, NC_STAGE_QUERY);
+      nc_push_error(L, &r->error, r->secret);
+      lua_setfield(L, state, "replication_error");
+    }
+    nc_drop_result(L);
+  }
+  if (nc_now() >= c->test_deadline) {
+    nc_classify_query_failure(&r->error, NULL, r->pg, 1, NC_STAGE_QUERY);
+    return finish(L, c, state, 1);
+  }
+  return 0;
+}
+
+/* report.replication: the catalog's rows, the connection's outcome; and
+ * the stage, after introspect. */
+void nc_replication_report(lua_State *L, const nc_conn *c, int report, int lists, int first_list,
+                           int state)
+{
+  int stages, failed;
+  if (c->job.value[NC_OPT_CDC] != 1 || c->repl_phase != REPL_DONE)
+    return;
+  lua_rawgeti(L, lists, first_list);
+  lua_rawgeti(L, -1, 1);
+  if (!lua_istable(L, -1)) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+  }
+  lua_remove(L, -2);
+  lua_rawgeti(L, lists, first_list + 1);
+  lua_rawgeti(L, -1, 1);
+  lua_setfield(L, -3, "slot");
+  lua_pop(L, 1);
+  lua_rawgeti(L, lists, first_list + 2);
+  lua_rawgeti(L, -1, 1);
+  lua_setfield(L, -3, "publication");
+  lua_pop(L, 1);
+  lua_rawgeti(L, lists, first_list + 3);
+  lua_setfield(L, -2, "tables");
+  lua_getfield(L, state, "replication_error");
+  failed = !lua_isnil(L, -1);
+  if (failed) {
+    lua_createtable(L, 0, 2);
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "ok");
+    lua_insert(L, -2);
+    lua_setfield(L, -2, "error");
+  } else {
+    lua_pop(L, 1);
+    lua_getfield(L, state, "replication_identity");
+  }
+  lua_setfield(L, -2, "connection");
+  lua_setfield(L, report, "replication");
+
+  lua_getfield(L, report, "stages");
+  stages = lua_gettop(L);
+  lua_createtable(L, 0, 3);
+  lua_pushliteral(L, "replication");
+  lua_setfield(L, -2, "name");
+  lua_pushboolean(L, !failed);
+  lua_setfield(L, -2, "ok");
+  lua_pushnumber(L, (double)(long)(c->repl_ms * 100000.0 + 0.5) / 100.0);
+  lua_setfield(L, -2, "ms");
+  lua_rawseti(L, stages, (int)lua_rawlen(L, stages) + 1);
+  lua_pop(L, 1);
+}
