@@ -108,10 +108,17 @@ connections = {
       "neoconn.lua:1: connections.a.schemas: at most 100000 names (100001)")
     -- Every job option of the core is a config key.
     for _, option in ipairs(neoconn.job_options()) do
-      local text = ('connections = { a = { kind = "destination", %s = %s } }'):format(option.name,
-        type(option.values[2]) == "string" and ("%q"):format(option.values[2]) or tostring(option.values[2]))
+      local value = option.names and ('"a_name", %s = true'):format(option.needs)
+        or type(option.values[2]) == "string" and ("%q"):format(option.values[2])
+        or tostring(option.values[2])
+      local text = ('connections = { a = { kind = %q, %s = %s } }'):format(option.kinds[1],
+        option.name, value)
       assert(config.load_string(text, "neoconn.lua"))
     end
+    fails('connections = { a = { kind = "destination", cdc = true } }',
+      "neoconn.lua:1: connections.a.cdc: applies to sources only")
+    fails('connections = { a = { kind = "source", cdc = true, slot = "" } }',
+      'neoconn.lua:1: connections.a.slot: must be a name of 1 to 63 bytes, got ""')
   end)
 
   it("reports syntax errors and unset variables with their line", function()

@@ -295,12 +295,17 @@ describe("rules", function()
 end)
 
 describe("built-in advisories", function()
+  -- A source job with every option at its default, as the core defines them.
+  local function default_source_job()
+    local job = { kind = "source" }
+    for _, option in ipairs(neoconn.job_options()) do job[option.name] = option.default end
+    return job
+  end
   local function report_with(session, role)
     return { ok = true, session = session, role = role, database = { name = "d", connect = true },
       schemas = {}, tables = {}, sequences = {}, functions = {}, not_found = {},
       server = { in_hot_standby = false }, proof = { status = "complete" },
-      job = { kind = "source", on_conflict = "nothing", truncate = false, init_schema = false,
-        reset_sequences = false } }
+      job = default_source_job() }
   end
   local function rules_of(result)
     local names = {}
