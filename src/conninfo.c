@@ -12,7 +12,7 @@
 static const char *const table_keywords[] = {
   "url", "host", "hostaddr", "port", "dbname", "user", "password", "sslmode", "sslrootcert",
   "sslcert", "sslkey", "sslpassword", "connect_timeout", "application_name",
-  "target_session_attrs", "options", "service", "passfile", NULL
+  "target_session_attrs", "options", "service", "passfile", "replication", NULL
 };
 
 /* Files libpq opens, with the environment variable that also names each:

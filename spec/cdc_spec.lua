@@ -1,0 +1,264 @@
+-- CDC sources (job.cdc): every finding made by a real fault on the
+-- harness's servers (the primary runs wal_level = logical, the plain
+-- cluster keeps replica), the replication connection's own failures, the
+-- test writing nothing, and a closed loop: once the fixes are applied the
+-- role really streams the job's tables through pgoutput.
+local neoconn = require("neoconn")
+local check = require("neoconn.check")
+local pg = require("pg")
+
+-- A role (REPLICATION unless attributes say otherwise) and a schema of its
+-- own with the tables of `sql` ({s}: the schema, {r}: the role), which the
+-- role may read.
+local function scenario(prefix, sql, attributes)
+  local user, password = pg.login_role(prefix, attributes or "REPLICATION")
+  local schema = pg.unique(prefix)
+  local text = ("CREATE SCHEMA {s}; GRANT USAGE ON SCHEMA {s} TO {r}; " .. sql
+    .. "; GRANT SELECT ON ALL TABLES IN SCHEMA {s} TO {r}"):gsub("{s}", schema):gsub("{r}", user)
+  pg.exec(text)
+  return user, password, schema
+end
+
+local function cdc_check(user, password, schema, options, extra)
+  options = options or {}
+  options.cdc = true
+  return check.connection(pg.settings(user, password, "source", options, { schemas = { schema } },
+    extra))
+end
+
+-- The error findings of a rule (of every rule when nil).
+local function errors_of(result, rule)
+  local list = {}
+  for _, f in ipairs(result.findings) do
+    if f.level == "error" and (rule == nil or f.rule == rule) then list[#list + 1] = f end
+  end
+  return list
+end
+
+describe("a CDC source", function()
+  it("passes with REPLICATION, a publication of its tables and primary keys, and writes nothing",
+    function()
+      local user, password, schema = scenario("cdcok", "CREATE TABLE {s}.t (id int PRIMARY KEY, v text)")
+      local publication = pg.unique("pub")
+      pg.exec(("CREATE PUBLICATION %s FOR TABLE %s.t"):format(publication, schema))
+      local slots = pg.exec("SELECT count(*)::int AS n FROM pg_replication_slots")[1].n
+      local before = pg.next_xid()
+      local result = cdc_check(user, password, schema, { publication = publication })
+      assert.are.equal(before, pg.next_xid())
+      assert.are.equal(slots, pg.exec("SELECT count(*)::int AS n FROM pg_replication_slots")[1].n)
+      assert.are.same({}, errors_of(result))
+      assert.is_true(result.ok)
+      local rep = result.report.replication
+      assert.are.equal("logical", rep.wal_level)
+      assert.is_true(rep.connection.ok)
+      assert.truthy(rep.connection.system_id:match("^%d+$"))
+      assert.are.equal(pg.dbname, rep.connection.database)
+      local stages = result.report.stages
+      assert.are.same({ name = "replication", ok = true }, { name = stages[#stages].name,
+        ok = stages[#stages].ok })
+      assert.are.same({ { schema = schema, name = "t", replica_identity = "primary_key",
+        owned = false, published = true, unpublished_columns = pg.major >= 15 and {} or nil } },
+        rep.tables)
+    end)
+
+  it("names wal_level when it is not logical, with ALTER SYSTEM and a restart", function()
+    -- The plain cluster runs wal_level = replica; it has roles of its own.
+    local plain = assert(neoconn.connect({ host = pg.socket, port = pg.plain_port,
+      user = pg.admin_user, dbname = "postgres" }))
+    local user = pg.unique("cdcwal")
+    assert(plain:query(("CREATE ROLE %s LOGIN REPLICATION PASSWORD 'pw-wal-1'"):format(user)))
+    plain:close()
+    local result = check.connection(pg.settings(user, "pw-wal-1", "source", { cdc = true }, {},
+      { port = pg.plain_port, dbname = "postgres" }))
+    local found = errors_of(result, "replication.wal_level")
+    assert.are.equal(1, #found)
+    assert.truthy(found[1].message:find("wal_level is replica", 1, true), found[1].message)
+    assert.truthy(found[1].fix:find("ALTER SYSTEM SET wal_level = logical;", 1, true))
+    assert.truthy(found[1].fix:find("restart", 1, true))
+    assert.is_false(result.ok)
+  end)
+
+  it("names REPLICATION held only by a group role, and the replication connection it refuses",
+    function()
+      local user, password, schema = scenario("cdcrole", "CREATE TABLE {s}.t (id int PRIMARY KEY)", "")
+      local group = pg.unique("cdcgroup")
+      pg.exec(("CREATE ROLE %s REPLICATION; GRANT %s TO %s"):format(group, group, user))
+      local result = cdc_check(user, password, schema)
+      local found = errors_of(result, "replication.role")
+      assert.are.equal(1, #found)
+      assert.truthy(found[1].message:find("belongs to " .. group, 1, true), found[1].message)
+      assert.are.equal(("ALTER ROLE %s REPLICATION;"):format(user), found[1].fix)
+      local err = result.report.replication.connection.error
+      assert.are.equal("replication_not_allowed", err.code)
+      assert.are.equal("session", err.stage)
+      assert.truthy(err.hint:find("ALTER ROLE " .. user .. " REPLICATION", 1, true), err.hint)
+      -- The fix, applied: the replication connection opens.
+      pg.exec(found[1].fix)
+      result = cdc_check(user, password, schema)
+      assert.are.equal(0, #errors_of(result, "replication.role"))
+      assert.is_true(result.report.replication.connection.ok)
+    end)
+
+  it("names a full set of replication slots when the job would create one", function()
+    local user, password, schema = scenario("cdcslots", "CREATE TABLE {s}.t (id int PRIMARY KEY)")
+    local free = pg.exec("SELECT current_setting('max_replication_slots')::int"
+      .. " - (SELECT count(*) FROM pg_replication_slots)::int AS n")[1].n
+    local names = {}
+    for i = 1, free do
+      names[i] = pg.unique("fill")
+      pg.exec(("SELECT pg_create_physical_replication_slot('%s')"):format(names[i]))
+    end
+    local ok, err = pcall(function()
+      local found = errors_of(cdc_check(user, password, schema), "replication.slot")
+      assert.are.equal(1, #found)
+      assert.truthy(found[1].message:find("no free replication slot", 1, true), found[1].message)
+      assert.truthy(found[1].fix:find("max_replication_slots", 1, true))
+    end)
+    for _, name in ipairs(names) do pg.exec(("SELECT pg_drop_replication_slot('%s')"):format(name)) end
+    assert(ok, err)
+  end)
+
+  it("classifies the replication connection refused for want of a WAL sender", function()
+    local user, password, schema = scenario("cdcsend", "CREATE TABLE {s}.t (id int PRIMARY KEY)")
+    local held = {}
+    -- Take every WAL sender left (bounded: max_wal_senders is 10 here).
+    for _ = 1, 20 do
+      local conn = neoconn.connect({ host = pg.socket, port = pg.port, user = pg.admin_user,
+        dbname = pg.dbname, replication = "database" })
+      if not conn then break end
+      held[#held + 1] = conn
+    end
+    local ok, err = pcall(function()
+      local result = cdc_check(user, password, schema)
+      local failure = result.report.replication.connection.error
+      assert.are.equal("too_many_connections", failure.code)
+      assert.truthy(failure.hint:find("max_wal_senders", 1, true), failure.hint)
+      local found = errors_of(result, "replication.connection")
+      assert.are.equal(1, #found)
+      assert.are.equal("too_many_connections", found[1].code)
+    end)
+    for _, conn in ipairs(held) do conn:close() end
+    assert(ok, err)
+  end)
+
+  it("names a slot of another database, another plugin, a physical slot and one that is missing",
+    function()
+      local user, password, schema = scenario("cdcslot", "CREATE TABLE {s}.t (id int PRIMARY KEY)")
+      local elsewhere, decoding, physical = pg.unique("slotdb"), pg.unique("slottd"), pg.unique("slotph")
+      local postgres = assert(neoconn.connect({ host = pg.socket, port = pg.port,
+        user = pg.admin_user, dbname = "postgres" }))
+      assert(postgres:query(("SELECT pg_create_logical_replication_slot('%s', 'pgoutput')")
+        :format(elsewhere)))
+      postgres:close()
+      pg.exec(("SELECT pg_create_logical_replication_slot('%s', 'test_decoding')"):format(decoding))
+      pg.exec(("SELECT pg_create_physical_replication_slot('%s')"):format(physical))
+      local cases = { { elsewhere, "belongs to database postgres" },
+        { decoding, "was created with plugin test_decoding" }, { physical, "is a physical slot" } }
+      local ok, err = pcall(function()
+        for _, case in ipairs(cases) do
+          local found = errors_of(cdc_check(user, password, schema, { slot = case[1] }),
+            "replication.slot")
+          assert.are.equal(1, #found, case[1])
+          assert.are.equal("slot", found[1].object_type)
+          assert.truthy(found[1].message:find(case[2], 1, true), found[1].message)
+        end
+        local missing = pg.findings(cdc_check(user, password, schema, { slot = "neoconn_absent" }),
+          "replication.slot")
+        assert.are.equal("warning", missing[1].level)
+        assert.are.equal("SELECT pg_create_logical_replication_slot('neoconn_absent', 'pgoutput');",
+          missing[1].fix)
+      end)
+      for _, name in ipairs({ decoding, physical }) do
+        pg.exec(("SELECT pg_drop_replication_slot('%s')"):format(name))
+      end
+      pg.exec(("SELECT pg_drop_replication_slot('%s')"):format(elsewhere))
+      assert(ok, err)
+    end)
+
+  pg.it_if(it, pending, pg.major >= 15, "column lists and row filters came in 15")(
+    "names a publication missing a table, a column list and a row filter, each with its fix",
+    function()
+      local user, password, schema = scenario("cdcpub", [[
+        CREATE TABLE {s}.whole (id int PRIMARY KEY, v text);
+        CREATE TABLE {s}.narrow (id int PRIMARY KEY, secret text);
+        CREATE TABLE {s}.filtered (id int PRIMARY KEY);
+        CREATE TABLE {s}.left_out (id int PRIMARY KEY)]])
+      local publication = pg.unique("pub")
+      pg.exec(("CREATE PUBLICATION %s FOR TABLE %s.whole, %s.narrow (id), %s.filtered WHERE (id > 3)")
+        :format(publication, schema, schema, schema))
+      local result = cdc_check(user, password, schema, { publication = publication })
+      local by_table = {}
+      for _, f in ipairs(errors_of(result, "publication.tables")) do by_table[f.name] = f end
+      assert.is_nil(by_table.whole)
+      assert.truthy(by_table.narrow.message:find("column list leaves out secret", 1, true))
+      assert.truthy(by_table.filtered.message:find("row filter", 1, true))
+      assert.truthy(by_table.left_out.message:find("not in publication", 1, true))
+      assert.are.equal(("ALTER PUBLICATION %s ADD TABLE %s.left_out;"):format(publication, schema),
+        by_table.left_out.fix)
+      assert.is_true(pg.verdict(result, schema, "whole").usable)
+      assert.is_false(pg.verdict(result, schema, "left_out").usable)
+      -- The fixes, applied: nothing is left.
+      for _, f in pairs(by_table) do pg.exec(f.fix) end
+      result = cdc_check(user, password, schema, { publication = publication })
+      assert.are.equal(0, #errors_of(result, "publication.tables"))
+    end)
+
+  it("names a table without a replica identity, whose UPDATE the publication then refuses",
+    function()
+      local user, password, schema = scenario("cdcri", "CREATE TABLE {s}.keyless (id int, v text)")
+      pg.exec(("INSERT INTO %s.keyless VALUES (1, 'a')"):format(schema))
+      local publication = pg.unique("pub")
+      pg.exec(("CREATE PUBLICATION %s FOR TABLE %s.keyless"):format(publication, schema))
+      local update = ("UPDATE %s.keyless SET v = 'b'"):format(schema)
+      local _, refused = pg.try(pg.admin(), update)
+      assert.truthy(tostring(refused):find("does not have a replica identity", 1, true), tostring(refused))
+      local result = cdc_check(user, password, schema, { publication = publication })
+      local found = errors_of(result, "table.replica_identity")
+      assert.are.equal(1, #found)
+      assert.are.equal("keyless", found[1].name)
+      assert.truthy(found[1].fix:find("REPLICA IDENTITY FULL", 1, true))
+      pg.exec(found[1].fix:match("^[^\n]+"))
+      pg.exec(update)
+      assert.are.equal(0, #errors_of(cdc_check(user, password, schema, { publication = publication }),
+        "table.replica_identity"))
+    end)
+
+  it("warns that the sequences its tables own are not replicated", function()
+    local user, password, schema = scenario("cdcseq", "CREATE TABLE {s}.t (id serial PRIMARY KEY)")
+    local found = pg.findings(cdc_check(user, password, schema), "sequence.not_replicated")
+    assert.are.equal(1, #found)
+    assert.are.equal("warning", found[1].level)
+    assert.are.equal("t_id_seq", found[1].name)
+  end)
+
+  it("once fixed, really streams the job's tables through pgoutput", function()
+    local user, password, schema = scenario("cdcloop", "CREATE TABLE {s}.t (id int, v text)", "")
+    local publication = pg.unique("pub")
+    pg.exec(("CREATE PUBLICATION %s"):format(publication))
+    local result = cdc_check(user, password, schema, { publication = publication })
+    assert.is_false(result.ok)
+    -- Every fix, as an administrator.
+    for _, f in ipairs(result.findings) do
+      if f.level == "error" then pg.exec(f.fix) end
+    end
+    result = cdc_check(user, password, schema, { publication = publication })
+    assert.are.same({}, errors_of(result))
+    -- As the role, over a replication connection: a temporary slot, then
+    -- the admin's insert, update and delete, decoded by pgoutput.
+    local conn = assert(neoconn.connect(pg.target(user, password, { replication = "database" })))
+    local slot = pg.unique("loop")
+    assert(conn:query(("CREATE_REPLICATION_SLOT %s TEMPORARY LOGICAL pgoutput"):format(slot)))
+    -- Flushed at commit (the cluster runs synchronous_commit = off): decoding
+    -- reads only flushed WAL.
+    pg.exec(("SET LOCAL synchronous_commit = on; INSERT INTO %s.t VALUES (1, 'a');"
+      .. " UPDATE %s.t SET v = 'b'; DELETE FROM %s.t"):format(schema, schema, schema))
+    local rows = assert(conn:query(("SELECT substr(data, 1, 1) AS kind, data"
+      .. " FROM pg_logical_slot_peek_binary_changes('%s', NULL, NULL, 'proto_version', '1',"
+      .. " 'publication_names', '%s')"):format(slot, publication)))
+    conn:close()
+    local kinds = {}
+    for _, row in ipairs(rows) do kinds[#kinds + 1] = string.char(tonumber(row.kind:sub(3), 16)) end
+    -- Begin, Relation, Insert, Update, Delete, Commit: one transaction.
+    assert.are.equal("BRIUDC", table.concat(kinds))
+  end)
+end)
