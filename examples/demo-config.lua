@@ -11,6 +11,10 @@ connections = {
     schemas = { "app", "Audit Log" } }),
   app_destination = connection({ user = "sync_dest", password = "dest-pw", kind = "destination",
     schemas = { "app" }, on_conflict = "update", truncate = true, reset_sequences = true }),
+  -- Reads the tables, then their changes through logical replication: the
+  -- role lacks REPLICATION and the publication does not exist yet.
+  app_cdc = connection({ user = "sync_cdc", password = "cdc-pw", kind = "source",
+    schemas = { "app" }, cdc = true, publication = "app_changes" }),
   wrong_password = connection({ user = "sync_dest", password = "not-the-password",
     kind = "destination" }),
 }

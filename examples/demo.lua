@@ -1,4 +1,4 @@
--- `make demo`: a source and a destination role on a throwaway cluster,
+-- `make demo`: a source, a CDC source and a destination role on a throwaway cluster,
 -- checked with the neoconn command against examples/demo-config.lua; then
 -- the fix script is applied as the administrator and the check run again.
 local neoconn = require("neoconn")
@@ -11,6 +11,7 @@ assert(admin:query([[
   CREATE ROLE readers;
   CREATE ROLE sync_source LOGIN PASSWORD 'source-pw' IN ROLE readers;
   CREATE ROLE sync_dest LOGIN PASSWORD 'dest-pw';
+  CREATE ROLE sync_cdc LOGIN PASSWORD 'cdc-pw' IN ROLE readers;
   CREATE SCHEMA app; CREATE SCHEMA "Audit Log";
   CREATE TABLE app.users (id serial PRIMARY KEY, email text NOT NULL);
   CREATE TABLE app.orders (id bigserial PRIMARY KEY, user_id int, total numeric);
@@ -36,7 +37,8 @@ os.remove(fix)
 print("Applying the fix script as the administrator (row-level security suggestions stay")
 print("comments: no GRANT fixes them), then checking again:\n")
 assert(admin:query(sql))
-print("$ neoconn check " .. config .. " --only app_source --only app_destination")
-code = cli.main({ "check", config, "--only", "app_source", "--only", "app_destination" })
+print("$ neoconn check " .. config .. " --only app_source --only app_destination --only app_cdc")
+code = cli.main({ "check", config, "--only", "app_source", "--only", "app_destination",
+  "--only", "app_cdc" })
 print(("(exit code %d)"):format(code))
 admin:close()
