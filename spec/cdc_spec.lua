@@ -61,6 +61,27 @@ describe("a CDC source", function()
         rep.tables)
     end)
 
+  it("runs its replication stage within test_all, many at once, as neoconn.test does", function()
+    local user, password, schema = scenario("cdcall", "CREATE TABLE {s}.t (id int PRIMARY KEY)")
+    local job = { kind = "source", cdc = true }
+    local targets = {}
+    for i = 1, 6 do
+      targets[i] = { target = pg.target(user, i % 2 == 0 and password or "wrong"),
+        schemas = { schema }, job = job }
+    end
+    local reports = neoconn.test_all(targets, { concurrency = 6 })
+    for i, report in ipairs(reports) do
+      if i % 2 == 0 then
+        assert.is_true(report.ok, tostring(report.error))
+        assert.is_true(report.replication.connection.ok)
+        assert.are.equal("replication", report.stages[#report.stages].name)
+      else
+        assert.are.equal("auth_failed", report.error.code)
+        assert.is_nil(report.replication)
+      end
+    end
+  end)
+
   it("names wal_level when it is not logical, with ALTER SYSTEM and a restart", function()
     -- The plain cluster runs wal_level = replica; it has roles of its own.
     local plain = assert(neoconn.connect({ host = pg.socket, port = pg.plain_port,
