@@ -213,6 +213,17 @@ int nc_replication_step(lua_State *L, nc_conn *c, int state)
   return 0;
 }
 
+/* The first row of lists[i], or nil (a list of a query not sent is nil). */
+static void push_first_row(lua_State *L, int lists, int i)
+{
+  lua_rawgeti(L, lists, i);
+  if (lua_istable(L, -1))
+    lua_rawgeti(L, -1, 1);
+  else
+    lua_pushnil(L);
+  lua_remove(L, -2);
+}
+
 /* report.replication: the catalog's rows, the connection's outcome; and
  * the stage, after introspect. */
 void nc_replication_report(lua_State *L, const nc_conn *c, int report, int lists, int first_list,
@@ -221,21 +232,16 @@ void nc_replication_report(lua_State *L, const nc_conn *c, int report, int lists
   int stages, failed;
   if (c->job.value[NC_OPT_CDC] != 1 || c->repl_phase != REPL_DONE)
     return;
-  lua_rawgeti(L, lists, first_list);
-  lua_rawgeti(L, -1, 1);
-  if (!lua_istable(L, -1)) {
+  luaL_checkstack(L, 8, NULL);
+  push_first_row(L, lists, first_list);
+  if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
     lua_newtable(L);
   }
-  lua_remove(L, -2);
-  lua_rawgeti(L, lists, first_list + 1);
-  lua_rawgeti(L, -1, 1);
-  lua_setfield(L, -3, "slot");
-  lua_pop(L, 1);
-  lua_rawgeti(L, lists, first_list + 2);
-  lua_rawgeti(L, -1, 1);
-  lua_setfield(L, -3, "publication");
-  lua_pop(L, 1);
+  push_first_row(L, lists, first_list + 1);
+  lua_setfield(L, -2, "slot");
+  push_first_row(L, lists, first_list + 2);
+  lua_setfield(L, -2, "publication");
   lua_rawgeti(L, lists, first_list + 3);
   lua_setfield(L, -2, "tables");
   lua_getfield(L, state, "replication_error");
