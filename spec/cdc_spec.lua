@@ -19,6 +19,8 @@ local function scenario(prefix, sql, attributes)
   return user, password, schema
 end
 
+local it_with_standby = pg.it_with_standby(it, pending)
+
 local function cdc_check(user, password, schema, options, extra)
   options = options or {}
   options.cdc = true
@@ -79,6 +81,24 @@ describe("a CDC source", function()
         assert.are.equal("auth_failed", report.error.code)
         assert.is_nil(report.replication)
       end
+    end
+  end)
+
+  it_with_standby("on a hot standby names what logical decoding there needs", function()
+    local user, password, schema = scenario("cdcstb", "CREATE TABLE {s}.t (id int PRIMARY KEY)")
+    pg.wait_for_standby()
+    local result = cdc_check(user, password, schema, nil, { port = pg.standby_port })
+    assert.is_true(result.report.replication.in_recovery)
+    assert.is_true(result.report.replication.connection.ok)
+    if pg.major < 16 then
+      local found = errors_of(result, "replication.wal_level")
+      assert.are.equal(1, #found)
+      assert.truthy(found[1].message:find("needs PostgreSQL 16", 1, true), found[1].message)
+    else
+      local found = pg.findings(result, "replication.wal_level")
+      assert.are.equal(1, #found)
+      assert.are.equal("warning", found[1].level)
+      assert.truthy(found[1].fix:find("hot_standby_feedback = on", 1, true), found[1].fix)
     end
   end)
 
