@@ -147,7 +147,8 @@ static const char SQL_SCHEMAS[] =
  * randomized spec (spec/acl_equality_spec.lua) proves the result equal to
  * has_table_privilege and has_sequence_privilege. */
 #define ME_CTE                                                                           \
-  " me AS (SELECT ARRAY(SELECT oid FROM pg_roles WHERE pg_has_role(oid, 'USAGE')) AS roles," \
+  " me AS MATERIALIZED (SELECT ARRAY(SELECT oid FROM pg_roles WHERE pg_has_role(oid, 'USAGE'))"  \
+  "  AS roles," \
   " (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS super,"               \
   " EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'pg_read_all_data'"                   \
   "  AND pg_has_role(oid, 'USAGE')) AS read_all,"                                         \
