@@ -218,7 +218,27 @@ NC_PRIVATE PGconn *nc_test_pg(const nc_conn *c, int *want_write);
 NC_PRIVATE void nc_replication_report(lua_State *L, const nc_conn *c, int report, int lists,
                                       int first_list, int state);
 
-/* introspect.c */
+/* catalog_sql.c: the test's catalog queries; each query's rows go to the
+ * list numbered its Q_ value + 1 in the test's state. */
+enum { Q_SERVER, Q_ROLE, Q_DATABASE, Q_SCHEMAS, Q_TABLES, Q_SEQUENCES, Q_FUNCTIONS,
+       Q_NOT_FOUND, Q_TRIGGERS, Q_FOREIGN_KEYS, Q_CASCADE, Q_PROOF_STATUS, Q_PROOF_ROWS,
+       Q_REPLICATION, Q_COUNT = Q_REPLICATION + NC_REPLICATION_LISTS };
+/* Fills queries[Q_...] (NULL: not sent) for the test on c with scope
+ * parameters params ($1..$3; the strings are pushed on the stack), and
+ * gives the scope CTE's body and "WITH scope AS ..." for other queries. */
+NC_PRIVATE void nc_catalog_queries(lua_State *L, const nc_conn *c, const char *const *params,
+                                   const char **queries, const char **scope, const char **with);
+
+/* scope.c: pushes $1 (schemas), $2 and $3 (table schemas and names) from
+ * opts.schemas and opts.tables (nil: not given); errors name argument arg. */
+NC_PRIVATE void nc_push_scope_params(lua_State *L, int opts, int arg);
+
+/* report.c: the finished test's report, and a failed connection's. */
+NC_PRIVATE void nc_push_test_report(lua_State *L, nc_conn *c);
+NC_PRIVATE void nc_push_connect_failure_report(lua_State *L, nc_conn *c);
+
+/* test.c */
+NC_PRIVATE int nc_push_test_lists(lua_State *L, const nc_conn *c); /* the rows read so far */
 NC_PRIVATE int nc_l_test(lua_State *L);
 NC_PRIVATE int nc_l_test_begin(lua_State *L);
 NC_PRIVATE int nc_l_test_step(lua_State *L); /* conn:test_step */

@@ -13,7 +13,7 @@
  * so a refusal is recorded and the others go on. The DO block reads its
  * inputs from transaction-local settings (neoconn.*, set by the test's
  * settings step with bound parameters) and leaves its results in others,
- * which the two queries below read. %s: the scope subquery (introspect.c),
+ * which the two queries below read. %s: the scope subquery (catalog_sql.c),
  * whose $1..$3 are bound by EXECUTE ... USING. */
 #include "neoconn.h"
 

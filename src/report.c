@@ -1,0 +1,278 @@
+/* The report of a test, built from the rows its pipeline read (kept in the
+ * test's Lua state) and the connection's record of the handshake. */
+#include <string.h>
+#include "neoconn.h"
+
+/* t[key] = v for the table at index t. */
+static void set_number(lua_State *L, int t, const char *key, double v)
+{
+  t = nc_absindex(L, t);
+  lua_pushnumber(L, v);
+  lua_setfield(L, t, key);
+}
+
+static void set_bool(lua_State *L, int t, const char *key, int v)
+{
+  t = nc_absindex(L, t);
+  lua_pushboolean(L, v);
+  lua_setfield(L, t, key);
+}
+
+static double ms(double seconds)
+{
+  return (double)(long)(seconds * 100000.0 + 0.5) / 100.0;
+}
+
+/* Pushes the stages list: the handshake stages from the connection's
+ * record, then introspection when it ran (introspect_ms >= 0). */
+static void push_stages(lua_State *L, const nc_conn *c, const nc_error *failure,
+                        double introspect_ms)
+{
+  int n = 0, s;
+  double prev = 0;
+  nc_stage failed_at = failure != NULL ? failure->stage : NC_STAGE_COUNT;
+  lua_newtable(L);
+  if (failed_at == NC_STAGE_CONFIG) {
+    lua_createtable(L, 0, 3);
+    lua_pushliteral(L, "config");
+    lua_setfield(L, -2, "name");
+    set_bool(L, -1, "ok", 0);
+    set_number(L, -1, "ms", 0);
+    lua_rawseti(L, -2, ++n);
+    return;
+  }
+  for (s = NC_STAGE_CONNECT; s <= NC_STAGE_SESSION && s <= (int)failed_at; s++) {
+    double done = c->stage_done[s];
+    int ok = (int)failed_at > s;
+    lua_createtable(L, 0, 4);
+    lua_pushstring(L, nc_stage_names[s]);
+    lua_setfield(L, -2, "name");
+    set_bool(L, -1, "ok", ok);
+    /* Not used: never negotiated, or negotiated and refused (sslmode=prefer
+     * or allow then went on in plain text). */
+    if (s == NC_STAGE_TLS && ok && (!c->tls_seen || (c->pg != NULL && !PQsslInUse(c->pg)))) {
+      set_number(L, -1, "ms", 0);
+      set_bool(L, -1, "skipped", 1);
+    } else {
+      if (done < 0)
+        done = ok ? prev : c->failed_after;
+      set_number(L, -1, "ms", ms(done - prev));
+      prev = done;
+    }
+    lua_rawseti(L, -2, ++n);
+  }
+  if (failed_at == NC_STAGE_INTROSPECT || introspect_ms >= 0) {
+    lua_createtable(L, 0, 3);
+    lua_pushliteral(L, "introspect");
+    lua_setfield(L, -2, "name");
+    set_bool(L, -1, "ok", failed_at != NC_STAGE_INTROSPECT);
+    set_number(L, -1, "ms", introspect_ms >= 0 ? introspect_ms : 0);
+    lua_rawseti(L, -2, ++n);
+  }
+}
+
+/* session.host, port and sslmode: what libpq actually used, whether they
+ * came from a table, a URL, a service file or the environment. */
+static void set_endpoint(lua_State *L, int session, const nc_conn *c)
+{
+  PQconninfoOption *o;
+  PQconninfoOption **box = nc_new_options_box(L);
+  lua_pushstring(L, c->host != NULL ? c->host : "");
+  lua_setfield(L, session, "host");
+  lua_pushstring(L, c->port != NULL ? c->port : "");
+  lua_setfield(L, session, "port");
+  if (c->pg != NULL && PQhostaddr(c->pg) != NULL && *PQhostaddr(c->pg) != '\0') {
+    lua_pushstring(L, PQhostaddr(c->pg));
+    lua_setfield(L, session, "hostaddr");
+  }
+  *box = PQconninfo(c->pg);
+  for (o = *box; o != NULL && o->keyword != NULL; o++) {
+    if (strcmp(o->keyword, "sslmode") == 0 && o->val != NULL) {
+      lua_pushstring(L, o->val);
+      lua_setfield(L, session, "sslmode");
+    }
+  }
+  PQconninfoFree(*box);
+  *box = NULL;
+  lua_pop(L, 1);
+}
+
+static void push_ssl(lua_State *L, PGconn *pg)
+{
+  const char *v;
+  lua_createtable(L, 0, 3);
+  set_bool(L, -1, "in_use", PQsslInUse(pg));
+  if (PQsslInUse(pg)) {
+    if ((v = PQsslAttribute(pg, "protocol")) != NULL) {
+      lua_pushstring(L, v);
+      lua_setfield(L, -2, "protocol");
+    }
+    if ((v = PQsslAttribute(pg, "cipher")) != NULL) {
+      lua_pushstring(L, v);
+      lua_setfield(L, -2, "cipher");
+    }
+  }
+}
+
+/* report[key] = list[1][key]: a subtable of the first row. */
+static void first_row_field(lua_State *L, int list, const char *key, int report)
+{
+  lua_rawgeti(L, list, 1);
+  if (lua_istable(L, -1)) {
+    lua_getfield(L, -1, key);
+    lua_setfield(L, report, key);
+  }
+  lua_pop(L, 1);
+}
+
+/* Pushes schema .. "\0" .. name of the row on top. */
+static void push_row_key(lua_State *L, const char *schema_field, const char *name_field)
+{
+  lua_getfield(L, -1, schema_field);
+  lua_pushlstring(L, "", 1);
+  lua_getfield(L, -3, name_field);
+  lua_concat(L, 3);
+}
+
+/* report.proof = { method, status, tables, limit [, error] }, and each
+ * table's proof ("executor" or "catalog"), statement and refusal. */
+static void add_proof(lua_State *L, nc_conn *c, int report, int lists)
+{
+  int proof, proven, tables, i, n, found = 0;
+  const char *status = "off";
+  lua_createtable(L, 0, 5);
+  proof = lua_gettop(L);
+  lua_newtable(L);
+  proven = proof + 1;
+  if (c->proof_limit > 0 && c->tolerated_failed) {
+    status = "unavailable";
+    nc_push_error(L, &c->tolerated_error, NULL);
+    lua_setfield(L, proof, "error");
+  } else if (c->proof_limit > 0) {
+    lua_rawgeti(L, lists, Q_PROOF_STATUS + 1);
+    lua_rawgeti(L, -1, 1);
+    lua_getfield(L, -1, "tables");
+    lua_setfield(L, proof, "tables");
+    lua_getfield(L, -1, "status");
+    status = lua_tostring(L, -1) != NULL ? lua_tostring(L, -1) : "unavailable";
+    lua_setfield(L, proof, "status"); /* status stays anchored in the row */
+    lua_pop(L, 2);
+    lua_rawgeti(L, lists, Q_PROOF_ROWS + 1);
+    n = (int)lua_rawlen(L, -1);
+    for (i = 1; i <= n; i++) {
+      lua_rawgeti(L, -1, i);
+      push_row_key(L, "schema", "name");
+      lua_insert(L, -2);
+      lua_rawset(L, proven);
+    }
+    lua_pop(L, 1);
+  }
+  lua_pushstring(L, status);
+  lua_setfield(L, proof, "status");
+  lua_pushnumber(L, (double)c->proof_limit);
+  lua_setfield(L, proof, "limit");
+  lua_getfield(L, report, "tables");
+  tables = lua_gettop(L);
+  n = (int)lua_rawlen(L, tables);
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, tables, i);
+    push_row_key(L, "schema", "name");
+    lua_rawget(L, proven);
+    if (lua_istable(L, -1)) {
+      found++;
+      lua_getfield(L, -1, "statement");
+      lua_setfield(L, -3, "statement");
+      lua_getfield(L, -1, "sqlstate");
+      if (!lua_isnil(L, -1)) {
+        lua_createtable(L, 0, 2);
+        lua_insert(L, -2);
+        lua_setfield(L, -2, "sqlstate");
+        lua_getfield(L, -2, "message");
+        lua_setfield(L, -2, "message");
+        lua_setfield(L, -3, "refused");
+      } else {
+        lua_pop(L, 1);
+      }
+    }
+    lua_pushstring(L, lua_istable(L, -1) ? "executor" : "catalog");
+    lua_setfield(L, -3, "proof");
+    lua_pop(L, 2);
+  }
+  lua_pushstring(L, found > 0 ? "executor" : "catalog");
+  lua_setfield(L, proof, "method");
+  lua_settop(L, proof);
+  lua_setfield(L, report, "proof");
+  lua_settop(L, proof - 1);
+}
+
+void nc_push_test_report(lua_State *L, nc_conn *c)
+{
+  double now = nc_now();
+  /* Introspection ended where the replication phase began, if it ran. */
+  double introspected = ms((c->repl_phase != 0 ? c->repl_started : now) - c->introspect_started);
+  int report, lists;
+  lua_newtable(L);
+  report = lua_gettop(L);
+  if (c->query_failed) {
+    set_bool(L, report, "ok", 0);
+    nc_push_error(L, &c->error, NULL);
+    lua_setfield(L, report, "error");
+    push_stages(L, c, &c->error, introspected);
+    lua_setfield(L, report, "stages");
+  } else {
+    lists = nc_push_test_lists(L, c);
+    set_bool(L, report, "ok", 1);
+    push_stages(L, c, NULL, introspected);
+    lua_setfield(L, report, "stages");
+    {
+      static const struct { int q; const char *field; int first_row; } parts[] = {
+        { Q_ROLE, "role", 1 }, { Q_DATABASE, "database", 1 }, { Q_SCHEMAS, "schemas", 0 },
+        { Q_TABLES, "tables", 0 }, { Q_SEQUENCES, "sequences", 0 },
+        { Q_FUNCTIONS, "functions", 0 }, { Q_NOT_FOUND, "not_found", 0 },
+        { Q_TRIGGERS, "triggers", 0 }, { Q_FOREIGN_KEYS, "foreign_keys", 0 },
+        { Q_CASCADE, "truncate_cascade", 0 },
+      };
+      size_t i;
+      lua_rawgeti(L, lists, Q_SERVER + 1);
+      first_row_field(L, lua_gettop(L), "server", report);
+      first_row_field(L, lua_gettop(L), "session", report);
+      lua_pop(L, 1);
+      lua_getfield(L, report, "session");
+      if (lua_istable(L, -1)) {
+        push_ssl(L, c->pg);
+        lua_setfield(L, -2, "ssl");
+        set_endpoint(L, lua_gettop(L), c);
+      }
+      lua_pop(L, 1);
+      for (i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        lua_rawgeti(L, lists, parts[i].q + 1);
+        if (parts[i].first_row) {
+          lua_rawgeti(L, -1, 1);
+          lua_remove(L, -2);
+        }
+        lua_setfield(L, report, parts[i].field);
+      }
+    }
+    if (c->job.kind != 0) {
+      nc_push_job(L, &c->job);
+      lua_setfield(L, report, "job");
+      add_proof(L, c, report, lists);
+    }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->state_ref);
+    nc_replication_report(L, c, report, lists, Q_REPLICATION + 1, lua_gettop(L));
+    lua_settop(L, report);
+  }
+  set_number(L, report, "ms", ms(now - (c->owned ? c->started : c->test_started)));
+}
+
+void nc_push_connect_failure_report(lua_State *L, nc_conn *c)
+{
+  lua_newtable(L);
+  set_bool(L, -1, "ok", 0);
+  nc_push_error(L, &c->error, c->secret);
+  lua_setfield(L, -2, "error");
+  nc_free_secret(&c->secret);
+  push_stages(L, c, &c->error, -1);
+  lua_setfield(L, -2, "stages");
+  set_number(L, -1, "ms", ms(c->failed_after));
+}
