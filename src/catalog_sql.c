@@ -353,8 +353,9 @@ void nc_catalog_queries(lua_State *L, const nc_conn *c, const char *const *param
 {
   static const char maintain_col[] = ", acl.mnt AS \"privileges.MAINTAIN\"";
   static const char maintain_fn[] = ", me.super OR me.maintain OR " ACL_HAS("MAINTAIN") " AS mnt";
-  int version = PQserverVersion(c->pg), modern = version >= 170000, dst = c->job.kind == NC_DST;
-  int upsert = dst && c->job.value[NC_OPT_ON_CONFLICT] == 1;
+  int version = PQserverVersion(c->pg), modern = version >= 170000;
+  int dst = c->test.job.kind == NC_DST;
+  int upsert = dst && c->test.job.value[NC_OPT_ON_CONFLICT] == 1;
   const char *scope, *with;
 
   scope = params[1] != NULL ? (params[0] != NULL ? SCOPE_BOTH : SCOPE_TABLES)
@@ -379,7 +380,8 @@ void nc_catalog_queries(lua_State *L, const nc_conn *c, const char *const *param
     queries[Q_SEQUENCES] = lua_pushfstring(L, "WITH scope AS %s," ME_CTE "%s UNION%s ORDER BY 1, 2",
                                            scope, SQL_SEQUENCES_OWNED, lua_tostring(L, -1));
   else
-    queries[Q_SEQUENCES] = lua_pushfstring(L, "WITH" ME_CTE "%s ORDER BY 1, 2", lua_tostring(L, -1));
+    queries[Q_SEQUENCES] = lua_pushfstring(L, "WITH" ME_CTE "%s ORDER BY 1, 2",
+                                           lua_tostring(L, -1));
   queries[Q_FUNCTIONS] = lua_pushfstring(L, "WITH scope AS %s%s", scope, SQL_FUNCTIONS);
   queries[Q_SERVER] = SQL_SERVER;
   queries[Q_ROLE] = lua_pushfstring(L, SQL_ROLE, version >= 160000 ? ROLE_SET_16 : "",
@@ -388,12 +390,12 @@ void nc_catalog_queries(lua_State *L, const nc_conn *c, const char *const *param
   queries[Q_SCHEMAS] = SQL_SCHEMAS;
   queries[Q_NOT_FOUND] = SQL_NOT_FOUND;
   if (dst) {
-    lua_pushfstring(L, SQL_TRIGGERS, trigger_events(&c->job));
+    lua_pushfstring(L, SQL_TRIGGERS, trigger_events(&c->test.job));
     queries[Q_TRIGGERS] = lua_pushfstring(L, "WITH scope AS %s%s", scope, lua_tostring(L, -1));
   }
-  if (dst && c->job.value[NC_OPT_TRUNCATE] == 1)
+  if (dst && c->test.job.value[NC_OPT_TRUNCATE] == 1)
     queries[Q_FOREIGN_KEYS] = lua_pushfstring(L, "WITH scope AS %s%s", scope, SQL_FOREIGN_KEYS);
-  if (dst && c->job.value[NC_OPT_TRUNCATE] == 2)
+  if (dst && c->test.job.value[NC_OPT_TRUNCATE] == 2)
     queries[Q_CASCADE] = lua_pushfstring(L, "WITH RECURSIVE scope AS %s%s", scope, SQL_CASCADE);
   *scope_out = scope;
   *with_out = with;

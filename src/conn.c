@@ -80,7 +80,7 @@ nc_conn *nc_new_conn(lua_State *L)
   memset(c, 0, sizeof *c);
   for (i = 0; i < NC_STAGE_COUNT; i++)
     c->stage_done[i] = -1;
-  c->state_ref = LUA_NOREF;
+  c->test.state_ref = LUA_NOREF;
   nc_setmetatable(L, NC_CONN_MT);
   return c;
 }
@@ -413,12 +413,13 @@ void nc_connect_give_up(nc_conn *c)
 
 void nc_release_test(lua_State *L, nc_conn *c)
 {
-  if (c->state_ref != LUA_NOREF) {
-    luaL_unref(L, LUA_REGISTRYINDEX, c->state_ref);
-    c->state_ref = LUA_NOREF;
+  if (c->test.state_ref != LUA_NOREF) {
+    luaL_unref(L, LUA_REGISTRYINDEX, c->test.state_ref);
+    c->test.state_ref = LUA_NOREF;
   }
-  c->repl = NULL; /* its userdata was in the state: collected, closed by __gc */
-  c->repl_phase = 0;
+  c->test.repl = NULL; /* its userdata was in the state: collected, closed by __gc */
+  c->test.repl_phase = 0;
+  c->test.state = NC_TEST_NONE;
 }
 
 /* close, __gc and __close: idempotent; frees everything the userdata owns. */
@@ -427,7 +428,7 @@ static int l_close(lua_State *L)
   nc_conn *c = nc_check_conn(L, 1);
   nc_conn_close(c);
   nc_release_test(L, c); /* a test abandoned half-way */
-  c->phase = 0;
+  c->pipe.phase = 0;
   nc_error_free(&c->error);
   nc_error_free(&c->tolerated_error);
   nc_error_free(&c->query_error);

@@ -80,6 +80,40 @@ typedef struct {
   int tolerated;
 } nc_step;
 
+/* The pipeline in flight on a connection (pipeline.c). */
+typedef struct {
+  int phase;                     /* 0 idle, else the pipeline or its ROLLBACK */
+  int expect;                    /* the step whose result comes next */
+  int nsteps;
+  struct { int list, tolerated, sync; } steps[NC_MAX_STEPS];
+  int tolerated_failed;          /* a tolerated step failed: see tolerated_error */
+  int awaiting_null;             /* each query's result is followed by a NULL */
+  int flushing;                  /* output not yet all sent */
+  int failed;                    /* a query failed or the connection was lost: see `error` */
+} nc_pipeline;
+
+/* Where a test is: one state, moved forward by test.c's advance(). */
+typedef enum {
+  NC_TEST_NONE,                  /* no test on this connection */
+  NC_TEST_CONNECTING,            /* the test's own connection, handshake in progress */
+  NC_TEST_CATALOG,               /* the catalog pipeline: not sent yet, or in flight */
+  NC_TEST_REPLICATION            /* a CDC job's replication connection (replication.c) */
+} nc_test_state;
+
+/* A test in progress. Its rows and the replication connection's userdata
+ * live in its Lua state (a registry table). */
+typedef struct {
+  nc_test_state state;
+  int state_ref;                 /* registry ref of the test's Lua state, or LUA_NOREF */
+  int owned;                     /* the test opened this connection and closes it */
+  double started, deadline, introspect_started; /* introspect_started < 0: not sent */
+  nc_job job;                    /* the test's job (kind 0: none given) */
+  long proof_limit;              /* prove up to this many tables; 0: no proof */
+  struct nc_conn *repl;          /* the replication connection, in NC_TEST_REPLICATION */
+  int repl_phase;                /* its own progress (replication.c) */
+  double repl_started, repl_ms;
+} nc_test;
+
 /* A connection userdata. `pg` is NULL once closed. */
 typedef struct nc_conn {
   PGconn *pg;
@@ -92,25 +126,8 @@ typedef struct nc_conn {
   int tls_seen;                  /* the handshake went through TLS negotiation */
   int want_write;                /* the handshake waits for the socket to be writable */
   double connect_deadline;       /* connect_start's: connect_poll gives up after it */
-  /* A test in progress (introspect.c drives pipeline.c). */
-  int phase;                     /* 0 idle, else the pipeline or its ROLLBACK */
-  int expect;                    /* the step whose result comes next */
-  int nsteps;
-  struct { int list, tolerated, sync; } steps[NC_MAX_STEPS];
-  int tolerated_failed;          /* a tolerated step failed: see tolerated_error */
-  int awaiting_null;             /* each query's result is followed by a NULL */
-  int flushing;                  /* output not yet all sent */
-  int query_failed;              /* a query failed or the connection was lost: see `error` */
-  /* A CDC job's replication connection, after the pipeline (replication.c);
-   * its userdata lives in the test's Lua state. */
-  struct nc_conn *repl;
-  int repl_phase;
-  double repl_started, repl_ms;
-  int state_ref;                 /* registry ref of the test's Lua state, or LUA_NOREF */
-  int owned;                     /* the test opened this connection and closes it */
-  double test_started, test_deadline, introspect_started;
-  nc_job job;                    /* the test's job (kind 0: none given) */
-  long proof_limit;              /* prove up to this many tables; 0: no proof */
+  nc_pipeline pipe;              /* statements in flight (pipeline.c) */
+  nc_test test;                  /* a test in progress (test.c) */
   char *secret;                  /* the password, kept only to scrub it from messages */
   char *user, *host, *port, *dbname; /* what libpq used (heap strings; NULL: unknown) */
   nc_error error;

@@ -15,11 +15,11 @@ enum { PHASE_PIPELINE = 1, PHASE_ROLLBACK = 2 };
 /* The connection cannot be trusted any more: record why and close it. */
 static int lose(nc_conn *c, int timed_out)
 {
-  if (!c->query_failed)
+  if (!c->pipe.failed)
     nc_classify_query_failure(&c->error, NULL, c->pg, timed_out, NC_STAGE_INTROSPECT);
-  c->query_failed = 1;
+  c->pipe.failed = 1;
   nc_conn_close(c);
-  c->phase = 0;
+  c->pipe.phase = 0;
   return 1;
 }
 
@@ -28,26 +28,26 @@ int nc_pipeline_begin(nc_conn *c, const nc_step *steps, int nsteps)
   PGconn *pg = c->pg;
   int i;
 
-  c->query_failed = 0;
-  c->tolerated_failed = 0;
-  c->expect = 0;
-  c->awaiting_null = 0;
-  c->nsteps = nsteps;
-  c->phase = PHASE_PIPELINE;
+  c->pipe.failed = 0;
+  c->pipe.tolerated_failed = 0;
+  c->pipe.expect = 0;
+  c->pipe.awaiting_null = 0;
+  c->pipe.nsteps = nsteps;
+  c->pipe.phase = PHASE_PIPELINE;
   if (nsteps > NC_MAX_STEPS || nsteps < 1 || steps[nsteps - 1].sql != NULL
       || !PQenterPipelineMode(pg))
     return !lose(c, 0);
   for (i = 0; i < nsteps; i++) {
     const nc_step *s = &steps[i];
-    c->steps[i].list = s->list;
-    c->steps[i].tolerated = s->tolerated;
-    c->steps[i].sync = s->sql == NULL;
+    c->pipe.steps[i].list = s->list;
+    c->pipe.steps[i].tolerated = s->tolerated;
+    c->pipe.steps[i].sync = s->sql == NULL;
     if (s->sql == NULL ? !PQpipelineSync(pg)
                        : !PQsendQueryParams(pg, s->sql, s->nparams, s->types, s->params, NULL,
                                             NULL, 0))
       return !lose(c, 0); /* libpq copied what it sent */
   }
-  c->flushing = 1;
+  c->pipe.flushing = 1;
   return 1;
 }
 
@@ -55,7 +55,7 @@ int nc_pipeline_begin(nc_conn *c, const nc_step *steps, int nsteps)
 static int push_out(nc_conn *c)
 {
   int r;
-  if (!c->flushing)
+  if (!c->pipe.flushing)
     return 1;
   r = PQflush(c->pg);
   if (r < 0)
@@ -64,19 +64,19 @@ static int push_out(nc_conn *c)
     c->want_write = 1;
     return 0;
   }
-  c->flushing = 0;
+  c->pipe.flushing = 0;
   return 1;
 }
 
 static void record_failure(nc_conn *c, const PGresult *res, int tolerated)
 {
   if (tolerated) {
-    if (!c->tolerated_failed)
+    if (!c->pipe.tolerated_failed)
       nc_classify_query_failure(&c->tolerated_error, res, c->pg, 0, NC_STAGE_INTROSPECT);
-    c->tolerated_failed = 1;
-  } else if (!c->query_failed) {
+    c->pipe.tolerated_failed = 1;
+  } else if (!c->pipe.failed) {
     nc_classify_query_failure(&c->error, res, c->pg, 0, NC_STAGE_INTROSPECT);
-    c->query_failed = 1;
+    c->pipe.failed = 1;
   }
 }
 
@@ -84,43 +84,43 @@ static void record_failure(nc_conn *c, const PGresult *res, int tolerated)
 static int on_result(lua_State *L, nc_conn *c, PGresult *res, int lists)
 {
   ExecStatusType st = PQresultStatus(res);
-  int step = c->expect;
-  if (c->awaiting_null) { /* every statement's results end with a NULL */
+  int step = c->pipe.expect;
+  if (c->pipe.awaiting_null) { /* every statement's results end with a NULL */
     if (res != NULL)
       return -1;
-    c->awaiting_null = 0;
-    c->expect++;
+    c->pipe.awaiting_null = 0;
+    c->pipe.expect++;
     return 0;
   }
-  if (res == NULL || step >= c->nsteps)
+  if (res == NULL || step >= c->pipe.nsteps)
     return -1;
-  if (c->steps[step].sync) {
+  if (c->pipe.steps[step].sync) {
     if (st != PGRES_PIPELINE_SYNC)
       return -1;
-    c->expect++;
-    if (c->expect < c->nsteps)
+    c->pipe.expect++;
+    if (c->pipe.expect < c->pipe.nsteps)
       return 0;
     if (!PQexitPipelineMode(c->pg))
       return -1;
     return 1;
   }
   if (st == PGRES_FATAL_ERROR)
-    record_failure(c, res, c->steps[step].tolerated);
-  if (c->steps[step].list > 0) {
+    record_failure(c, res, c->pipe.steps[step].tolerated);
+  if (c->pipe.steps[step].list > 0) {
     if (st == PGRES_TUPLES_OK)
       nc_push_rows(L, res, 1);
     else
       lua_newtable(L);
-    lua_rawseti(L, lists, c->steps[step].list);
+    lua_rawseti(L, lists, c->pipe.steps[step].list);
   }
-  c->awaiting_null = 1;
+  c->pipe.awaiting_null = 1;
   return 0;
 }
 
 int nc_pipeline_step(lua_State *L, nc_conn *c, int lists)
 {
   lists = nc_absindex(L, lists);
-  if (c->phase == 0 || c->pg == NULL)
+  if (c->pipe.phase == 0 || c->pg == NULL)
     return 1; /* finished, or failed when it began */
   for (;;) {
     int r = push_out(c);
@@ -131,14 +131,14 @@ int nc_pipeline_step(lua_State *L, nc_conn *c, int lists)
       return 0; /* wait until writable (or readable) */
     while (!PQisBusy(c->pg)) {
       int done;
-      if (c->phase == PHASE_ROLLBACK) {
+      if (c->pipe.phase == PHASE_ROLLBACK) {
         PGresult *res = nc_take_result(L, c->pg);
         int ended = res == NULL, failed = res != NULL && PQresultStatus(res) != PGRES_COMMAND_OK;
         nc_drop_result(L);
         if (failed)
           return lose(c, 0);
         if (ended) {
-          c->phase = 0;
+          c->pipe.phase = 0;
           return PQtransactionStatus(c->pg) == PQTRANS_IDLE ? 1 : lose(c, 0);
         }
         continue;
@@ -151,16 +151,16 @@ int nc_pipeline_step(lua_State *L, nc_conn *c, int lists)
         /* Something failed and left the transaction aborted: end it. */
         if (!PQsendQuery(c->pg, "ROLLBACK"))
           return lose(c, 0);
-        c->phase = PHASE_ROLLBACK;
-        c->flushing = 1;
+        c->pipe.phase = PHASE_ROLLBACK;
+        c->pipe.flushing = 1;
         break;
       }
       if (done > 0) {
-        c->phase = 0;
+        c->pipe.phase = 0;
         return 1;
       }
     }
-    if (c->phase == PHASE_ROLLBACK && c->flushing)
+    if (c->pipe.phase == PHASE_ROLLBACK && c->pipe.flushing)
       continue; /* send it, then read its result */
     c->want_write = 0;
     return 0; /* wait until readable */

@@ -80,9 +80,10 @@ int nc_replication_queries(lua_State *L, nc_conn *c, const char *with, const cha
                            nc_step *steps, int n, int first_list)
 {
   static const Oid table_types[] = { TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, 25 };
-  const char *slot = c->job.name[NC_OPT_SLOT], *publication = c->job.name[NC_OPT_PUBLICATION];
+  const char *slot = c->test.job.name[NC_OPT_SLOT];
+  const char *publication = c->test.job.name[NC_OPT_PUBLICATION];
   const char **params;
-  if (c->job.value[NC_OPT_CDC] != 1)
+  if (c->test.job.value[NC_OPT_CDC] != 1)
     return n;
   /* Anchored on the stack until the pipeline is sent (libpq copies). */
   params = (const char **)nc_newuserdata(L, 6 * sizeof(char *));
@@ -102,15 +103,14 @@ int nc_replication_queries(lua_State *L, nc_conn *c, const char *with, const cha
 
 int nc_replication_wanted(const nc_conn *c)
 {
-  return c->job.value[NC_OPT_CDC] == 1 && !c->query_failed && c->pg != NULL;
+  return c->test.job.value[NC_OPT_CDC] == 1 && !c->pipe.failed && c->pg != NULL;
 }
 
 PGconn *nc_test_pg(const nc_conn *c, int *want_write)
 {
-  if (c->repl != NULL && (c->repl_phase == REPL_CONNECTING || c->repl_phase == REPL_QUERYING)
-      && c->repl->pg != NULL) {
-    *want_write = c->repl->want_write;
-    return c->repl->pg;
+  if (c->test.state == NC_TEST_REPLICATION && c->test.repl != NULL && c->test.repl->pg != NULL) {
+    *want_write = c->test.repl->want_write;
+    return c->test.repl->pg;
   }
   *want_write = c->want_write;
   return c->pg;
@@ -120,15 +120,15 @@ PGconn *nc_test_pg(const nc_conn *c, int *want_write)
  * state.replication_error), the replication connection is closed. */
 static int finish(lua_State *L, nc_conn *c, int state, int failed)
 {
-  nc_conn *r = c->repl;
+  nc_conn *r = c->test.repl;
   if (failed) {
     nc_push_error(L, &r->error, r->secret);
     lua_setfield(L, state, "replication_error");
   }
   nc_free_secret(&r->secret);
   nc_conn_close(r);
-  c->repl_phase = REPL_DONE;
-  c->repl_ms = nc_now() - c->repl_started;
+  c->test.repl_phase = REPL_DONE;
+  c->test.repl_ms = nc_now() - c->test.repl_started;
   return 1;
 }
 
@@ -155,23 +155,23 @@ static void keep_identity(lua_State *L, const PGresult *res, int state)
 
 int nc_replication_step(lua_State *L, nc_conn *c, int state)
 {
-  nc_conn *r = c->repl;
+  nc_conn *r = c->test.repl;
   int step;
-  if (c->repl_phase == REPL_DONE)
+  if (c->test.repl_phase == REPL_DONE)
     return 1;
-  if (c->repl_phase == REPL_NONE) {
+  if (c->test.repl_phase == REPL_NONE) {
     r = nc_new_conn(L);
     lua_setfield(L, state, "replication_conn");
-    c->repl = r;
-    c->repl_phase = REPL_CONNECTING;
-    c->repl_started = nc_now();
+    c->test.repl = r;
+    c->test.repl_phase = REPL_CONNECTING;
+    c->test.repl_started = nc_now();
     if (!nc_connect_begin_like(r, c->pg, "replication", "database"))
       return finish(L, c, state, 1);
-    r->connect_deadline = c->test_deadline;
+    r->connect_deadline = c->test.deadline;
   }
-  if (c->repl_phase == REPL_CONNECTING) {
+  if (c->test.repl_phase == REPL_CONNECTING) {
     step = nc_connect_step(r);
-    if (step == 0 && nc_now() >= c->test_deadline) {
+    if (step == 0 && nc_now() >= c->test.deadline) {
       nc_connect_give_up(r);
       step = -1;
     }
@@ -183,7 +183,7 @@ int nc_replication_step(lua_State *L, nc_conn *c, int state)
       nc_classify_query_failure(&r->error, NULL, r->pg, 0, NC_STAGE_QUERY);
       return finish(L, c, state, 1);
     }
-    c->repl_phase = REPL_QUERYING;
+    c->test.repl_phase = REPL_QUERYING;
   }
   step = PQflush(r->pg);
   r->want_write = step > 0;
@@ -206,7 +206,7 @@ int nc_replication_step(lua_State *L, nc_conn *c, int state)
     }
     nc_drop_result(L);
   }
-  if (nc_now() >= c->test_deadline) {
+  if (nc_now() >= c->test.deadline) {
     nc_classify_query_failure(&r->error, NULL, r->pg, 1, NC_STAGE_QUERY);
     return finish(L, c, state, 1);
   }
@@ -230,7 +230,7 @@ void nc_replication_report(lua_State *L, const nc_conn *c, int report, int lists
                            int state)
 {
   int stages, failed;
-  if (c->job.value[NC_OPT_CDC] != 1 || c->repl_phase != REPL_DONE)
+  if (c->test.job.value[NC_OPT_CDC] != 1 || c->test.repl_phase != REPL_DONE)
     return;
   luaL_checkstack(L, 8, NULL);
   push_first_row(L, lists, first_list);
@@ -266,7 +266,7 @@ void nc_replication_report(lua_State *L, const nc_conn *c, int report, int lists
   lua_setfield(L, -2, "name");
   lua_pushboolean(L, !failed);
   lua_setfield(L, -2, "ok");
-  lua_pushnumber(L, (double)(long)(c->repl_ms * 100000.0 + 0.5) / 100.0);
+  lua_pushnumber(L, (double)(long)(c->test.repl_ms * 100000.0 + 0.5) / 100.0);
   lua_setfield(L, -2, "ms");
   lua_rawseti(L, stages, (int)lua_rawlen(L, stages) + 1);
   lua_pop(L, 1);

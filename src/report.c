@@ -144,11 +144,11 @@ static void add_proof(lua_State *L, nc_conn *c, int report, int lists)
   proof = lua_gettop(L);
   lua_newtable(L);
   proven = proof + 1;
-  if (c->proof_limit > 0 && c->tolerated_failed) {
+  if (c->test.proof_limit > 0 && c->pipe.tolerated_failed) {
     status = "unavailable";
     nc_push_error(L, &c->tolerated_error, NULL);
     lua_setfield(L, proof, "error");
-  } else if (c->proof_limit > 0) {
+  } else if (c->test.proof_limit > 0) {
     lua_rawgeti(L, lists, Q_PROOF_STATUS + 1);
     lua_rawgeti(L, -1, 1);
     lua_getfield(L, -1, "tables");
@@ -169,7 +169,7 @@ static void add_proof(lua_State *L, nc_conn *c, int report, int lists)
   }
   lua_pushstring(L, status);
   lua_setfield(L, proof, "status");
-  lua_pushnumber(L, (double)c->proof_limit);
+  lua_pushnumber(L, (double)c->test.proof_limit);
   lua_setfield(L, proof, "limit");
   lua_getfield(L, report, "tables");
   tables = lua_gettop(L);
@@ -209,11 +209,12 @@ void nc_push_test_report(lua_State *L, nc_conn *c)
 {
   double now = nc_now();
   /* Introspection ended where the replication phase began, if it ran. */
-  double introspected = ms((c->repl_phase != 0 ? c->repl_started : now) - c->introspect_started);
+  double ended = c->test.repl_phase != 0 ? c->test.repl_started : now;
+  double introspected = ms(ended - c->test.introspect_started);
   int report, lists;
   lua_newtable(L);
   report = lua_gettop(L);
-  if (c->query_failed) {
+  if (c->pipe.failed) {
     set_bool(L, report, "ok", 0);
     nc_push_error(L, &c->error, NULL);
     lua_setfield(L, report, "error");
@@ -253,16 +254,16 @@ void nc_push_test_report(lua_State *L, nc_conn *c)
         lua_setfield(L, report, parts[i].field);
       }
     }
-    if (c->job.kind != 0) {
-      nc_push_job(L, &c->job);
+    if (c->test.job.kind != 0) {
+      nc_push_job(L, &c->test.job);
       lua_setfield(L, report, "job");
       add_proof(L, c, report, lists);
     }
-    lua_rawgeti(L, LUA_REGISTRYINDEX, c->state_ref);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->test.state_ref);
     nc_replication_report(L, c, report, lists, Q_REPLICATION + 1, lua_gettop(L));
     lua_settop(L, report);
   }
-  set_number(L, report, "ms", ms(now - (c->owned ? c->started : c->test_started)));
+  set_number(L, report, "ms", ms(now - (c->test.owned ? c->started : c->test.started)));
 }
 
 void nc_push_connect_failure_report(lua_State *L, nc_conn *c)

@@ -390,7 +390,7 @@ int nc_l_query(lua_State *L)
   const char **params = NULL;
   double deadline;
 
-  if (c->state_ref != LUA_NOREF)
+  if (c->test.state != NC_TEST_NONE)
     luaL_argerror(L, 1, "a test is running on this connection: finish it first");
   lua_settop(L, 4);
   if (!lua_isnil(L, 3)) {

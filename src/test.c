@@ -9,7 +9,7 @@
 /* Pushes the list of row lists of the test in progress. */
 int nc_push_test_lists(lua_State *L, const nc_conn *c)
 {
-  lua_rawgeti(L, LUA_REGISTRYINDEX, c->state_ref);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, c->test.state_ref);
   lua_getfield(L, -1, "lists");
   lua_remove(L, -2);
   return lua_gettop(L);
@@ -20,8 +20,8 @@ int nc_push_test_lists(lua_State *L, const nc_conn *c)
 static void check_job(lua_State *L, int opts, nc_conn *c)
 {
   int kind = 0;
-  memset(&c->job, 0, sizeof c->job);
-  c->proof_limit = 0;
+  memset(&c->test.job, 0, sizeof c->test.job);
+  c->test.proof_limit = 0;
   if (lua_isnoneornil(L, opts))
     return;
   lua_getfield(L, opts, "job");
@@ -32,16 +32,16 @@ static void check_job(lua_State *L, int opts, nc_conn *c)
     lua_getfield(L, -1, "kind");
     kind = nc_check_kind(L, -1, opts, "job.kind");
     lua_pop(L, 1);
-    nc_check_job(L, kind, -1, opts, 1, &c->job);
-    c->proof_limit = NC_PROOF_AUTO_LIMIT;
+    nc_check_job(L, kind, -1, opts, 1, &c->test.job);
+    c->test.proof_limit = NC_PROOF_AUTO_LIMIT;
   }
   lua_pop(L, 1);
   lua_getfield(L, opts, "proof");
   if (lua_type(L, -1) == LUA_TBOOLEAN)
-    c->proof_limit = !lua_toboolean(L, -1) ? 0 : kind != 0 ? 2147483647L : 0;
+    c->test.proof_limit = !lua_toboolean(L, -1) ? 0 : kind != 0 ? 2147483647L : 0;
   else if (lua_type(L, -1) == LUA_TNUMBER && nc_isinteger(L, -1) && lua_tonumber(L, -1) >= 1
            && lua_tonumber(L, -1) <= 2147483647.0)
-    c->proof_limit = kind != 0 ? (long)lua_tonumber(L, -1) : 0;
+    c->test.proof_limit = kind != 0 ? (long)lua_tonumber(L, -1) : 0;
   else if (!lua_isnil(L, -1) && !(lua_type(L, -1) == LUA_TSTRING
                                    && strcmp(lua_tostring(L, -1), "auto") == 0))
     luaL_argerror(L, opts, "proof must be true, false, \"auto\" or the most tables to prove");
@@ -63,15 +63,16 @@ static void arm(lua_State *L, nc_conn *c, int opts, double started, double timeo
   }
   lua_newtable(L);
   lua_setfield(L, -2, "lists");
-  c->state_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  c->test_started = started;
-  c->test_deadline = started + timeout;
-  c->owned = owned;
-  c->phase = 0;
-  c->query_failed = 0;
-  c->introspect_started = -1;
-  c->repl = NULL;
-  c->repl_phase = 0;
+  c->test.state_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  c->test.started = started;
+  c->test.deadline = started + timeout;
+  c->test.owned = owned;
+  c->pipe.phase = 0;
+  c->pipe.failed = 0;
+  c->test.introspect_started = -1;
+  c->test.repl = NULL;
+  c->test.repl_phase = 0;
+  c->test.state = owned ? NC_TEST_CONNECTING : NC_TEST_CATALOG;
 }
 
 /* Sends the test's pipeline on the now ready connection, one round trip
@@ -84,10 +85,10 @@ static void start_queries(lua_State *L, nc_conn *c)
   const char *queries[Q_COUNT] = { NULL }, *params[3], *settings[8];
   nc_step steps[NC_MAX_STEPS];
   int top = lua_gettop(L), state, i, n = 0;
-  double left = c->test_deadline - nc_now();
+  double left = c->test.deadline - nc_now();
   const char *scope, *with;
 
-  lua_rawgeti(L, LUA_REGISTRYINDEX, c->state_ref);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, c->test.state_ref);
   state = lua_gettop(L);
   for (i = 0; i < 3; i++) {
     lua_rawgeti(L, state, i + 1);
@@ -98,9 +99,9 @@ static void start_queries(lua_State *L, nc_conn *c)
 
   /* The settings, all bound: the scope and the job for the proof too. */
   settings[0] = lua_pushfstring(L, "%d", left > 0.001 ? nc_ms(left, INT_MAX) : 1);
-  settings[1] = c->job.kind == NC_DST ? "destination" : "source";
-  settings[2] = nc_job_choice(&c->job, NC_OPT_ON_CONFLICT);
-  settings[3] = lua_pushfstring(L, "%d", (int)c->proof_limit);
+  settings[1] = c->test.job.kind == NC_DST ? "destination" : "source";
+  settings[2] = nc_job_choice(&c->test.job, NC_OPT_ON_CONFLICT);
+  settings[3] = lua_pushfstring(L, "%d", (int)c->test.proof_limit);
   settings[4] = lua_pushfstring(L, "%d", nc_ms(left * NC_PROOF_BUDGET_SHARE, INT_MAX));
   for (i = 0; i < 3; i++)
     settings[5 + i] = params[i] != NULL ? params[i] : "";
@@ -124,14 +125,14 @@ static void start_queries(lua_State *L, nc_conn *c)
   /* The proof last: if it fails (no plpgsql for the role, ...), only it,
    * its two queries and the COMMIT are skipped (aborted, not failed); the
    * test goes on and the pipeline rolls back. */
-  if (c->proof_limit > 0) {
+  if (c->test.proof_limit > 0) {
     steps[n++] = (nc_step){ lua_pushfstring(L, nc_proof_sql, scope, scope), 0, NULL, NULL, 0, 1 };
     steps[n++] = (nc_step){ nc_proof_status_sql, 0, NULL, NULL, Q_PROOF_STATUS + 1, 1 };
     steps[n++] = (nc_step){ nc_proof_rows_sql, 0, NULL, NULL, Q_PROOF_ROWS + 1, 1 };
   }
   steps[n++] = (nc_step){ "COMMIT", 0, NULL, NULL, 0, 0 };
   steps[n++] = (nc_step){ NULL, 0, NULL, NULL, 0, 0 };
-  c->introspect_started = nc_now();
+  c->test.introspect_started = nc_now();
   nc_pipeline_begin(c, steps, n); /* libpq copies it all */
   lua_settop(L, top);
 }
@@ -149,7 +150,7 @@ static nc_conn *check_testable(lua_State *L, int idx)
   nc_conn *c = nc_check_conn(L, idx);
   if (!c->ready || c->pg == NULL)
     luaL_argerror(L, idx, "connection is closed");
-  if (c->state_ref != LUA_NOREF)
+  if (c->test.state != NC_TEST_NONE)
     luaL_argerror(L, idx, "a test is already running on this connection");
   if (PQtransactionStatus(c->pg) != PQTRANS_IDLE)
     luaL_argerror(L, idx, "connection is inside a transaction: the test runs its own");
@@ -161,11 +162,10 @@ static nc_conn *check_testable(lua_State *L, int idx)
 static int advance(lua_State *L, nc_conn *c)
 {
   int r;
-  if (c->failed)
-    return connect_failed(L, c);
-  if (!c->ready) {
-    r = nc_connect_step(c);
-    if (r == 0 && nc_now() >= c->test_deadline) {
+  switch (c->test.state) {
+  case NC_TEST_CONNECTING:
+    r = c->failed ? -1 : nc_connect_step(c);
+    if (r == 0 && nc_now() >= c->test.deadline) {
       nc_connect_give_up(c);
       r = -1;
     }
@@ -173,29 +173,36 @@ static int advance(lua_State *L, nc_conn *c)
       return connect_failed(L, c);
     if (r == 0)
       return 0;
-  }
-  if (c->repl_phase == 0) {
-    if (c->introspect_started < 0)
+    c->test.state = NC_TEST_CATALOG;
+    /* fall through - the connection is ready */
+  case NC_TEST_CATALOG:
+    if (c->test.introspect_started < 0)
       start_queries(L, c);
     r = nc_pipeline_step(L, c, nc_push_test_lists(L, c));
     lua_pop(L, 1);
-    if (!r && nc_now() >= c->test_deadline) {
+    if (!r && nc_now() >= c->test.deadline) {
       nc_pipeline_timeout(c);
       r = 1;
     }
     if (!r)
       return 0;
-  }
-  if (nc_replication_wanted(c)) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, c->state_ref);
+    if (!nc_replication_wanted(c))
+      break;
+    c->test.state = NC_TEST_REPLICATION;
+    /* fall through */
+  case NC_TEST_REPLICATION:
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->test.state_ref);
     r = nc_replication_step(L, c, lua_gettop(L));
     lua_pop(L, 1);
     if (!r)
       return 0;
+    break;
+  case NC_TEST_NONE:
+    luaL_error(L, "no test is running on this connection");
   }
   nc_push_test_report(L, c);
   nc_release_test(L, c);
-  if (c->owned)
+  if (c->test.owned)
     nc_conn_close(c);
   return 1;
 }
@@ -228,7 +235,7 @@ int nc_l_test(lua_State *L)
   c = begin(L, 1, 2);
   while (!advance(L, c)) {
     int want_write, fd = PQsocket(nc_test_pg(c, &want_write));
-    if (fd < 0 || nc_wait_fd(fd, want_write ? 2 : 0, c->test_deadline) < 0)
+    if (fd < 0 || nc_wait_fd(fd, want_write ? 2 : 0, c->test.deadline) < 0)
       nc_wait_fd(-1, 0, nc_now() + 0.001); /* advance() reports the failure */
   }
   return 1;
@@ -251,11 +258,11 @@ int nc_l_test_step(lua_State *L)
   double left;
   int want_write;
   PGconn *pg;
-  if (c->state_ref == LUA_NOREF)
+  if (c->test.state == NC_TEST_NONE)
     luaL_argerror(L, 1, "no test is running on this connection");
   if (advance(L, c))
     return 1;
-  left = c->test_deadline - nc_now();
+  left = c->test.deadline - nc_now();
   pg = nc_test_pg(c, &want_write);
   lua_pushboolean(L, 0);
   lua_pushstring(L, want_write ? "write" : "read");
