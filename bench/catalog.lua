@@ -35,16 +35,16 @@ WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname !~ '^pg_'
 
 -- What any exact answer must do at least: the floor's scan, then find the
 -- tables whose columns carry ACLs (column grants, to PUBLIC too, are only
--- in pg_attribute), returning a single number. The cheapest way found: one
--- index scan over the scope's OIDs (a probe per table and a scan of all of
--- pg_attribute both measured slower).
+-- in pg_attribute), returning a single number. The cheapest way found for
+-- the whole catalog: one scan of pg_attribute, hashed (an index probe per
+-- table measured 2x slower at 100k).
 local COLUMN_ACLS = [[
-SELECT count(DISTINCT ca.attrelid) AS n FROM pg_attribute ca
-WHERE ca.attrelid = ANY (ARRAY(SELECT c.oid FROM pg_class c
-  JOIN pg_namespace n ON n.oid = c.relnamespace
-  WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname !~ '^pg_'
-    AND n.nspname <> 'information_schema'))
-  AND ca.attnum > 0 AND ca.attacl IS NOT NULL]]
+SELECT count(*) AS n FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname !~ '^pg_'
+  AND n.nspname <> 'information_schema'
+  AND c.oid IN (SELECT ca.attrelid FROM pg_attribute ca WHERE ca.attacl IS NOT NULL
+    AND ca.attnum > 0)]]
 
 local median = dofile("bench/median.lua")
 local function median_ms(fn) return median(runs, fn) end

@@ -156,7 +156,12 @@ describe("privileges computed from the catalog's ACLs", function()
     it(("equal the server's has_*_privilege on random catalog %d (seed %d)"):format(round, seed),
       function()
         local user, password, schema = build(random)
-        local report = neoconn.test(pg.target(user, password), { schemas = { schema } })
+        -- Odd rounds test the whole catalog (whose relations with column
+        -- ACLs are found by another query than a scope's) and keep the
+        -- random schema's part.
+        local whole = round % 2 == 1
+        local report = neoconn.test(pg.target(user, password),
+          { schemas = not whole and { schema } or nil })
         assert.is_true(report.ok, tostring(report.error))
         local truth, schema_truth = server_truth(user, schema)
         local seen = 0
@@ -164,14 +169,16 @@ describe("privileges computed from the catalog's ACLs", function()
         local function compare(list, sequence)
           for _, x in ipairs(list) do
             local want, where = truth[x.name], ("%s.%s"):format(schema, x.name)
-            assert.are.equal(sequence, want.sequence, where)
-            for p, held in pairs(want.privileges) do
-              assert.are.equal(held, x.privileges[p] == true, where .. " " .. p)
+            if x.schema == schema then
+              assert.are.equal(sequence, want.sequence, where)
+              for p, held in pairs(want.privileges) do
+                assert.are.equal(held, x.privileges[p] == true, where .. " " .. p)
+              end
+              for p, coverage in pairs(want.columns or {}) do
+                assert.are.equal(coverage, x.columns[p], where .. " columns " .. p)
+              end
+              seen = seen + 1
             end
-            for p, coverage in pairs(want.columns or {}) do
-              assert.are.equal(coverage, x.columns[p], where .. " columns " .. p)
-            end
-            seen = seen + 1
           end
         end
         compare(report.tables, false)
@@ -179,8 +186,12 @@ describe("privileges computed from the catalog's ACLs", function()
         local count = 0
         for _ in pairs(truth) do count = count + 1 end
         assert.are.equal(count, seen)
-        assert.are.equal(schema_truth.usage, report.schemas[1].usage)
-        assert.are.equal(schema_truth.create, report.schemas[1].create)
+        for _, s in ipairs(report.schemas) do
+          if s.name == schema then
+            assert.are.equal(schema_truth.usage, s.usage)
+            assert.are.equal(schema_truth.create, s.create)
+          end
+        end
       end)
   end
 end)

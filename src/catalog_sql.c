@@ -163,7 +163,8 @@ static const char SQL_SCHEMAS[] =
   " WHERE a.grantee = 0 OR a.grantee = ANY (me.roles)"
 
 /* %s: the MAINTAIN column (PostgreSQL 17 and later), the job's columns,
- * the MAINTAIN check, the joins of the job's columns. */
+ * the MAINTAIN check, the relations with column ACLs, the joins of the
+ * job's columns. */
 static const char SQL_TABLES[] =
   "," ME_CTE
   " SELECT s.nspname AS \"schema\", s.relname AS name,"
@@ -199,15 +200,23 @@ static const char SQL_TABLES[] =
   " CROSS JOIN LATERAL (SELECT" VIEW_RLS ","
   /* Without any column ACL a column privilege is the table's: skip the
    * per-column checks, by far the costliest part in a large catalog. The
-   * tables with column ACLs are found in one index scan over the scope's
-   * OIDs (= ANY of an array: never a scan of all of pg_attribute), then
-   * looked up in a hash. OFFSET 0 keeps p from being pulled up into the
-   * outer query, where each reference to p.colacl would call its
-   * function again. */
-  "  s.oid IN (SELECT ca.attrelid FROM pg_attribute ca"
-  "   WHERE ca.attrelid = ANY (ARRAY(SELECT oid FROM scope)) AND ca.attnum > 0"
-  "   AND ca.attacl IS NOT NULL) AS colacl OFFSET 0) p%s"
+   * tables with column ACLs (%s: COLUMN_ACLS_*) are looked up in a hash.
+   * OFFSET 0 keeps p from being pulled up into the outer query, where each
+   * reference to p.colacl would call its function again. */
+  "  s.oid IN (%s) AS colacl OFFSET 0) p%s"
   " ORDER BY 1, 2";
+
+/* The relations with column ACLs. For the whole catalog one scan of
+ * pg_attribute (measured at 100k tables: 95 ms against 206 ms for the
+ * probe below, the floor's scan alone 65 ms); for a scope of schemas or
+ * tables one index probe per relation in scope, never a scan of all of
+ * pg_attribute. */
+#define COLUMN_ACLS_SCAN                                                                 \
+  "SELECT ca.attrelid FROM pg_attribute ca WHERE ca.attacl IS NOT NULL AND ca.attnum > 0"
+#define COLUMN_ACLS_PROBE                                                                \
+  "SELECT ca.attrelid FROM pg_attribute ca"                                              \
+  " WHERE ca.attrelid = ANY (ARRAY(SELECT oid FROM scope)) AND ca.attnum > 0"            \
+  " AND ca.attacl IS NOT NULL"
 
 /* A destination's columns that a copy must treat specially: identity
  * GENERATED ALWAYS (inserted with OVERRIDING SYSTEM VALUE) and generated
@@ -366,7 +375,9 @@ void nc_catalog_queries(lua_State *L, const nc_conn *c, const char *const *param
                          scope);
   lua_pushfstring(L, "%s%s", dst ? DESTINATION_COLUMNS : "", upsert ? UPSERT_COLUMNS : "");
   lua_pushfstring(L, SQL_TABLES, modern ? maintain_col : "", lua_tostring(L, -1),
-                  modern ? maintain_fn : "", dst ? DESTINATION_JOIN : "");
+                  modern ? maintain_fn : "",
+                  scope == SCOPE_ALL ? COLUMN_ACLS_SCAN : COLUMN_ACLS_PROBE,
+                  dst ? DESTINATION_JOIN : "");
   queries[Q_TABLES] = lua_pushfstring(L, "%s%s", with, lua_tostring(L, -1));
   /* pg_sequence (PostgreSQL 10 and later) lists only the sequences: no
    * scan of every relation of a large catalog to find them. */
