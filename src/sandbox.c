@@ -30,10 +30,15 @@
 
 /* Where the child's Lua code is, recorded by a count hook in a page the
  * parent shares: the line a config or rule was at when a bound stopped it,
- * even inside a C function, even after a kill. */
+ * even inside a C function, even after a kill. A kill can land in the
+ * middle of a record, so each goes into the slot not in use, which then
+ * becomes current with one store: the parent always reads a whole one. */
 typedef struct {
-  int line;
-  char source[240];
+  volatile int current; /* the slot last written whole; -1 none */
+  struct {
+    int line;
+    char source[240];
+  } slot[2];
 } whereabouts;
 
 static whereabouts *where_now; /* set in the child only, before its hook runs */
@@ -49,8 +54,12 @@ static void record_where(lua_State *L, lua_Debug *ar)
     for (level = 0; lua_getstack(L, level, &d); level++) {
       if (lua_getinfo(L, "Sl", &d) && d.currentline > 0
           && (watched[0] == '\0' || strcmp(d.source, watched) == 0)) {
-        where_now->line = d.currentline;
-        snprintf(where_now->source, sizeof where_now->source, "%s", d.source);
+        int next = where_now->current == 0 ? 1 : 0;
+        where_now->slot[next].line = d.currentline;
+        snprintf(where_now->slot[next].source, sizeof where_now->slot[next].source, "%s",
+                 d.source);
+        __sync_synchronize(); /* the record is written before it is made current */
+        where_now->current = next;
         return;
       }
     }
@@ -202,6 +211,8 @@ static int l_sandbox(lua_State *L)
   lua_settop(L, 2);
   w = (whereabouts *)mmap(NULL, sizeof *w, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1,
                           0);
+  if (w != MAP_FAILED)
+    w->current = -1;
   if (w == MAP_FAILED || pipe(fds) != 0)
     return not_started(L, w);
   memset(w, 0, sizeof *w);
@@ -245,8 +256,8 @@ static int l_sandbox(lua_State *L)
   lua_pushboolean(L, ok);
   lua_insert(L, -2);
   /* The third result: where the code was last seen, "source:line". */
-  if (w->line > 0)
-    lua_pushfstring(L, "%s:%d", w->source, w->line);
+  if (w->current >= 0)
+    lua_pushfstring(L, "%s:%d", w->slot[w->current].source, w->slot[w->current].line);
   else
     lua_pushnil(L);
   munmap(w, sizeof *w);
