@@ -238,6 +238,32 @@ describe("neoconn test", function()
       assert.truthy(help:find("--" .. option.name:gsub("_", "-"), 1, true), option.name)
     end
   end)
+
+  it("tests a CDC source with --cdc, --slot and --publication", function()
+    local user, password = pg.login_role("clicdc", "REPLICATION")
+    local schema = pg.schema_with_table(user, "clicdc", { grant = "SELECT" })
+    local url = ("postgresql://%s@%s:%s/%s"):format(user, pg.host, pg.port, pg.dbname)
+    local publication = pg.unique("clipub")
+    local code, out = neoconn_cli(("test %s --as source --schemas %s --cdc --publication %s --json")
+      :format(url, schema, publication), { PGPASSWORD = password })
+    assert.are.equal(1, code, out)
+    local doc = json.decode(out).connections[1]
+    assert.are.equal("publication.tables", doc.findings[1].rule)
+    assert.are.equal(("CREATE PUBLICATION %s FOR TABLE %s.t;"):format(publication, schema),
+      doc.findings[1].fix)
+    pg.exec(doc.findings[1].fix)
+    code, out = neoconn_cli(("test %s --as source --schemas %s --cdc --publication %s")
+      :format(url, schema, publication), { PGPASSWORD = password })
+    assert.are.equal(0, code, out)
+    assert.truthy(out:find("replication ok", 1, true), out)
+    local _, err
+    code, _, err = neoconn_cli(("test %s --as source --slot s1"):format(url))
+    assert.are.equal(64, code)
+    assert.truthy(err:find("--slot needs --cdc", 1, true), err)
+    code, _, err = neoconn_cli(("test %s --as destination --cdc"):format(url))
+    assert.are.equal(64, code)
+    assert.truthy(err:find("--cdc applies to sources only", 1, true), err)
+  end)
 end)
 
 describe("neoconn and hostile input", function()

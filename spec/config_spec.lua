@@ -119,6 +119,8 @@ connections = {
       "neoconn.lua:1: connections.a.cdc: applies to sources only")
     fails('connections = { a = { kind = "source", cdc = true, slot = "" } }',
       'neoconn.lua:1: connections.a.slot: must be a name of 1 to 63 bytes, got ""')
+    fails('connections = { a = { kind = "source", publication = "p" } }',
+      "neoconn.lua:1: connections.a.publication: needs cdc = true")
   end)
 
   it("reports syntax errors and unset variables with their line", function()

@@ -172,6 +172,11 @@ local function job_options(options, kind)
       job[f.option.name] = raw
     end
   end
+  for _, f in ipairs(JOB_FLAGS) do
+    if f.option.needs and job[f.option.name] ~= nil and job[f.option.needs] ~= true then
+      usage_error(("--%s needs --%s"):format(f.flag, (f.option.needs:gsub("_", "-"))))
+    end
+  end
   return job
 end
 

@@ -120,7 +120,7 @@ end
 -- option applies to, if just one.
 for _, option in ipairs(neoconn.job_options()) do
   CONNECTION_KEYS[option.name] = { job = true, only = #option.kinds == 1 and option.kinds[1] or nil,
-    check = option.names and is_object_name or one_of(option.values, describe_value) }
+    needs = option.needs, check = option.names and is_object_name or one_of(option.values, describe_value) }
 end
 
 local TOP_KEYS = { connections = true, rules = true, disable_rules = true }
@@ -293,6 +293,9 @@ local function check_connection(where, name, spec)
     end
     if rule.only and spec.kind ~= rule.only then
       return nil, config_error(where, path .. "." .. k, "applies to " .. rule.only .. "s only")
+    end
+    if rule.needs and spec[rule.needs] ~= true then
+      return nil, config_error(where, path .. "." .. k, "needs " .. rule.needs .. " = true")
     end
   end
   if spec.kind == nil then
