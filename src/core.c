@@ -65,7 +65,7 @@ __attribute__((visibility("default"))) int luaopen_neoconn_core(lua_State *L)
 {
   static const struct { const char *name; int value; } limits[] = {
     { "field", NC_MAX_FIELD }, { "target", NC_MAX_TARGET }, { "name", NC_MAX_NAME },
-    { "list", NC_MAX_LIST },
+    { "list", NC_MAX_LIST }, { "object_name", NC_NAME_MAX },
   };
   size_t i;
   static const luaL_Reg functions[] = {

@@ -161,7 +161,10 @@ local function job_options(options, kind)
           .. "s only")
       end
       if f.option.names then
-        if raw == true then usage_error("--" .. f.flag .. " expects a name") end
+        local most = neoconn.limits.object_name
+        if raw == true or #raw == 0 or #raw > most or raw:find("\0", 1, true) then
+          usage_error(("--%s expects a name of 1 to %d bytes"):format(f.flag, most))
+        end
       elseif raw ~= true then
         local known = false
         for _, choice in ipairs(f.choices) do known = known or choice == raw end

@@ -112,8 +112,9 @@ local CONNECTION_KEYS = {
 
 -- A name the core takes for a job option (a slot, a publication).
 local function is_object_name(v)
-  if type(v) == "string" and #v >= 1 and #v <= 63 and not v:find("\0", 1, true) then return true end
-  return false, "must be a name of 1 to 63 bytes"
+  local most = neoconn.limits.object_name
+  if type(v) == "string" and #v >= 1 and #v <= most and not v:find("\0", 1, true) then return true end
+  return false, ("must be a name of 1 to %d bytes"):format(most)
 end
 
 -- The job's options, as the core defines them; `only` is the one kind an

@@ -11,7 +11,9 @@ local neoconn = {
   requirements = core.requirements,
   job_options = core.job_options,
   proof_auto_limit = core.proof_auto_limit, -- jobs of up to this many tables are proven
-  limits = core.limits, -- bytes of a setting, a connection string, a name; names in a list
+  -- bytes of a setting, a connection string, a name, an object name (a slot,
+  -- a publication); names in a list
+  limits = core.limits,
   quote_ident = core.quote_ident,
   redact = core.redact, -- the redaction every error message gets
   parse_name = core.parse_name,
