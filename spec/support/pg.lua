@@ -261,13 +261,6 @@ function pg.findings(result, rule, name)
   return list
 end
 
---- The per-table verdict of a check result.
-function pg.verdict(result, schema, name)
-  for _, t in ipairs(result.tables or {}) do
-    if t.schema == schema and t.name == name then return t end
-  end
-end
-
 --- Asserts that fn raises an error whose message holds text (a plain
 -- substring: argument numbers of methods differ between Lua versions).
 function pg.raises(fn, text)
@@ -288,11 +281,13 @@ function pg.random(seed)
   end
 end
 
---- The report's entry for a table.
-function pg.find_table(report, schema, name)
-  for _, t in ipairs(report.tables or {}) do
+--- The entry for a table in `tables` of a report or of a check result (its
+-- per-table verdict).
+function pg.find_table(holder, schema, name)
+  for _, t in ipairs(holder.tables or {}) do
     if t.schema == schema and t.name == name then return t end
   end
 end
+pg.verdict = pg.find_table
 
 return pg
