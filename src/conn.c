@@ -143,6 +143,13 @@ static void fail(nc_conn *c, const char *message, int timed_out)
 /* Starts the handshake with these settings (libpq copies them). */
 static int start(nc_conn *c, const char *const *kw, const char *const *val)
 {
+  int i;
+  for (i = 0; kw[i] != NULL; i++) {
+    if (strcmp(kw[i], "password") == 0) { /* kept only to scrub it from messages */
+      nc_free_secret(&c->secret);
+      c->secret = nc_strdup(val[i]);
+    }
+  }
   c->started = nc_now();
   c->connect_deadline = c->started + NC_DEFAULT_TIMEOUT; /* connect_start sets its own */
   c->stage = NC_STAGE_CONNECT;
@@ -198,10 +205,6 @@ int nc_connect_begin_like(nc_conn *c, PGconn *like, const char *key, const char 
       v = port;
     else if (strcmp(o->keyword, "hostaddr") == 0)
       v = addr != NULL && addr[0] != '\0' ? addr : NULL;
-    else if (strcmp(o->keyword, "password") == 0 && v != NULL) {
-      nc_free_secret(&c->secret);
-      c->secret = nc_strdup(v);
-    }
     if (v == NULL)
       continue;
     kw[n] = o->keyword;
@@ -240,10 +243,6 @@ int nc_connect_begin(lua_State *L, nc_conn *c, int target)
   while (lua_next(L, params) != 0) {
     kw[n] = lua_tostring(L, -2);
     val[n] = lua_tostring(L, -1); /* anchored in the params table */
-    if (strcmp(kw[n], "password") == 0) {
-      nc_free_secret(&c->secret);
-      c->secret = nc_strdup(val[n]);
-    }
     n++;
     lua_pop(L, 1);
   }
@@ -254,25 +253,32 @@ int nc_connect_begin(lua_State *L, nc_conn *c, int target)
   return r;
 }
 
+char *nc_conninfo_value(PGconn *pg, const char *keyword)
+{
+  PQconninfoOption *options = PQconninfo(pg), *o;
+  char *value = NULL;
+  for (o = options; o != NULL && o->keyword != NULL; o++)
+    if (strcmp(o->keyword, keyword) == 0 && o->val != NULL && o->val[0] != '\0')
+      value = nc_strdup(o->val);
+  if (options != NULL)
+    PQconninfoFree(options);
+  return value;
+}
+
 /* libpq's own key-password callback asks on the terminal (/dev/tty) when a
  * client key is encrypted and no sslpassword was given, ignoring every
  * deadline. This one only ever gives the connection's sslpassword (none:
  * the key fails to load, a classified error). */
 static int key_password(char *buf, int size, PGconn *pg)
 {
-  PQconninfoOption *options = PQconninfo(pg), *o;
+  char *password = nc_conninfo_value(pg, "sslpassword");
+  size_t len = password != NULL ? strlen(password) : 0;
   int n = 0;
-  for (o = options; o != NULL && o->keyword != NULL; o++) {
-    if (strcmp(o->keyword, "sslpassword") == 0 && o->val != NULL) {
-      size_t len = strlen(o->val);
-      if (size > 0 && len < (size_t)size) {
-        memcpy(buf, o->val, len + 1);
-        n = (int)len;
-      }
-    }
+  if (size > 0 && len > 0 && len < (size_t)size) {
+    memcpy(buf, password, len + 1);
+    n = (int)len;
   }
-  if (options != NULL)
-    PQconninfoFree(options);
+  nc_free_secret(&password);
   if (n == 0 && size > 0)
     buf[0] = '\0';
   return n;

@@ -351,26 +351,17 @@ static void set_pooler_hint(nc_error *e, const char *user, const char *db)
   }
 }
 
-/* Whether the connection's settings give keyword a value (libpq fills no
- * default for sslcert: its ~/.postgresql path is found at connect time). */
-static int option_given(PGconn *pg, const char *keyword)
-{
-  PQconninfoOption *options = PQconninfo(pg), *o;
-  int given = 0;
-  for (o = options; o != NULL && o->keyword != NULL; o++)
-    if (strcmp(o->keyword, keyword) == 0)
-      given = o->val != NULL && o->val[0] != '\0';
-  if (options != NULL)
-    PQconninfoFree(options);
-  return given;
-}
-
 static void set_hint(nc_conn *c)
 {
   nc_error *e = &c->error;
   char *qu = quoted(c->user), *qd = quoted(c->dbname);
   const char *user = or_empty(qu), *db = or_empty(qd), *host = or_empty(c->host);
   const char *code = e->code, *m = or_empty(e->message);
+  /* libpq fills no default for sslcert (its ~/.postgresql path is found
+   * at connect time): a value is one the connection was given. */
+  char *sslcert = strcmp(code, "auth_failed") == 0 && c->pg != NULL
+                    ? nc_conninfo_value(c->pg, "sslcert") : NULL;
+  int sslcert_given = sslcert != NULL;
 
   if (e->pooler)
     set_pooler_hint(e, user, db);
@@ -417,7 +408,7 @@ static void set_hint(nc_conn *c)
     set_hintf(e, "the client certificate's common name (CN) is not %s, and no pg_ident.conf "
                  "map lets it log in as %s: use a certificate issued for %s, connect as the "
                  "user it names, or add a map (map= on the pg_hba.conf line)", user, user, user);
-  else if (strcmp(code, "auth_failed") == 0 && c->pg != NULL && option_given(c->pg, "sslcert"))
+  else if (strcmp(code, "auth_failed") == 0 && sslcert_given)
     set_hintf(e, "user %s could not authenticate: check the user name and password "
                  "(ALTER ROLE %s PASSWORD '...'; as an administrator resets it); a client "
                  "certificate was given, and with clientcert=verify-full in pg_hba.conf one whose "
@@ -476,6 +467,7 @@ static void set_hint(nc_conn *c)
     set_hintf(e, "see the message; the server log has details");
   free(qu);
   free(qd);
+  free(sslcert);
 }
 
 void nc_classify_connect_failure(nc_conn *c, const char *libpq_message, int timed_out)

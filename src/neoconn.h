@@ -187,6 +187,8 @@ NC_PRIVATE nc_conn *nc_connect(lua_State *L, int target, double timeout);
 NC_PRIVATE void nc_conn_close(nc_conn *c);
 NC_PRIVATE void nc_remember_endpoint(nc_conn *c); /* user, host, port, dbname from libpq */
 NC_PRIVATE void nc_install_key_password_hook(void); /* never a terminal prompt */
+/* The value of a connection's setting (a heap copy; NULL: unset or empty). */
+NC_PRIVATE char *nc_conninfo_value(PGconn *pg, const char *keyword);
 NC_PRIVATE void nc_release_test(lua_State *L, nc_conn *c); /* drops the test's Lua state */
 NC_PRIVATE void nc_register_conn(lua_State *L);
 NC_PRIVATE void nc_register_connect(lua_State *L); /* into the module table on top */
@@ -250,7 +252,12 @@ NC_PRIVATE void nc_catalog_queries(lua_State *L, const nc_conn *c, const char *c
  * opts.schemas and opts.tables (nil: not given); errors name argument arg. */
 NC_PRIVATE void nc_push_scope_params(lua_State *L, int opts, int arg);
 
-/* report.c: the finished test's report, and a failed connection's. */
+/* report.c: the finished test's report, and a failed connection's; a
+ * stage { name, ok, ms } appended to the stages list at index stages (the
+ * entry left on the stack); the first row of lists[i], or nil (the list of
+ * a query not sent is nil). */
+NC_PRIVATE void nc_add_stage(lua_State *L, int stages, const char *name, int ok, double seconds);
+NC_PRIVATE void nc_push_first_row(lua_State *L, int lists, int i);
 NC_PRIVATE void nc_push_test_report(lua_State *L, nc_conn *c);
 NC_PRIVATE void nc_push_connect_failure_report(lua_State *L, nc_conn *c);
 
