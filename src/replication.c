@@ -213,34 +213,23 @@ int nc_replication_step(lua_State *L, nc_conn *c, int state)
   return 0;
 }
 
-/* The first row of lists[i], or nil (a list of a query not sent is nil). */
-static void push_first_row(lua_State *L, int lists, int i)
-{
-  lua_rawgeti(L, lists, i);
-  if (lua_istable(L, -1))
-    lua_rawgeti(L, -1, 1);
-  else
-    lua_pushnil(L);
-  lua_remove(L, -2);
-}
-
 /* report.replication: the catalog's rows, the connection's outcome; and
  * the stage, after introspect. */
 void nc_replication_report(lua_State *L, const nc_conn *c, int report, int lists, int first_list,
                            int state)
 {
-  int stages, failed;
+  int failed;
   if (c->test.job.value[NC_OPT_CDC] != 1 || c->test.repl_phase != REPL_DONE)
     return;
   luaL_checkstack(L, 8, NULL);
-  push_first_row(L, lists, first_list);
+  nc_push_first_row(L, lists, first_list);
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
     lua_newtable(L);
   }
-  push_first_row(L, lists, first_list + 1);
+  nc_push_first_row(L, lists, first_list + 1);
   lua_setfield(L, -2, "slot");
-  push_first_row(L, lists, first_list + 2);
+  nc_push_first_row(L, lists, first_list + 2);
   lua_setfield(L, -2, "publication");
   lua_rawgeti(L, lists, first_list + 3);
   lua_setfield(L, -2, "tables");
@@ -260,14 +249,6 @@ void nc_replication_report(lua_State *L, const nc_conn *c, int report, int lists
   lua_setfield(L, report, "replication");
 
   lua_getfield(L, report, "stages");
-  stages = lua_gettop(L);
-  lua_createtable(L, 0, 3);
-  lua_pushliteral(L, "replication");
-  lua_setfield(L, -2, "name");
-  lua_pushboolean(L, !failed);
-  lua_setfield(L, -2, "ok");
-  lua_pushnumber(L, (double)(long)(c->test.repl_ms * 100000.0 + 0.5) / 100.0);
-  lua_setfield(L, -2, "ms");
-  lua_rawseti(L, stages, (int)lua_rawlen(L, stages) + 1);
-  lua_pop(L, 1);
+  nc_add_stage(L, -1, "replication", !failed, c->test.repl_ms);
+  lua_pop(L, 2);
 }

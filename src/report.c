@@ -23,51 +23,53 @@ static double ms(double seconds)
   return (double)(long)(seconds * 100000.0 + 0.5) / 100.0;
 }
 
-/* Pushes the stages list: the handshake stages from the connection's
- * record, then introspection when it ran (introspect_ms >= 0). */
-static void push_stages(lua_State *L, const nc_conn *c, const nc_error *failure,
-                        double introspect_ms)
+void nc_add_stage(lua_State *L, int stages, const char *name, int ok, double seconds)
 {
-  int n = 0, s;
+  stages = nc_absindex(L, stages);
+  lua_createtable(L, 0, 4);
+  lua_pushstring(L, name);
+  lua_setfield(L, -2, "name");
+  set_bool(L, -1, "ok", ok);
+  set_number(L, -1, "ms", ms(seconds));
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, stages, (int)lua_rawlen(L, stages) + 1);
+}
+
+/* Pushes the stages list: the handshake stages from the connection's
+ * record, then introspection when it ran (introspect_seconds >= 0). */
+static void push_stages(lua_State *L, const nc_conn *c, const nc_error *failure,
+                        double introspect_seconds)
+{
+  int s, stages;
   double prev = 0;
   nc_stage failed_at = failure != NULL ? failure->stage : NC_STAGE_COUNT;
   lua_newtable(L);
+  stages = lua_gettop(L);
   if (failed_at == NC_STAGE_CONFIG) {
-    lua_createtable(L, 0, 3);
-    lua_pushliteral(L, "config");
-    lua_setfield(L, -2, "name");
-    set_bool(L, -1, "ok", 0);
-    set_number(L, -1, "ms", 0);
-    lua_rawseti(L, -2, ++n);
+    nc_add_stage(L, stages, "config", 0, 0);
+    lua_pop(L, 1);
     return;
   }
   for (s = NC_STAGE_CONNECT; s <= NC_STAGE_SESSION && s <= (int)failed_at; s++) {
     double done = c->stage_done[s];
     int ok = (int)failed_at > s;
-    lua_createtable(L, 0, 4);
-    lua_pushstring(L, nc_stage_names[s]);
-    lua_setfield(L, -2, "name");
-    set_bool(L, -1, "ok", ok);
     /* Not used: never negotiated, or negotiated and refused (sslmode=prefer
      * or allow then went on in plain text). */
     if (s == NC_STAGE_TLS && ok && (!c->tls_seen || (c->pg != NULL && !PQsslInUse(c->pg)))) {
-      set_number(L, -1, "ms", 0);
+      nc_add_stage(L, stages, nc_stage_names[s], ok, 0);
       set_bool(L, -1, "skipped", 1);
     } else {
       if (done < 0)
         done = ok ? prev : c->failed_after;
-      set_number(L, -1, "ms", ms(done - prev));
+      nc_add_stage(L, stages, nc_stage_names[s], ok, done - prev);
       prev = done;
     }
-    lua_rawseti(L, -2, ++n);
+    lua_pop(L, 1);
   }
-  if (failed_at == NC_STAGE_INTROSPECT || introspect_ms >= 0) {
-    lua_createtable(L, 0, 3);
-    lua_pushliteral(L, "introspect");
-    lua_setfield(L, -2, "name");
-    set_bool(L, -1, "ok", failed_at != NC_STAGE_INTROSPECT);
-    set_number(L, -1, "ms", introspect_ms >= 0 ? introspect_ms : 0);
-    lua_rawseti(L, -2, ++n);
+  if (failed_at == NC_STAGE_INTROSPECT || introspect_seconds >= 0) {
+    nc_add_stage(L, stages, "introspect", failed_at != NC_STAGE_INTROSPECT,
+                 introspect_seconds >= 0 ? introspect_seconds : 0);
+    lua_pop(L, 1);
   }
 }
 
@@ -112,6 +114,16 @@ static void push_ssl(lua_State *L, PGconn *pg)
       lua_setfield(L, -2, "cipher");
     }
   }
+}
+
+void nc_push_first_row(lua_State *L, int lists, int i)
+{
+  lua_rawgeti(L, lists, i);
+  if (lua_istable(L, -1))
+    lua_rawgeti(L, -1, 1);
+  else
+    lua_pushnil(L);
+  lua_remove(L, -2);
 }
 
 /* report[key] = list[1][key]: a subtable of the first row. */
@@ -210,7 +222,7 @@ void nc_push_test_report(lua_State *L, nc_conn *c)
   double now = nc_now();
   /* Introspection ended where the replication phase began, if it ran. */
   double ended = c->test.repl_phase != 0 ? c->test.repl_started : now;
-  double introspected = ms(ended - c->test.introspect_started);
+  double introspected = ended - c->test.introspect_started;
   int report, lists;
   lua_newtable(L);
   report = lua_gettop(L);
@@ -246,11 +258,10 @@ void nc_push_test_report(lua_State *L, nc_conn *c)
       }
       lua_pop(L, 1);
       for (i = 0; i < sizeof parts / sizeof parts[0]; i++) {
-        lua_rawgeti(L, lists, parts[i].q + 1);
-        if (parts[i].first_row) {
-          lua_rawgeti(L, -1, 1);
-          lua_remove(L, -2);
-        }
+        if (parts[i].first_row)
+          nc_push_first_row(L, lists, parts[i].q + 1);
+        else
+          lua_rawgeti(L, lists, parts[i].q + 1);
         lua_setfield(L, report, parts[i].field);
       }
     }
