@@ -161,10 +161,8 @@ local function job_options(options, kind)
           .. "s only")
       end
       if f.option.names then
-        local most = neoconn.limits.object_name
-        if raw == true or #raw == 0 or #raw > most or raw:find("\0", 1, true) then
-          usage_error(("--%s expects a name of 1 to %d bytes"):format(f.flag, most))
-        end
+        local ok, why = config.is_object_name(raw)
+        if not ok then usage_error(("--%s %s"):format(f.flag, why)) end
       elseif raw ~= true then
         local known = false
         for _, choice in ipairs(f.choices) do known = known or choice == raw end

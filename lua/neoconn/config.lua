@@ -110,8 +110,9 @@ local CONNECTION_KEYS = {
   timeout = { check = is_positive },
 }
 
--- A name the core takes for a job option (a slot, a publication).
-local function is_object_name(v)
+--- A name the core takes for a job option (a slot, a publication): true,
+-- or false and what is wrong. The CLI checks its flags with it too.
+function config.is_object_name(v)
   local most = neoconn.limits.object_name
   if type(v) == "string" and #v >= 1 and #v <= most and not v:find("\0", 1, true) then return true end
   return false, ("must be a name of 1 to %d bytes"):format(most)
@@ -121,7 +122,8 @@ end
 -- option applies to, if just one.
 for _, option in ipairs(neoconn.job_options()) do
   CONNECTION_KEYS[option.name] = { job = true, only = #option.kinds == 1 and option.kinds[1] or nil,
-    needs = option.needs, check = option.names and is_object_name or one_of(option.values, describe_value) }
+    needs = option.needs,
+    check = option.names and config.is_object_name or one_of(option.values, describe_value) }
 end
 
 local TOP_KEYS = { connections = true, rules = true, disable_rules = true }
