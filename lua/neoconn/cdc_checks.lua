@@ -80,6 +80,7 @@ function checks.replication_connection(ctx, need)
     fix = comment(tostring(err.hint)) })
 end
 
+-- An error when every replication slot is taken; true when one is free.
 local function free_slot(ctx, need)
   local rep = replication(ctx)
   if (rep.slots_used or 0) >= (rep.max_replication_slots or 0) then
@@ -96,7 +97,10 @@ end
 
 function checks.replication_slot(ctx, need)
   local name = job(ctx).slot
-  if name == nil then return free_slot(ctx, need) end
+  if name == nil then
+    free_slot(ctx, need)
+    return
+  end
   local slot = replication(ctx).slot
   local function refuse(why, fix)
     ctx.error({ object_type = "slot", name = name, message = ("slot %s %s"):format(name, why),
