@@ -146,6 +146,44 @@ static void push_row_key(lua_State *L, const char *schema_field, const char *nam
   lua_concat(L, 3);
 }
 
+/* The columns of the tables with column ACLs, read by a query of their
+ * own: each such table gets that row's columns subtable (replaced, not
+ * changed: equal subtables are shared between tables). */
+static void add_column_acls(lua_State *L, int report, int lists)
+{
+  int rows, found, tables, i, n;
+  lua_rawgeti(L, lists, Q_COLUMN_ACLS + 1);
+  rows = lua_gettop(L);
+  n = lua_istable(L, rows) ? (int)lua_rawlen(L, rows) : 0;
+  if (n == 0) {
+    lua_pop(L, 1);
+    return;
+  }
+  lua_createtable(L, 0, n);
+  found = rows + 1;
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, rows, i);
+    push_row_key(L, "schema", "name");
+    lua_getfield(L, -2, "columns");
+    lua_rawset(L, found);
+    lua_pop(L, 1);
+  }
+  lua_getfield(L, report, "tables");
+  tables = lua_gettop(L);
+  n = (int)lua_rawlen(L, tables);
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, tables, i);
+    push_row_key(L, "schema", "name");
+    lua_rawget(L, found);
+    if (lua_istable(L, -1))
+      lua_setfield(L, -2, "columns");
+    else
+      lua_pop(L, 1);
+    lua_pop(L, 1);
+  }
+  lua_settop(L, rows - 1);
+}
+
 /* report.proof = { method, status, tables, limit [, error] }, and each
  * table's proof ("executor" or "catalog"), statement and refusal. */
 static void add_proof(lua_State *L, nc_conn *c, int report, int lists)
@@ -264,6 +302,7 @@ void nc_push_test_report(lua_State *L, nc_conn *c)
           lua_rawgeti(L, lists, parts[i].q + 1);
         lua_setfield(L, report, parts[i].field);
       }
+      add_column_acls(L, report, lists);
     }
     if (c->test.job.kind != 0) {
       nc_push_job(L, &c->test.job);
