@@ -65,6 +65,36 @@ describe("neoconn.test", function()
       used_by = { schema = schema, table = "orders", column = "code" } }, f)
   end)
 
+  it("lists tables in byte order of schema, then name, as the server orders names", function()
+    local other = pg.unique("intro_Order")
+    pg.exec(([[CREATE SCHEMA %s; GRANT USAGE ON SCHEMA %s TO %s;
+      CREATE TABLE %s (x int); CREATE TABLE %s (x int); CREATE TABLE %s (x int);
+      CREATE TABLE %s (x int)]]):format(q(other), q(other), q(user), q(other, "b"), q(other, "a b"),
+        q(other, "B"), q(other, "a")))
+    local report = neoconn.test(pg.target(user, password), { schemas = { schema, other } })
+    local listed = {}
+    for _, t in ipairs(report.tables) do listed[#listed + 1] = t.schema .. "." .. t.name end
+    local expected = {}
+    for _, r in ipairs(pg.exec([[SELECT n.nspname || '.' || c.relname AS k FROM pg_class c
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname IN ($1, $2) AND c.relkind IN ('r', 'v') ORDER BY n.nspname, c.relname]],
+        { schema, other })) do
+      expected[#expected + 1] = r.k
+    end
+    assert.are.same(expected, listed)
+    local mine = {}
+    for _, t in ipairs(report.tables) do if t.schema == other then mine[#mine + 1] = t.name end end
+    assert.are.same({ "B", "a", "a b", "b" }, mine)
+  end)
+
+  it("gives a table without row-level security no policy fields", function()
+    local report = neoconn.test(pg.target(user, password), { tables = {
+      { schema = schema, name = "orders" } } })
+    assert.are.same({ enabled = false, forced = false, applies = false }, report.tables[1].rls)
+    assert.are.same({ name = pg.admin_user, is_self = false, is_member = false },
+      report.tables[1].owner)
+  end)
+
   it("restricts introspection to named tables and reports those not found", function()
     local report = neoconn.test(pg.target(user, password), { tables = {
       q(schema, "Other Table"), { schema = schema, name = "orders" },

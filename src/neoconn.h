@@ -66,7 +66,8 @@ typedef struct {
 } nc_job;
 
 /* One step of a pipeline: a statement (sql != NULL) or the sync that ends
- * it. Rows of a statement go to lists[list] when list > 0. A failing
+ * it. Rows of a statement go to lists[list] when list > 0, in byte order
+ * of their first two columns when `sorted` (nc_push_rows). A failing
  * statement fails the test, unless it is `tolerated`: then its error is
  * kept in c->tolerated_error and the test goes on (the server skips what
  * follows, up to the sync; a ROLLBACK then ends the transaction). */
@@ -78,6 +79,7 @@ typedef struct {
   const Oid *types;
   int list;
   int tolerated;
+  int sorted;
 } nc_step;
 
 /* The pipeline in flight on a connection (pipeline.c). */
@@ -85,7 +87,7 @@ typedef struct {
   int phase;                     /* 0 idle, else the pipeline or its ROLLBACK */
   int expect;                    /* the step whose result comes next */
   int nsteps;
-  struct { int list, tolerated, sync; } steps[NC_MAX_STEPS];
+  struct { int list, tolerated, sorted, sync; } steps[NC_MAX_STEPS];
   int tolerated_failed;          /* a tolerated step failed: see tolerated_error */
   int awaiting_null;             /* each query's result is followed by a NULL */
   int flushing;                  /* output not yet all sent */
@@ -209,7 +211,7 @@ NC_PRIVATE PQconninfoOption **nc_new_options_box(lua_State *L);
 NC_PRIVATE void nc_register_box(lua_State *L);
 
 /* result.c */
-NC_PRIVATE void nc_push_rows(lua_State *L, const PGresult *res, int share);
+NC_PRIVATE void nc_push_rows(lua_State *L, const PGresult *res, int share, int sorted);
 NC_PRIVATE int nc_l_query(lua_State *L); /* conn:query */
 
 /* pipeline.c: statements and sync points sent in one round trip, step by

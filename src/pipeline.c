@@ -41,6 +41,7 @@ int nc_pipeline_begin(nc_conn *c, const nc_step *steps, int nsteps)
     const nc_step *s = &steps[i];
     c->pipe.steps[i].list = s->list;
     c->pipe.steps[i].tolerated = s->tolerated;
+    c->pipe.steps[i].sorted = s->sorted;
     c->pipe.steps[i].sync = s->sql == NULL;
     if (s->sql == NULL ? !PQpipelineSync(pg)
                        : !PQsendQueryParams(pg, s->sql, s->nparams, s->types, s->params, NULL,
@@ -108,7 +109,7 @@ static int on_result(lua_State *L, nc_conn *c, PGresult *res, int lists)
     record_failure(c, res, c->pipe.steps[step].tolerated);
   if (c->pipe.steps[step].list > 0) {
     if (st == PGRES_TUPLES_OK)
-      nc_push_rows(L, res, 1);
+      nc_push_rows(L, res, 1, c->pipe.steps[step].sorted);
     else
       lua_newtable(L);
     lua_rawseti(L, lists, c->pipe.steps[step].list);
