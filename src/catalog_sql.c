@@ -115,11 +115,11 @@ static const char SQL_SCHEMAS[] =
  * BYPASSRLS or has the privileges of the table's owner (and RLS is not
  * forced); a permissive policy for a command applies when the user has
  * the privileges of one of its roles. As flags: the insert, update and
- * select policies; NULL when it does not apply. */
+ * select policies, and 8 (it applies); NULL when it does not apply. */
 #define BASE_POLICY(cmd) PERMISSIVE_POLICY("b.oid", cmd, "k.ck, ")
 #define VIEW_RLS                                                                         \
   "(SELECT bool_and(" BASE_POLICY("a") ")::int | (bool_and(" BASE_POLICY("w") ")::int << 1)" \
-  "  | (bool_and(" BASE_POLICY("r") ")::int << 2)"                                        \
+  "  | (bool_and(" BASE_POLICY("r") ")::int << 2) | 8"                                    \
   "  FROM (SELECT CASE WHEN coalesce((SELECT o.option_value FROM"                        \
   "   pg_class vc, pg_options_to_table(vc.reloptions) o WHERE vc.oid = s.oid"             \
   "   AND o.option_name = 'security_invoker'),"                                          \
@@ -201,15 +201,16 @@ static const char SQL_TABLES[] =
   " CASE WHEN acl.bits & 1 <> 0 THEN 'all' ELSE 'none' END AS \"columns.SELECT\","
   " CASE WHEN acl.bits & 2 <> 0 THEN 'all' ELSE 'none' END AS \"columns.INSERT\","
   " CASE WHEN acl.bits & 4 <> 0 THEN 'all' ELSE 'none' END AS \"columns.UPDATE\","
-  /* A view's base tables are read twice for views only, not once per row
-   * of every table through a lateral subquery. */
-  FLAG("s.relrowsecurity", "0") " |" FLAG("s.relforcerowsecurity", "1") " |"
-  FLAG("CASE WHEN s.relrowsecurity THEN row_security_active(s.oid)"
-       " WHEN s.relkind = 'v' THEN " VIEW_RLS " IS NOT NULL ELSE false END", "2")
+  /* Whether row-level security applies, with the policies that let the
+   * job's statements through: for tables with RLS enabled and for views
+   * over such tables (the subquery runs for views only, not through a
+   * lateral join on every row); for the others, applies stays false. */
+  FLAG("s.relrowsecurity", "0") " |" FLAG("s.relforcerowsecurity", "1")
   " AS \"rls{enabled,forced,applies}\","
   " CASE WHEN s.relrowsecurity THEN" FLAG(POLICY("a"), "0") " |" FLAG(POLICY("w"), "1") " |"
-  FLAG(POLICY("r"), "2") " WHEN s.relkind = 'v' THEN " VIEW_RLS
-  " END AS \"rls{insert_policy,update_policy,select_policy}\"%s"
+  FLAG(POLICY("r"), "2") " |" FLAG("row_security_active(s.oid)", "3")
+  " WHEN s.relkind = 'v' THEN " VIEW_RLS
+  " END AS \"rls{insert_policy,update_policy,select_policy,applies}\"%s"
   " FROM scope s CROSS JOIN me CROSS JOIN LATERAL (SELECT" ACL_FLAGS " AS bits"
   ACL_OF("s", "r") ") acl%s";
 

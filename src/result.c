@@ -152,7 +152,8 @@ static int push_values_key(lua_State *L, const PGresult *res, int r, const int *
  * named "a.b" is field b of subtable a; one named "a{b,c}" (or "{b,c}")
  * is a set of flags, an integer whose bit k is the k-th field, a boolean:
  * one value on the wire for many fields (the server cuts a column name
- * to 63 bytes: a longer list takes two columns). */
+ * to 63 bytes: a longer list takes two columns). A field two columns name
+ * takes the value of the later one that is not NULL. */
 static int push_field_names(lua_State *L, const char *name, int *group_len)
 {
   const char *brace = strchr(name, '{'), *dot = strchr(name, '.'), *p;
