@@ -67,10 +67,13 @@ describe("neoconn.test", function()
 
   it("lists tables in byte order of schema, then name, as the server orders names", function()
     local other = pg.unique("intro_Order")
-    pg.exec(([[CREATE SCHEMA %s; GRANT USAGE ON SCHEMA %s TO %s;
-      CREATE TABLE %s (x int); CREATE TABLE %s (x int); CREATE TABLE %s (x int);
-      CREATE TABLE %s (x int)]]):format(q(other), q(other), q(user), q(other, "b"), q(other, "a b"),
-        q(other, "B"), q(other, "a")))
+    pg.exec(([[CREATE SCHEMA %s; GRANT USAGE ON SCHEMA %s TO %s;]]):format(q(other), q(other),
+      q(user)))
+    -- Created out of order; names alike in their first 8 bytes and more.
+    for _, name in ipairs({ "b", "a b", "B", "a", "long_prefix_name_b", "long_prefix_name",
+        "long_prefix_Name_z", "long_prefix_name_a" }) do
+      pg.exec(("CREATE TABLE %s (x int)"):format(q(other, name)))
+    end
     local report = neoconn.test(pg.target(user, password), { schemas = { schema, other } })
     local listed = {}
     for _, t in ipairs(report.tables) do listed[#listed + 1] = t.schema .. "." .. t.name end
@@ -84,7 +87,8 @@ describe("neoconn.test", function()
     assert.are.same(expected, listed)
     local mine = {}
     for _, t in ipairs(report.tables) do if t.schema == other then mine[#mine + 1] = t.name end end
-    assert.are.same({ "B", "a", "a b", "b" }, mine)
+    assert.are.same({ "B", "a", "a b", "b", "long_prefix_Name_z", "long_prefix_name",
+      "long_prefix_name_a", "long_prefix_name_b" }, mine)
   end)
 
   it("gives a table without row-level security no policy fields", function()

@@ -1,6 +1,7 @@
 /* Query results to Lua rows, and the two ways neoconn runs SQL: a pipeline
  * of read-only catalog queries sent in one round trip, and a plain query
  * (conn:query). Every PGresult is held in a box while Lua code runs. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include "neoconn.h"
@@ -188,31 +189,43 @@ static int push_field_names(lua_State *L, const char *name, int *group_len)
   return n;
 }
 
-/* A row's place in byte order of its first two columns. */
+/* A row's place in byte order of its first two columns, with the first 8
+ * bytes of each as a number (big-endian, zero-padded: names hold no zero
+ * byte), so most comparisons are two integer ones. */
 typedef struct {
   const char *key[2];
   int len[2];
+  uint64_t prefix[2];
   int row;
 } sort_entry;
 
-/* A loop, not memcmp: names are short, and a call per byte pair of a
- * sort of 100k rows showed in profiles. */
-static int compare_bytes(const char *a, int alen, const char *b, int blen)
+static uint64_t prefix_of(const char *s, int len)
 {
-  const unsigned char *x = (const unsigned char *)a, *y = (const unsigned char *)b;
-  int i, n = alen < blen ? alen : blen;
-  for (i = 0; i < n; i++)
+  uint64_t p = 0;
+  int i;
+  for (i = 0; i < 8; i++)
+    p = (p << 8) | (i < len ? (unsigned char)s[i] : 0);
+  return p;
+}
+
+static int compare_key(const sort_entry *a, const sort_entry *b, int k)
+{
+  const unsigned char *x = (const unsigned char *)a->key[k], *y = (const unsigned char *)b->key[k];
+  int i, n = a->len[k] < b->len[k] ? a->len[k] : b->len[k];
+  if (a->prefix[k] != b->prefix[k])
+    return a->prefix[k] < b->prefix[k] ? -1 : 1;
+  for (i = 8; i < n; i++)
     if (x[i] != y[i])
       return (int)x[i] - (int)y[i];
-  return (alen > blen) - (alen < blen);
+  return (a->len[k] > b->len[k]) - (a->len[k] < b->len[k]);
 }
 
 static int compare_entries(const void *pa, const void *pb)
 {
   const sort_entry *a = pa, *b = pb;
-  int c = compare_bytes(a->key[0], a->len[0], b->key[0], b->len[0]);
+  int c = compare_key(a, b, 0);
   if (c == 0)
-    c = compare_bytes(a->key[1], a->len[1], b->key[1], b->len[1]);
+    c = compare_key(a, b, 1);
   return c != 0 ? c : (a->row > b->row) - (a->row < b->row);
 }
 
@@ -226,6 +239,7 @@ static const sort_entry *push_sorted(lua_State *L, const PGresult *res)
     for (k = 0; k < 2; k++) {
       e[r].key[k] = PQgetvalue(res, r, k);
       e[r].len[k] = PQgetlength(res, r, k);
+      e[r].prefix[k] = prefix_of(e[r].key[k], e[r].len[k]);
     }
     e[r].row = r;
   }
