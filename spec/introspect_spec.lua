@@ -209,6 +209,15 @@ describe("neoconn.test", function()
     pg.exec(("DROP TABLE %s, %s"):format(q(schema, "twin_a"), q(schema, "twin_b")))
   end)
 
+  it("reads flags columns as booleans, each bit one field", function()
+    local conn = assert(neoconn.connect(pg.target(user, password)))
+    local rows = assert(conn:query([[SELECT 5 AS "p{a,b,c}", 1 AS "{top,other}", 'x' AS "p.name",
+      2 AS "q{one,two}", NULL::int AS "r{gone}", 1 AS "s{x}", 1 AS "s{y,x}"]]))
+    assert.are.same({ p = { a = true, b = false, c = true, name = "x" }, top = true,
+      other = false, q = { one = false, two = true }, s = { x = false, y = true } }, rows[1])
+    conn:close()
+  end)
+
   it("returns a failed report with the error instead of raising", function()
     local report = neoconn.test({ host = pg.host, port = pg.refused_port })
     assert.is_false(report.ok)

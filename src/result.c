@@ -114,7 +114,7 @@ static int set_fields(lua_State *L, int t, const PGresult *res, int r, int i, in
   bits = strtoll(v, NULL, 10);
   for (f = 0; f < nflags; f++) {
     lua_pushvalue(L, names + f);
-    lua_pushboolean(L, (int)((bits >> f) & 1));
+    lua_pushboolean(L, f < 63 && ((bits >> f) & 1));
     lua_rawset(L, t);
   }
   return nflags;
