@@ -86,8 +86,9 @@ print(("%-28s %12.1f"):format(("neoconn's CPU, %d concurrently"):format(size), c
 print(("concurrent / one: %.2fx (target <= 3x); sequential / concurrent: %.1fx;"
   .. " concurrent / no proxy: %.2fx (1.00 = the latency fully hidden)")
   :format(concurrent / single, sequential / concurrent, concurrent / direct))
-print(("no proxy / connections only: %.2fx (target <= 1.5x): what %d tests cost this one server"
-  .. " beyond opening their connections"):format(direct / connects, size))
+print(("to connections only: %.2fx through the proxy, %.2fx without (target <= 1.5x): what %d"
+  .. " tests cost this one server beyond opening their connections")
+  :format(concurrent / connects, direct / connects, size))
 print(("connections only / one: %.2fx: the floor of any client against this one server;"
   .. " neoconn's CPU / one: %.2fx: the bound when the targets are separate servers")
   :format(connects / single, client_cpu / single))
