@@ -146,28 +146,34 @@ static void push_row_key(lua_State *L, const char *schema_field, const char *nam
   lua_concat(L, 3);
 }
 
+/* Pushes a table of the rows of the list at index list (nil: none) by
+ * their schema .. "\0" .. name. */
+static void push_rows_by_name(lua_State *L, int list)
+{
+  int i, n = lua_istable(L, list) ? (int)lua_rawlen(L, list) : 0;
+  list = nc_absindex(L, list);
+  lua_createtable(L, 0, n);
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, list, i);
+    push_row_key(L, "schema", "name");
+    lua_insert(L, -2);
+    lua_rawset(L, -3);
+  }
+}
+
 /* The columns of the tables with column ACLs, read by a query of their
  * own: each such table gets that row's columns subtable (replaced, not
  * changed: equal subtables are shared between tables). */
 static void add_column_acls(lua_State *L, int report, int lists)
 {
-  int rows, found, tables, i, n;
+  int found, tables, i, n;
   lua_rawgeti(L, lists, Q_COLUMN_ACLS + 1);
-  rows = lua_gettop(L);
-  n = lua_istable(L, rows) ? (int)lua_rawlen(L, rows) : 0;
-  if (n == 0) {
+  if (!lua_istable(L, -1) || lua_rawlen(L, -1) == 0) {
     lua_pop(L, 1);
     return;
   }
-  lua_createtable(L, 0, n);
-  found = rows + 1;
-  for (i = 1; i <= n; i++) {
-    lua_rawgeti(L, rows, i);
-    push_row_key(L, "schema", "name");
-    lua_getfield(L, -2, "columns");
-    lua_rawset(L, found);
-    lua_pop(L, 1);
-  }
+  push_rows_by_name(L, -1);
+  found = lua_gettop(L);
   lua_getfield(L, report, "tables");
   tables = lua_gettop(L);
   n = (int)lua_rawlen(L, tables);
@@ -175,13 +181,13 @@ static void add_column_acls(lua_State *L, int report, int lists)
     lua_rawgeti(L, tables, i);
     push_row_key(L, "schema", "name");
     lua_rawget(L, found);
-    if (lua_istable(L, -1))
-      lua_setfield(L, -2, "columns");
-    else
-      lua_pop(L, 1);
-    lua_pop(L, 1);
+    if (lua_istable(L, -1)) {
+      lua_getfield(L, -1, "columns");
+      lua_setfield(L, -3, "columns");
+    }
+    lua_pop(L, 2);
   }
-  lua_settop(L, rows - 1);
+  lua_settop(L, found - 2);
 }
 
 /* report.proof = { method, status, tables, limit [, error] }, and each
@@ -192,7 +198,12 @@ static void add_proof(lua_State *L, nc_conn *c, int report, int lists)
   const char *status = "off";
   lua_createtable(L, 0, 5);
   proof = lua_gettop(L);
-  lua_newtable(L);
+  if (c->test.proof_limit > 0 && !c->pipe.tolerated_failed)
+    lua_rawgeti(L, lists, Q_PROOF_ROWS + 1);
+  else
+    lua_pushnil(L);
+  push_rows_by_name(L, -1);
+  lua_remove(L, -2);
   proven = proof + 1;
   if (c->test.proof_limit > 0 && c->pipe.tolerated_failed) {
     status = "unavailable";
@@ -207,15 +218,6 @@ static void add_proof(lua_State *L, nc_conn *c, int report, int lists)
     status = lua_tostring(L, -1) != NULL ? lua_tostring(L, -1) : "unavailable";
     lua_setfield(L, proof, "status"); /* status stays anchored in the row */
     lua_pop(L, 2);
-    lua_rawgeti(L, lists, Q_PROOF_ROWS + 1);
-    n = (int)lua_rawlen(L, -1);
-    for (i = 1; i <= n; i++) {
-      lua_rawgeti(L, -1, i);
-      push_row_key(L, "schema", "name");
-      lua_insert(L, -2);
-      lua_rawset(L, proven);
-    }
-    lua_pop(L, 1);
   }
   lua_pushstring(L, status);
   lua_setfield(L, proof, "status");
