@@ -161,40 +161,80 @@ static void push_rows_by_name(lua_State *L, int list)
   }
 }
 
-/* The columns of the tables with column ACLs, read by a query of their
- * own: each such table gets that row's columns subtable (replaced, not
- * changed: equal subtables are shared between tables). */
-static void add_column_acls(lua_State *L, int report, int lists)
+/* Calls apply for each of report.tables, with the table and its row in
+ * the index (push_rows_by_name; nil if none) on top of the stack, and pops
+ * both after it. */
+static void join_tables(lua_State *L, int report, int index,
+                        void (*apply)(lua_State *L, void *data), void *data)
 {
-  int found, tables, i, n;
-  lua_rawgeti(L, lists, Q_COLUMN_ACLS + 1);
-  if (!lua_istable(L, -1) || lua_rawlen(L, -1) == 0) {
-    lua_pop(L, 1);
-    return;
-  }
-  push_rows_by_name(L, -1);
-  found = lua_gettop(L);
+  int tables, i, n;
+  index = nc_absindex(L, index);
   lua_getfield(L, report, "tables");
   tables = lua_gettop(L);
   n = (int)lua_rawlen(L, tables);
   for (i = 1; i <= n; i++) {
     lua_rawgeti(L, tables, i);
     push_row_key(L, "schema", "name");
-    lua_rawget(L, found);
-    if (lua_istable(L, -1)) {
-      lua_getfield(L, -1, "columns");
-      lua_setfield(L, -3, "columns");
-    }
-    lua_pop(L, 2);
+    lua_rawget(L, index);
+    apply(L, data);
+    lua_settop(L, tables);
   }
-  lua_settop(L, found - 2);
+  lua_pop(L, 1);
+}
+
+static void take_columns(lua_State *L, void *data)
+{
+  (void)data;
+  if (lua_istable(L, -1)) {
+    lua_getfield(L, -1, "columns");
+    lua_setfield(L, -3, "columns");
+  }
+}
+
+/* The columns of the tables with column ACLs, read by a query of their
+ * own: each such table gets that row's columns subtable (replaced, not
+ * changed: equal subtables are shared between tables). */
+static void add_column_acls(lua_State *L, int report, int lists)
+{
+  lua_rawgeti(L, lists, Q_COLUMN_ACLS + 1);
+  if (!lua_istable(L, -1) || lua_rawlen(L, -1) == 0) {
+    lua_pop(L, 1);
+    return;
+  }
+  push_rows_by_name(L, -1);
+  join_tables(L, report, -1, take_columns, NULL);
+  lua_pop(L, 2);
+}
+
+/* A table's proof: "executor" with its statement (and the server's refusal)
+ * when its row in the proof's rows is on top, else "catalog". */
+static void take_proof(lua_State *L, void *data)
+{
+  if (lua_istable(L, -1)) {
+    ++*(int *)data;
+    lua_getfield(L, -1, "statement");
+    lua_setfield(L, -3, "statement");
+    lua_getfield(L, -1, "sqlstate");
+    if (!lua_isnil(L, -1)) {
+      lua_createtable(L, 0, 2);
+      lua_insert(L, -2);
+      lua_setfield(L, -2, "sqlstate");
+      lua_getfield(L, -2, "message");
+      lua_setfield(L, -2, "message");
+      lua_setfield(L, -3, "refused");
+    } else {
+      lua_pop(L, 1);
+    }
+  }
+  lua_pushstring(L, lua_istable(L, -1) ? "executor" : "catalog");
+  lua_setfield(L, -3, "proof");
 }
 
 /* report.proof = { method, status, tables, limit [, error] }, and each
  * table's proof ("executor" or "catalog"), statement and refusal. */
 static void add_proof(lua_State *L, nc_conn *c, int report, int lists)
 {
-  int proof, proven, tables, i, n, found = 0;
+  int proof, proven, found = 0;
   const char *status = "off";
   lua_createtable(L, 0, 5);
   proof = lua_gettop(L);
@@ -223,33 +263,7 @@ static void add_proof(lua_State *L, nc_conn *c, int report, int lists)
   lua_setfield(L, proof, "status");
   lua_pushnumber(L, (double)c->test.proof_limit);
   lua_setfield(L, proof, "limit");
-  lua_getfield(L, report, "tables");
-  tables = lua_gettop(L);
-  n = (int)lua_rawlen(L, tables);
-  for (i = 1; i <= n; i++) {
-    lua_rawgeti(L, tables, i);
-    push_row_key(L, "schema", "name");
-    lua_rawget(L, proven);
-    if (lua_istable(L, -1)) {
-      found++;
-      lua_getfield(L, -1, "statement");
-      lua_setfield(L, -3, "statement");
-      lua_getfield(L, -1, "sqlstate");
-      if (!lua_isnil(L, -1)) {
-        lua_createtable(L, 0, 2);
-        lua_insert(L, -2);
-        lua_setfield(L, -2, "sqlstate");
-        lua_getfield(L, -2, "message");
-        lua_setfield(L, -2, "message");
-        lua_setfield(L, -3, "refused");
-      } else {
-        lua_pop(L, 1);
-      }
-    }
-    lua_pushstring(L, lua_istable(L, -1) ? "executor" : "catalog");
-    lua_setfield(L, -3, "proof");
-    lua_pop(L, 2);
-  }
+  join_tables(L, report, proven, take_proof, &found);
   lua_pushstring(L, found > 0 ? "executor" : "catalog");
   lua_setfield(L, proof, "method");
   lua_settop(L, proof);
