@@ -32,6 +32,23 @@ describe("conn:query", function()
     end
   end)
 
+  it("reads column names that look like broken flags without crashing", function()
+    local many = {}
+    for i = 1, 40 do many[i] = ("a%02d"):format(i) end
+    local rows = assert(conn:query(([[SELECT 1 AS "{", 1 AS "a{", 3 AS "b{}", 3 AS "c{,}",
+      'x' AS "d{e,f}", -1 AS "g{h,i}", 9223372036854775807 AS "j{k}", 7 AS %s]])
+      :format(q("m{" .. table.concat(many, ",") .. "}"))))
+    local row = rows[1]
+    assert.is_nil(row["{"])
+    assert.are.same({ e = false, f = false }, row.d) -- not a number: no bit set
+    assert.are.same({ h = true, i = true }, row.g)
+    assert.are.same({ k = true }, row.j)
+    -- The server cut the 40 names at 63 bytes: the fields left get the low bits.
+    assert.are.same({ true, true, true, false, false }, { row.m.a01, row.m.a02, row.m.a03,
+      row.m.a04, row.m.a }) -- "a", the 16th field, cut short
+    assert.is_nil(row.m.a16)
+  end)
+
   it("refuses COPY within its deadline and leaves the connection usable", function()
     for _, sql in ipairs({ "COPY (SELECT g FROM generate_series(1, 100000) g) TO STDOUT",
       "CREATE TEMP TABLE IF NOT EXISTS sink (v int); COPY sink FROM STDIN" }) do
