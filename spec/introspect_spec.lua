@@ -209,6 +209,21 @@ describe("neoconn.test", function()
     pg.exec(("DROP TABLE %s, %s"):format(q(schema, "twin_a"), q(schema, "twin_b")))
   end)
 
+  it("knows the session role by a name that needs quoting", function()
+    local odd = pg.unique('Odd "Role" X')
+    local odd_password = "pw-odd-S3cret"
+    pg.exec(("CREATE ROLE %s LOGIN PASSWORD '%s'; GRANT USAGE ON SCHEMA %s TO %s;"
+      .. " CREATE TABLE %s (x int); ALTER TABLE %s OWNER TO %s"):format(q(odd), odd_password,
+      q(schema), q(odd), q(schema, "odd_owned"), q(schema, "odd_owned"), q(odd)))
+    local report = neoconn.test(pg.target(odd, odd_password), { tables = {
+      { schema = schema, name = "odd_owned" }, { schema = schema, name = "orders" } } })
+    assert.is_true(report.ok, tostring(report.error))
+    local owned, other = report.tables[1], report.tables[2]
+    assert.are.same({ name = odd, is_self = true, is_member = true }, owned.owner)
+    assert.is_true(owned.privileges.TRUNCATE)
+    assert.are.same({ name = pg.admin_user, is_self = false, is_member = false }, other.owner)
+  end)
+
   it("reads flags columns as booleans, each bit one field", function()
     local conn = assert(neoconn.connect(pg.target(user, password)))
     local rows = assert(conn:query([[SELECT 5 AS "p{a,b,c}", 1 AS "{top,other}", 'x' AS "p.name",
