@@ -8,6 +8,13 @@
 
 #define USER_SCHEMA(n) n ".nspname !~ '^pg_' AND " n ".nspname <> 'information_schema'"
 #define RELKINDS "('r','p','v','m','f')"
+/* The session role's OID, and whether it has the privileges of predefined
+ * role `name` (false where the server has no such role), without a
+ * subquery of the view pg_roles each: on a new backend, planning those
+ * cost more than the lookups (0.8 ms for two, measured). */
+#define SESSION_ROLE "quote_ident(current_user)::regrole::oid"
+#define HOLDS(name) "coalesce(pg_has_role(to_regrole('" name "')::oid, 'USAGE'), false)"
+
 /* The tables asked for ($2 schemas, $3 names), once each, as w(nsp, rel). */
 #define ASKED_TABLES " (SELECT DISTINCT * FROM unnest($2::text[], $3::text[])) AS w(nsp, rel)"
 
@@ -71,26 +78,26 @@ static const char SQL_SERVER[] =
   "  AS \"session.read_only_source\"";
 
 static const char SQL_ROLE[] =
-  "WITH RECURSIVE me AS (SELECT oid FROM pg_roles WHERE rolname = current_user),"
-  " m(roleid) AS (SELECT a.roleid FROM pg_auth_members a, me WHERE a.member = me.oid"
+  "WITH RECURSIVE m(roleid) AS (SELECT a.roleid FROM pg_auth_members a"
+  "  WHERE a.member = " SESSION_ROLE
   "  UNION SELECT a.roleid FROM pg_auth_members a JOIN m ON a.member = m.roleid)"
   " SELECT r.rolname AS name, r.rolsuper AS superuser, r.rolcreatedb AS createdb,"
   " r.rolcreaterole AS createrole, r.rolreplication AS replication,"
   " r.rolbypassrls AS bypassrls, r.rolcanlogin AS can_login,"
   " to_char(r.rolvaliduntil AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS valid_until,"
-  " ARRAY(SELECT g.rolname::text FROM m JOIN pg_roles g ON g.oid = m.roleid"
-  "  WHERE pg_has_role(me.oid, g.oid, 'USAGE') ORDER BY 1) AS inherits,"
-  " ARRAY(SELECT g.rolname::text FROM m JOIN pg_roles g ON g.oid = m.roleid"
-  "  WHERE NOT pg_has_role(me.oid, g.oid, 'USAGE')%s ORDER BY 1) AS set_role_only%s"
-  " FROM pg_roles r JOIN me ON r.oid = me.oid";
+  " ARRAY(SELECT pg_get_userbyid(m.roleid)::text FROM m"
+  "  WHERE pg_has_role(r.oid, m.roleid, 'USAGE') ORDER BY 1) AS inherits,"
+  " ARRAY(SELECT pg_get_userbyid(m.roleid)::text FROM m"
+  "  WHERE NOT pg_has_role(r.oid, m.roleid, 'USAGE')%s ORDER BY 1) AS set_role_only%s"
+  " FROM pg_roles r WHERE r.oid = " SESSION_ROLE;
 /* PostgreSQL 16 and later: a membership may allow SET ROLE or not (WITH
  * SET FALSE, the ADMIN-only grant a CREATEROLE user gets): set_role_only
  * needs SET, and member_only lists the roles neither inherited nor
  * settable. */
-static const char ROLE_SET_16[] = " AND pg_has_role(me.oid, g.oid, 'SET')";
+static const char ROLE_SET_16[] = " AND pg_has_role(r.oid, m.roleid, 'SET')";
 static const char ROLE_MEMBER_ONLY_16[] =
-  ", ARRAY(SELECT g.rolname::text FROM m JOIN pg_roles g ON g.oid = m.roleid"
-  "  WHERE NOT pg_has_role(me.oid, g.oid, 'USAGE') AND NOT pg_has_role(me.oid, g.oid, 'SET')"
+  ", ARRAY(SELECT pg_get_userbyid(m.roleid)::text FROM m"
+  "  WHERE NOT pg_has_role(r.oid, m.roleid, 'USAGE') AND NOT pg_has_role(r.oid, m.roleid, 'SET')"
   "  ORDER BY 1) AS member_only";
 
 static const char SQL_DATABASE[] =
@@ -133,13 +140,6 @@ static const char SQL_SCHEMAS[] =
   "  WHERE NOT kr.rolsuper AND NOT kr.rolbypassrls"                                      \
   "  AND (b.relforcerowsecurity OR NOT pg_has_role(k.ck, b.relowner, 'USAGE'))"          \
   "  HAVING count(*) > 0)"
-
-/* The session role's OID, and whether it has the privileges of predefined
- * role `name` (false where the server has no such role), without a
- * subquery of the view pg_roles each: on a new backend, planning those
- * cost more than the lookups (0.8 ms for two, measured). */
-#define SESSION_ROLE "quote_ident(current_user)::regrole::oid"
-#define HOLDS(name) "coalesce(pg_has_role(to_regrole('" name "')::oid, 'USAGE'), false)"
 
 /* The session role's privilege set, read once: the roles whose privileges
  * it has (itself included; pg_has_role USAGE is the server's own
