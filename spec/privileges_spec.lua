@@ -204,6 +204,16 @@ describe("neoconn.test privilege verdicts", function()
     assert.is_true(open.rls.insert_policy)
   end)
 
+  it("count a policy FOR ALL for inserts, updates and selects", function()
+    local user, password, schema, t = scenario("rlsall")
+    pg.exec(("GRANT SELECT, INSERT, UPDATE ON %s TO %s; ALTER TABLE %s ENABLE ROW LEVEL SECURITY;"
+      .. " CREATE POLICY every ON %s FOR ALL TO %s USING (true) WITH CHECK (true)")
+      :format(t, q(user), t, t, q(user)))
+    local report = prove(user, password, schema)
+    assert.are.same({ enabled = true, forced = false, applies = true, insert_policy = true,
+      update_policy = true, select_policy = true }, pg.find_table(report, schema, "t").rls)
+  end)
+
   it("keep each table's own verdict when tables share or differ in ACL and owner", function()
     local user, password, schema, t = scenario("mixed")
     local owner = pg.unique("own")

@@ -80,6 +80,10 @@ local function build(random, round)
             pick(random, grantees), cmd == "INSERT" and "WITH CHECK (true)" or "USING (true)"))
         end
       end
+      if random(4) == 1 then -- one policy for every command
+        add(("CREATE POLICY p_all ON {s}.%s FOR ALL TO %s USING (true) WITH CHECK (true)")
+          :format(t.name, pick(random, grantees)))
+      end
     end
     if random(3) == 1 then
       add(("CREATE TRIGGER audit AFTER INSERT ON {s}.%s FOR EACH ROW EXECUTE FUNCTION {s}.audit()")

@@ -48,15 +48,16 @@ static const char SCOPE_BOTH[] =
   " THEN 'some' ELSE 'none' END FROM pg_attribute a"                                     \
   " WHERE a.attrelid = s.oid AND a.attnum > 0 AND NOT a.attisdropped" extra ")"
 
-/* A permissive policy on relation rel for cmd that applies to a user (PUBLIC
- * is OID 0, which pg_has_role refuses: CASE, as OR has no evaluation
- * order). who: "" for the session's role, or "<user oid>, ". */
-#define PERMISSIVE_POLICY(rel, cmd, who)                                                 \
-  "EXISTS (SELECT 1 FROM pg_policy pol WHERE pol.polrelid = " rel                       \
-  " AND pol.polpermissive AND pol.polcmd IN ('" cmd "', '*') AND EXISTS (SELECT 1"      \
-  " FROM unnest(pol.polroles) r"                                                         \
+/* The commands for which relation rel has a permissive policy that applies
+ * to a user, as flags: 1 INSERT, 2 UPDATE, 4 SELECT (a policy FOR ALL
+ * gives all three); one subquery for the three. PUBLIC is OID 0, which
+ * pg_has_role refuses: CASE, as OR has no evaluation order. who: "" for
+ * the session's role, or "<user oid>, ". */
+#define POLICY_FLAGS(rel, who)                                                           \
+  "(SELECT coalesce(bit_or(CASE pol.polcmd WHEN 'a' THEN 1 WHEN 'w' THEN 2 WHEN 'r' THEN 4" \
+  " WHEN '*' THEN 7 ELSE 0 END), 0) FROM pg_policy pol WHERE pol.polrelid = " rel         \
+  " AND pol.polpermissive AND EXISTS (SELECT 1 FROM unnest(pol.polroles) r"             \
   " WHERE CASE WHEN r = 0 THEN true ELSE pg_has_role(" who "r, 'USAGE') END))"
-#define POLICY(cmd) PERMISSIVE_POLICY("s.oid", cmd, "")
 
 /* The session's read-only default as a new session of the role gets it
  * (the test's own READ ONLY applies to its transaction only), and the
@@ -121,12 +122,10 @@ static const char SQL_SCHEMAS[] =
  * a security_invoker view: it applies unless that user is a superuser, has
  * BYPASSRLS or has the privileges of the table's owner (and RLS is not
  * forced); a permissive policy for a command applies when the user has
- * the privileges of one of its roles. As flags: the insert, update and
- * select policies, and 8 (it applies); NULL when it does not apply. */
-#define BASE_POLICY(cmd) PERMISSIVE_POLICY("b.oid", cmd, "k.ck, ")
+ * the privileges of one of its roles (for every base table: bit_and). As
+ * flags: POLICY_FLAGS, and 8 (it applies); NULL when it does not apply. */
 #define VIEW_RLS                                                                         \
-  "(SELECT bool_and(" BASE_POLICY("a") ")::int | (bool_and(" BASE_POLICY("w") ")::int << 1)" \
-  "  | (bool_and(" BASE_POLICY("r") ")::int << 2) | 8"                                    \
+  "(SELECT bit_and(" POLICY_FLAGS("b.oid", "k.ck, ") ") | 8"                             \
   "  FROM (SELECT CASE WHEN coalesce((SELECT o.option_value FROM"                        \
   "   pg_class vc, pg_options_to_table(vc.reloptions) o WHERE vc.oid = s.oid"             \
   "   AND o.option_name = 'security_invoker'),"                                          \
@@ -209,8 +208,8 @@ static const char SQL_TABLES[] =
    * lateral join on every row); for the others, applies stays false. */
   FLAG("s.relrowsecurity", "0") " |" FLAG("s.relforcerowsecurity", "1")
   " AS \"rls{enabled,forced,applies}\","
-  " CASE WHEN s.relrowsecurity THEN" FLAG(POLICY("a"), "0") " |" FLAG(POLICY("w"), "1") " |"
-  FLAG(POLICY("r"), "2") " |" FLAG("row_security_active(s.oid)", "3")
+  " CASE WHEN s.relrowsecurity THEN " POLICY_FLAGS("s.oid", "") " |"
+  FLAG("row_security_active(s.oid)", "3")
   " WHEN s.relkind = 'v' THEN " VIEW_RLS
   " END AS \"rls{insert_policy,update_policy,select_policy,applies}\"%s"
   " FROM scope s CROSS JOIN me CROSS JOIN LATERAL (SELECT" ACL_FLAGS " AS bits"
