@@ -193,16 +193,11 @@ static const char SQL_TABLES[] =
   " SELECT s.nspname AS \"schema\", s.relname AS name,"
   " CASE s.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'partitioned table'"
   "  WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' ELSE 'foreign table' END AS kind,"
-  " pg_get_userbyid(s.relowner) AS \"owner.name\","
-  FLAG("s.relowner = me.self", "0") " |"
-  FLAG("s.relowner = ANY (me.roles)", "1") " AS \"owner{is_self,is_member}\","
-  " acl.bits & 15 AS \"privileges{SELECT,INSERT,UPDATE,DELETE}\","
-  " acl.bits >> 4 AS \"privileges{TRUNCATE,REFERENCES,TRIGGER%s}\","
-  /* The columns as the table's privileges give them; the few tables with
-   * column ACLs are corrected by SQL_COLUMN_ACLS (report.c). */
-  " CASE WHEN acl.bits & 1 <> 0 THEN 'all' ELSE 'none' END AS \"columns.SELECT\","
-  " CASE WHEN acl.bits & 2 <> 0 THEN 'all' ELSE 'none' END AS \"columns.INSERT\","
-  " CASE WHEN acl.bits & 4 <> 0 THEN 'all' ELSE 'none' END AS \"columns.UPDATE\","
+  " acl.owner AS \"owner.name\", acl.owner_flags AS \"owner{is_self,is_member}\","
+  " acl.low AS \"privileges{SELECT,INSERT,UPDATE,DELETE}\","
+  " acl.high AS \"privileges{TRUNCATE,REFERENCES,TRIGGER%s}\","
+  " acl.col_select AS \"columns.SELECT\", acl.col_insert AS \"columns.INSERT\","
+  " acl.col_update AS \"columns.UPDATE\","
   /* Whether row-level security applies, with the policies that let the
    * job's statements through: for tables with RLS enabled and for views
    * over such tables (the subquery runs for views only, not through a
@@ -213,8 +208,18 @@ static const char SQL_TABLES[] =
   FLAG("row_security_active(s.oid)", "3")
   " WHEN s.relkind = 'v' THEN " VIEW_RLS
   " END AS \"rls{insert_policy,update_policy,select_policy,applies}\"%s"
-  " FROM scope s CROSS JOIN me CROSS JOIN LATERAL (SELECT" ACL_FLAGS " AS bits"
-  ACL_OF("s", "r") ") acl%s";
+  /* What depends on the table's ACL and owner only, in a lateral subquery
+   * the planner memoizes by (relacl, relowner): once per distinct pair, not
+   * once per table (OFFSET 0 keeps it from being pulled up). The columns as
+   * the table's privileges give them; the few tables with column ACLs are
+   * corrected by SQL_COLUMN_ACLS (report.c). */
+  " FROM scope s CROSS JOIN me CROSS JOIN LATERAL (SELECT pg_get_userbyid(s.relowner) AS owner,"
+  FLAG("s.relowner = me.self", "0") " |" FLAG("s.relowner = ANY (me.roles)", "1") " AS owner_flags,"
+  "  x.bits & 15 AS low, x.bits >> 4 AS high,"
+  "  CASE WHEN x.bits & 1 <> 0 THEN 'all' ELSE 'none' END AS col_select,"
+  "  CASE WHEN x.bits & 2 <> 0 THEN 'all' ELSE 'none' END AS col_insert,"
+  "  CASE WHEN x.bits & 4 <> 0 THEN 'all' ELSE 'none' END AS col_update"
+  "  FROM (SELECT" ACL_FLAGS " AS bits" ACL_OF("s", "r") ") x OFFSET 0) acl%s";
 
 /* The tables in scope with column ACLs (%s: COLUMN_ACLS_*), and what the
  * role may do to their columns. Without any column ACL a column privilege
