@@ -37,6 +37,26 @@ local function errors_of(result, rule)
   return list
 end
 
+-- What the role's own replication connection receives through publication
+-- of the admin's transaction sql ({s}: schema), as pgoutput message kinds
+-- (B begin, R relation, I insert, U update, D delete, C commit), decoded
+-- from a temporary slot the role creates.
+local function streamed(user, password, schema, publication, sql)
+  local conn = assert(neoconn.connect(pg.target(user, password, { replication = "database" })))
+  local slot = pg.unique("stream")
+  assert(conn:query(("CREATE_REPLICATION_SLOT %s TEMPORARY LOGICAL pgoutput"):format(slot)))
+  -- Flushed at commit (the cluster runs synchronous_commit = off): decoding
+  -- reads only flushed WAL.
+  pg.exec("SET LOCAL synchronous_commit = on; " .. sql:gsub("{s}", schema))
+  local rows = assert(conn:query(("SELECT substr(data, 1, 1) AS kind"
+    .. " FROM pg_logical_slot_peek_binary_changes('%s', NULL, NULL, 'proto_version', '1',"
+    .. " 'publication_names', '%s')"):format(slot, publication)))
+  conn:close()
+  local kinds = {}
+  for _, row in ipairs(rows) do kinds[#kinds + 1] = string.char(tonumber(row.kind:sub(3), 16)) end
+  return table.concat(kinds)
+end
+
 describe("a CDC source", function()
   it("passes with REPLICATION, a publication of its tables and primary keys, and writes nothing",
     function()
@@ -283,25 +303,11 @@ describe("a CDC source", function()
         "publication.tables")
       assert.are.equal(1, #found)
       assert.are.equal("left_out", found[1].name)
-      -- What the role's stream carries of one transaction writing both tables,
-      -- as pgoutput message kinds, decoded over its own replication connection.
-      local function streamed(sql)
-        local conn = assert(neoconn.connect(pg.target(user, password, { replication = "database" })))
-        local slot = pg.unique("miss")
-        assert(conn:query(("CREATE_REPLICATION_SLOT %s TEMPORARY LOGICAL pgoutput"):format(slot)))
-        pg.exec("SET LOCAL synchronous_commit = on; " .. sql:gsub("{s}", schema))
-        local rows = assert(conn:query(("SELECT substr(data, 1, 1) AS kind"
-          .. " FROM pg_logical_slot_peek_binary_changes('%s', NULL, NULL, 'proto_version', '1',"
-          .. " 'publication_names', '%s')"):format(slot, publication)))
-        conn:close()
-        local kinds = {}
-        for _, row in ipairs(rows) do kinds[#kinds + 1] = string.char(tonumber(row.kind:sub(3), 16)) end
-        return table.concat(kinds)
-      end
       local both = "INSERT INTO {s}.kept VALUES (%d); INSERT INTO {s}.left_out VALUES (%d)"
-      assert.are.equal("BRIC", streamed(both:format(1, 1))) -- kept's insert only
+      -- One transaction writing both tables: kept's insert only.
+      assert.are.equal("BRIC", streamed(user, password, schema, publication, both:format(1, 1)))
       pg.exec(found[1].fix)
-      assert.are.equal("BRIRIC", streamed(both:format(2, 2)))
+      assert.are.equal("BRIRIC", streamed(user, password, schema, publication, both:format(2, 2)))
       assert.are.equal(0, #errors_of(cdc_check(user, password, schema, { publication = publication }),
         "publication.tables"))
     end)
@@ -318,22 +324,11 @@ describe("a CDC source", function()
     end
     result = cdc_check(user, password, schema, { publication = publication })
     assert.are.same({}, errors_of(result))
-    -- As the role, over a replication connection: a temporary slot, then
-    -- the admin's insert, update and delete, decoded by pgoutput.
-    local conn = assert(neoconn.connect(pg.target(user, password, { replication = "database" })))
-    local slot = pg.unique("loop")
-    assert(conn:query(("CREATE_REPLICATION_SLOT %s TEMPORARY LOGICAL pgoutput"):format(slot)))
-    -- Flushed at commit (the cluster runs synchronous_commit = off): decoding
-    -- reads only flushed WAL.
-    pg.exec(("SET LOCAL synchronous_commit = on; INSERT INTO %s.t VALUES (1, 'a');"
-      .. " UPDATE %s.t SET v = 'b'; DELETE FROM %s.t"):format(schema, schema, schema))
-    local rows = assert(conn:query(("SELECT substr(data, 1, 1) AS kind, data"
-      .. " FROM pg_logical_slot_peek_binary_changes('%s', NULL, NULL, 'proto_version', '1',"
-      .. " 'publication_names', '%s')"):format(slot, publication)))
-    conn:close()
-    local kinds = {}
-    for _, row in ipairs(rows) do kinds[#kinds + 1] = string.char(tonumber(row.kind:sub(3), 16)) end
+    -- As the role, over its replication connection: the admin's insert,
+    -- update and delete, decoded by pgoutput.
+    local kinds = streamed(user, password, schema, publication,
+      "INSERT INTO {s}.t VALUES (1, 'a'); UPDATE {s}.t SET v = 'b'; DELETE FROM {s}.t")
     -- Begin, Relation, Insert, Update, Delete, Commit: one transaction.
-    assert.are.equal("BRIUDC", table.concat(kinds))
+    assert.are.equal("BRIUDC", kinds)
   end)
 end)
