@@ -264,6 +264,37 @@ describe("a CDC source", function()
       assert.are.equal(0, #errors_of(result, "publication.tables"))
     end)
 
+  it("without a publication, names what CREATE PUBLICATION needs, as the role's own attempt shows",
+    function()
+      local user, password, schema = scenario("cdcnopub", [[
+        CREATE TABLE {s}.mine (id int PRIMARY KEY);
+        CREATE TABLE {s}.theirs (id int PRIMARY KEY);
+        ALTER TABLE {s}.mine OWNER TO {r}]])
+      local found = {}
+      for _, f in ipairs(errors_of(cdc_check(user, password, schema), "publication.tables")) do
+        found[f.object_type .. " " .. f.name] = f
+      end
+      assert.is_nil(found["table mine"])
+      assert.truthy(found["table theirs"].message:find("does not own the table", 1, true))
+      local database = found["database " .. pg.dbname]
+      assert.truthy(database.message:find("lacks CREATE", 1, true))
+      -- The role's own CREATE PUBLICATION, before and after the fix.
+      local conn = assert(neoconn.connect(pg.target(user, password)))
+      local function create(tbl)
+        local _, err = pg.try(conn, ("CREATE PUBLICATION %s FOR TABLE %s.%s")
+          :format(pg.unique("p"), schema, tbl))
+        return tostring(err)
+      end
+      assert.truthy(create("mine"):find("permission denied for database", 1, true))
+      pg.exec(database.fix)
+      assert.are.equal("nil", create("mine"))
+      assert.truthy(create("theirs"):find("must be owner", 1, true))
+      conn:close()
+      found = errors_of(cdc_check(user, password, schema), "publication.tables")
+      assert.are.equal(1, #found)
+      assert.are.equal("theirs", found[1].name)
+    end)
+
   it("names a table without a replica identity, whose UPDATE the publication then refuses",
     function()
       local user, password, schema = scenario("cdcri", "CREATE TABLE {s}.keyless (id int, v text)")
