@@ -60,7 +60,6 @@ static const char SQL_CDC_TABLES[] =
   " CASE c.relreplident WHEN 'n' THEN 'nothing' WHEN 'f' THEN 'full' WHEN 'i' THEN 'index'"
   "  ELSE CASE WHEN EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = s.oid AND i.indisprimary)"
   "  THEN 'primary_key' ELSE 'none' END END AS replica_identity,"
-  " pg_has_role(s.relowner, 'USAGE') AS owned,"
   " CASE WHEN $4::text IS NULL THEN NULL ELSE pt.j IS NOT NULL OR (s.relkind = 'p' AND EXISTS ("
   "  SELECT 1 FROM pg_partition_tree(s.oid) l JOIN pg_class lc ON lc.oid = l.relid"
   "  JOIN pg_namespace ln ON ln.oid = lc.relnamespace JOIN pg_publication_tables lp"

@@ -138,10 +138,12 @@ function checks.publication(ctx, need)
   local name = job(ctx).publication
   local tables = rep.tables or {}
   if name == nil then
-    -- The job creates its publication: it must own each table, and have
-    -- CREATE on the database.
+    -- The job creates its publication: it must own each table (have its
+    -- owner's privileges: the report's owner.is_member), and have CREATE on
+    -- the database.
     for _, t in ipairs(tables) do
-      if not t.owned then
+      local entry = ctx.table(t.schema, t.name)
+      if not (entry and entry.owner.is_member) then
         ctx.error({ object_type = "table", schema = t.schema, name = t.name,
           message = ("no publication given, and role %s does not own the table: CREATE "
             .. "PUBLICATION ... FOR TABLE needs the owner"):format(q(ctx.role)),
