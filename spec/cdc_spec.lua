@@ -104,6 +104,34 @@ describe("a CDC source", function()
     end
   end)
 
+  it("closes its replication connection with the test's connection, not when Lua collects it",
+    function()
+      local user, password, schema = scenario("cdcclose", "CREATE TABLE {s}.t (id int PRIMARY KEY)")
+      local function walsenders()
+        return pg.exec("SELECT count(*)::int AS n FROM pg_stat_activity WHERE usename = $1"
+          .. " AND backend_type = 'walsender'", { user })[1].n
+      end
+      local conn = assert(neoconn.connect(pg.target(user, password)))
+      neoconn.test_begin(conn, { schemas = { schema }, job = { kind = "source", cdc = true } })
+      -- Stepped until the replication connection's server process exists.
+      local steps = 0
+      repeat
+        local report = conn:test_step()
+        assert(not report, "the test ended before its replication connection was seen")
+        steps = steps + 1
+        assert(steps < 100000, "no replication connection")
+      until walsenders() == 1
+      collectgarbage("stop") -- what is closed must not depend on the collector
+      conn:close()
+      local deadline = neoconn.clock() + 5
+      while walsenders() > 0 and neoconn.clock() < deadline do
+        require("neoconn.core").poll({}, {}, 0.01)
+      end
+      local left = walsenders()
+      collectgarbage("restart")
+      assert.are.equal(0, left)
+    end)
+
   it_with_standby("on a hot standby names what logical decoding there needs", function()
     local user, password, schema = scenario("cdcstb", "CREATE TABLE {s}.t (id int PRIMARY KEY)")
     pg.wait_for_standby()

@@ -257,7 +257,7 @@ char *nc_conninfo_value(PGconn *pg, const char *keyword)
 {
   PQconninfoOption *options = PQconninfo(pg), *o;
   char *value = NULL;
-  for (o = options; o != NULL && o->keyword != NULL; o++)
+  for (o = options; o != NULL && o->keyword != NULL && value == NULL; o++)
     if (strcmp(o->keyword, keyword) == 0 && o->val != NULL && o->val[0] != '\0')
       value = nc_strdup(o->val);
   if (options != NULL)
@@ -419,11 +419,16 @@ void nc_connect_give_up(nc_conn *c)
 
 void nc_release_test(lua_State *L, nc_conn *c)
 {
+  /* A test abandoned in its replication phase: its connection closes now,
+   * not when the collector gets to its userdata (still held by the state
+   * here; freed with it). */
+  if (c->test.repl != NULL)
+    nc_conn_close(c->test.repl);
   if (c->test.state_ref != LUA_NOREF) {
     luaL_unref(L, LUA_REGISTRYINDEX, c->test.state_ref);
     c->test.state_ref = LUA_NOREF;
   }
-  c->test.repl = NULL; /* its userdata was in the state: collected, closed by __gc */
+  c->test.repl = NULL;
   c->test.repl_phase = 0;
   c->test.state = NC_TEST_NONE;
 }
