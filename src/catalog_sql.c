@@ -393,7 +393,8 @@ static int trigger_events(const nc_job *job)
 }
 
 void nc_catalog_queries(lua_State *L, const nc_conn *c, const char *const *params,
-                        const char **queries, const char **scope_out, const char **with_out)
+                        const char **queries, int *sorted, const char **scope_out,
+                        const char **with_out)
 {
   int version = PQserverVersion(c->pg), modern = version >= 170000;
   int dst = c->test.job.kind == NC_DST;
@@ -410,6 +411,7 @@ void nc_catalog_queries(lua_State *L, const nc_conn *c, const char *const *param
   lua_pushfstring(L, SQL_TABLES, modern ? ",MAINTAIN" : "", lua_tostring(L, -1),
                   dst ? DESTINATION_JOIN : "");
   queries[Q_TABLES] = lua_pushfstring(L, "%s%s", with, lua_tostring(L, -1));
+  sorted[Q_TABLES] = 1; /* SQL_TABLES has no ORDER BY */
   lua_pushfstring(L, SQL_COLUMN_ACLS, scope == SCOPE_ALL ? COLUMN_ACLS_SCAN : COLUMN_ACLS_PROBE);
   queries[Q_COLUMN_ACLS] = lua_pushfstring(L, "%s%s", with, lua_tostring(L, -1));
   /* pg_sequence (PostgreSQL 10 and later) lists only the sequences: no

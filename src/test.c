@@ -83,6 +83,7 @@ static void start_queries(lua_State *L, nc_conn *c)
 {
   static const Oid types[] = { TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID };
   const char *queries[Q_COUNT] = { NULL }, *params[3], *settings[8];
+  int sorted[Q_COUNT] = { 0 };
   nc_step steps[NC_MAX_STEPS];
   int top = lua_gettop(L), state, i, n = 0;
   double left = c->test.deadline - nc_now();
@@ -95,7 +96,7 @@ static void start_queries(lua_State *L, nc_conn *c)
     params[i] = lua_tostring(L, -1); /* NULL for nil: SQL NULL; anchored in the state */
     lua_pop(L, 1);
   }
-  nc_catalog_queries(L, c, params, queries, &scope, &with);
+  nc_catalog_queries(L, c, params, queries, sorted, &scope, &with);
 
   /* The settings, all bound: the scope and the job for the proof too. */
   settings[0] = lua_pushfstring(L, "%d", left > 0.001 ? nc_ms(left, INT_MAX) : 1);
@@ -120,7 +121,7 @@ static void start_queries(lua_State *L, nc_conn *c)
     8, settings, NULL, 0, 0, 0 };
   for (i = 0; i < Q_PROOF_STATUS; i++)
     if (queries[i] != NULL)
-      steps[n++] = (nc_step){ queries[i], 3, params, types, i + 1, 0, i == Q_TABLES };
+      steps[n++] = (nc_step){ queries[i], 3, params, types, i + 1, 0, sorted[i] };
   n = nc_replication_queries(L, c, with, params, steps, n, Q_REPLICATION + 1);
   /* The proof last: if it fails (no plpgsql for the role, ...), only it,
    * its two queries and the COMMIT are skipped (aborted, not failed); the
