@@ -158,25 +158,25 @@ static const char SQL_SCHEMAS[] =
   "  AS roles, (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS super,"    \
   " " HOLDS("pg_read_all_data") " AS read_all, " HOLDS("pg_write_all_data") " AS write_all," \
   " " HOLDS("pg_maintain") " AS maintain, " SESSION_ROLE " AS self)"
-#define ACL_HAS(priv) "coalesce(bool_or(a.privilege_type = '" priv "'), false)"
 /* The ACL entries of relation `rel` (kind: 'r' or 's' for its default)
  * that apply to the session role. */
 #define ACL_OF(rel, kind)                                                                \
   " FROM aclexplode(coalesce(" rel ".relacl, acldefault('" kind "', " rel ".relowner))) a" \
   " WHERE a.grantee = 0 OR a.grantee = ANY (me.roles)"
 
-/* The privileges as flags, from the ACL entries and what superuser and
- * the predefined roles add: bits 0-3 SELECT, INSERT, UPDATE, DELETE, bits
- * 4-7 TRUNCATE, REFERENCES, TRIGGER, MAINTAIN (as two flags columns: a
- * column name holds at most 63 bytes). */
+/* A relation's privileges as flags, from the ACL entries (ACL_OF) and what
+ * superuser and the predefined roles add, for tables and sequences alike:
+ * bits 0-3 SELECT, INSERT, UPDATE, DELETE, bits 4-7 TRUNCATE, REFERENCES,
+ * TRIGGER, MAINTAIN (the tables query sends them as two flags columns: a
+ * column name holds at most 63 bytes), bit 8 USAGE (sequences). */
 #define ACL_BIT(priv, bit) " WHEN '" priv "' THEN " bit
 #define ACL_FLAGS                                                                        \
-  " CASE WHEN me.super THEN 255 ELSE 0 END | CASE WHEN me.read_all THEN 1 ELSE 0 END"    \
+  " CASE WHEN me.super THEN 511 ELSE 0 END | CASE WHEN me.read_all THEN 1 ELSE 0 END"    \
   " | CASE WHEN me.write_all THEN 14 ELSE 0 END | CASE WHEN me.maintain THEN 128 ELSE 0 END" \
   " | coalesce(bit_or(CASE a.privilege_type" ACL_BIT("SELECT", "1") ACL_BIT("INSERT", "2")  \
   ACL_BIT("UPDATE", "4") ACL_BIT("DELETE", "8") ACL_BIT("TRUNCATE", "16")                 \
   ACL_BIT("REFERENCES", "32") ACL_BIT("TRIGGER", "64") ACL_BIT("MAINTAIN", "128")         \
-  " ELSE 0 END), 0)"
+  ACL_BIT("USAGE", "256") " ELSE 0 END), 0)"
 /* (cond)::int << bit, for flags: PostgreSQL gives | and << the same
  * precedence, so every term is in parentheses. */
 #define FLAG(cond, bit) " ((" cond ")::int << " bit ")"
@@ -215,7 +215,7 @@ static const char SQL_TABLES[] =
    * corrected by SQL_COLUMN_ACLS (report.c). */
   " FROM scope s CROSS JOIN me CROSS JOIN LATERAL (SELECT pg_get_userbyid(s.relowner) AS owner,"
   FLAG("s.relowner = me.self", "0") " |" FLAG("s.relowner = ANY (me.roles)", "1") " AS owner_flags,"
-  "  x.bits & 15 AS low, x.bits >> 4 AS high,"
+  "  x.bits & 15 AS low, (x.bits >> 4) & 15 AS high,"
   "  CASE WHEN x.bits & 1 <> 0 THEN 'all' ELSE 'none' END AS col_select,"
   "  CASE WHEN x.bits & 2 <> 0 THEN 'all' ELSE 'none' END AS col_insert,"
   "  CASE WHEN x.bits & 4 <> 0 THEN 'all' ELSE 'none' END AS col_update"
@@ -230,15 +230,14 @@ static const char SQL_TABLES[] =
 static const char SQL_COLUMN_ACLS[] =
   "," ME_CTE
   " SELECT s.nspname AS \"schema\", s.relname AS name,"
-  " CASE WHEN acl.sel THEN 'all' ELSE " COVERAGE("SELECT", "") " END AS \"columns.SELECT\","
-  " CASE WHEN acl.ins THEN 'all' ELSE "
+  " CASE WHEN acl.bits & 1 <> 0 THEN 'all' ELSE " COVERAGE("SELECT", "")
+  " END AS \"columns.SELECT\","
+  " CASE WHEN acl.bits & 2 <> 0 THEN 'all' ELSE "
   COVERAGE("INSERT", " AND a.attgenerated = ''") " END AS \"columns.INSERT\","
-  " CASE WHEN acl.upd THEN 'all' ELSE "
+  " CASE WHEN acl.bits & 4 <> 0 THEN 'all' ELSE "
   COVERAGE("UPDATE", " AND a.attgenerated = ''") " END AS \"columns.UPDATE\""
-  " FROM scope s CROSS JOIN me CROSS JOIN LATERAL (SELECT"
-  "  me.super OR me.read_all OR " ACL_HAS("SELECT") " AS sel,"
-  "  me.super OR me.write_all OR " ACL_HAS("INSERT") " AS ins,"
-  "  me.super OR me.write_all OR " ACL_HAS("UPDATE") " AS upd" ACL_OF("s", "r") ") acl"
+  " FROM scope s CROSS JOIN me CROSS JOIN LATERAL (SELECT" ACL_FLAGS " AS bits"
+  ACL_OF("s", "r") ") acl"
   " WHERE s.oid IN (%s)";
 
 /* The relations with column ACLs. For the whole catalog one scan of
@@ -326,17 +325,15 @@ static const char SQL_CASCADE[] =
   " pg_get_userbyid(sq.relowner) AS owner,"                                              \
   " otn.nspname AS \"owned_by.schema\", ot.relname AS \"owned_by.table\","               \
   " a.attname AS \"owned_by.column\","                                                   \
-  " sacl.usage AS \"privileges.USAGE\", sacl.sel AS \"privileges.SELECT\","               \
-  " sacl.upd AS \"privileges.UPDATE\""
+  " sacl.bits & 256 <> 0 AS \"privileges.USAGE\", sacl.bits & 1 <> 0 AS \"privileges.SELECT\"," \
+  " sacl.bits & 4 <> 0 AS \"privileges.UPDATE\""
 
 #define SEQUENCE_OWNER_JOINS                                                             \
   " JOIN pg_namespace sn ON sn.oid = sq.relnamespace"                                    \
   " LEFT JOIN pg_class ot ON ot.oid = d.refobjid"                                        \
   " LEFT JOIN pg_namespace otn ON otn.oid = ot.relnamespace"                             \
   " LEFT JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid"    \
-  " CROSS JOIN me CROSS JOIN LATERAL (SELECT me.super OR " ACL_HAS("USAGE") " AS usage,"  \
-  "  me.super OR me.read_all OR " ACL_HAS("SELECT") " AS sel,"                           \
-  "  me.super OR me.write_all OR " ACL_HAS("UPDATE") " AS upd" ACL_OF("sq", "s") ") sacl"
+  " CROSS JOIN me CROSS JOIN LATERAL (SELECT" ACL_FLAGS " AS bits" ACL_OF("sq", "s") ") sacl"
 
 static const char SQL_SEQUENCES_OWNED[] =
   SEQUENCE_COLUMNS
