@@ -38,6 +38,7 @@ build = {
     ["neoconn.cli"] = "lua/neoconn/cli.lua",
     ["neoconn.job_checks"] = "lua/neoconn/job_checks.lua",
     ["neoconn.cdc_checks"] = "lua/neoconn/cdc_checks.lua",
+    ["neoconn.fix_sql"] = "lua/neoconn/fix_sql.lua",
     ["neoconn.sandbox"] = "lua/neoconn/sandbox.lua",
   },
   install = { bin = { neoconn = "bin/neoconn" } },

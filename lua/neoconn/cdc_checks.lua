@@ -8,13 +8,8 @@ local q = neoconn.quote_ident
 
 local checks = {}
 
-local function comment(text)
-  return "-- " .. text:gsub("\n", "\n-- ")
-end
-
-local function literal(text)
-  return "'" .. text:gsub("'", "''") .. "'"
-end
+local fix_sql = require("neoconn.fix_sql")
+local comment, literal = fix_sql.comment, fix_sql.literal
 
 local function replication(ctx)
   return ctx.report.replication or {}

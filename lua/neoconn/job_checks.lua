@@ -9,9 +9,7 @@ local q = neoconn.quote_ident
 
 local checks = {}
 
-local function comment(text)
-  return "-- " .. text:gsub("\n", "\n-- ")
-end
+local comment = require("neoconn.fix_sql").comment
 
 local function key_of(schema, name)
   return schema .. "\0" .. name

@@ -31,9 +31,7 @@ function policy.grant(privileges, object_type, schema, name, role, arguments)
   return ("GRANT %s ON %s TO %s;"):format(table.concat(privileges, ", "), on, q(role))
 end
 
-local function comment(text)
-  return "-- " .. text:gsub("\n", "\n-- ")
-end
+local comment = require("neoconn.fix_sql").comment
 
 local function is_local(host)
   return host == nil or host == "" or host:sub(1, 1) == "/" or host == "localhost"
