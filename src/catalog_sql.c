@@ -141,8 +141,8 @@ static const char SQL_SCHEMAS[] =
   "  AND (b.relforcerowsecurity OR NOT pg_has_role(k.ck, b.relowner, 'USAGE'))"          \
   "  HAVING count(*) > 0)"
 
-/* The session role's privilege set, read once: the roles whose privileges
- * it has (itself included; pg_has_role USAGE is the server's own
+/* The session role's privilege set: the roles whose privileges it has
+ * (itself included; pg_has_role USAGE is the server's own
  * has_privs_of_role), superuser, and the predefined roles that grant on
  * every relation (pg_read_all_data and pg_write_all_data 14+, pg_maintain
  * 17+; absent roles count as not held). With it, a relation's privileges
@@ -152,12 +152,25 @@ static const char SQL_SCHEMAS[] =
  * PUBLIC (grantee 0) or to one of those roles, as aclmask() decides, plus
  * what superuser and the predefined roles add (pg_class_aclmask()). The
  * randomized spec (spec/acl_equality_spec.lua) proves the result equal to
- * has_table_privilege and has_sequence_privilege. */
+ * has_table_privilege and has_sequence_privilege.
+ * Computed once per test, by SQL_ME into the transaction's settings, and
+ * read back by every query that needs it as the CTE me (ME_CTE). */
+static const char SQL_ME[] =
+  "SELECT set_config('neoconn.me_roles',"
+  " ARRAY(SELECT oid FROM pg_roles WHERE pg_has_role(oid, 'USAGE'))::text, true),"
+  " set_config('neoconn.me_super',"
+  "  (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)::text, true),"
+  " set_config('neoconn.me_read_all', " HOLDS("pg_read_all_data") "::text, true),"
+  " set_config('neoconn.me_write_all', " HOLDS("pg_write_all_data") "::text, true),"
+  " set_config('neoconn.me_maintain', " HOLDS("pg_maintain") "::text, true),"
+  " set_config('neoconn.me_self', " SESSION_ROLE "::text, true)";
 #define ME_CTE                                                                           \
-  " me AS MATERIALIZED (SELECT ARRAY(SELECT oid FROM pg_roles WHERE pg_has_role(oid, 'USAGE'))" \
-  "  AS roles, (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS super,"    \
-  " " HOLDS("pg_read_all_data") " AS read_all, " HOLDS("pg_write_all_data") " AS write_all," \
-  " " HOLDS("pg_maintain") " AS maintain, " SESSION_ROLE " AS self)"
+  " me AS MATERIALIZED (SELECT current_setting('neoconn.me_roles')::oid[] AS roles,"       \
+  " current_setting('neoconn.me_super')::bool AS super,"                                 \
+  " current_setting('neoconn.me_read_all')::bool AS read_all,"                           \
+  " current_setting('neoconn.me_write_all')::bool AS write_all,"                         \
+  " current_setting('neoconn.me_maintain')::bool AS maintain,"                           \
+  " current_setting('neoconn.me_self')::oid AS self)"
 /* The ACL entries of relation `rel` (kind: 'r' or 's' for its default)
  * that apply to the session role. */
 #define ACL_OF(rel, kind)                                                                \
@@ -390,8 +403,8 @@ static int trigger_events(const nc_job *job)
 }
 
 void nc_catalog_queries(lua_State *L, const nc_conn *c, const char *const *params,
-                        const char **queries, int *sorted, const char **scope_out,
-                        const char **with_out)
+                        const char **queries, int *sorted, const char **me_out,
+                        const char **scope_out, const char **with_out)
 {
   int version = PQserverVersion(c->pg), modern = version >= 170000;
   int dst = c->test.job.kind == NC_DST;
@@ -440,6 +453,7 @@ void nc_catalog_queries(lua_State *L, const nc_conn *c, const char *const *param
     queries[Q_FOREIGN_KEYS] = lua_pushfstring(L, "WITH scope AS %s%s", scope, SQL_FOREIGN_KEYS);
   if (dst && c->test.job.value[NC_OPT_TRUNCATE] == 2)
     queries[Q_CASCADE] = lua_pushfstring(L, "WITH RECURSIVE scope AS %s%s", scope, SQL_CASCADE);
+  *me_out = SQL_ME;
   *scope_out = scope;
   *with_out = with;
 }

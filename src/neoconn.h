@@ -71,7 +71,9 @@ typedef struct {
  * statement fails the test, unless it is `tolerated`: then its error is
  * kept in c->tolerated_error and the test goes on (the server skips what
  * follows, up to the sync; a ROLLBACK then ends the transaction). */
-#define NC_MAX_STEPS 24
+/* A test sends at most 23: BEGIN, its settings, the privilege set, 11
+ * catalog queries, 4 of a CDC job, 3 of the proof, COMMIT and the sync. */
+#define NC_MAX_STEPS 32
 typedef struct {
   const char *sql;
   int nparams;
@@ -247,11 +249,12 @@ enum { Q_SERVER, Q_ROLE, Q_DATABASE, Q_SCHEMAS, Q_TABLES, Q_SEQUENCES, Q_FUNCTIO
 /* Fills queries[Q_...] (NULL: not sent) for the test on c with scope
  * parameters params ($1..$3; the strings are pushed on the stack), sets
  * sorted[Q_...] for the queries whose rows the client sorts (nc_step's
- * sorted), and gives the scope CTE's body and "WITH scope AS ..." for other
- * queries. */
+ * sorted), and gives the statement to run before them all (the session
+ * role's privilege set, which they read), the scope CTE's body and
+ * "WITH scope AS ..." for other queries. */
 NC_PRIVATE void nc_catalog_queries(lua_State *L, const nc_conn *c, const char *const *params,
-                                   const char **queries, int *sorted, const char **scope,
-                                   const char **with);
+                                   const char **queries, int *sorted, const char **me,
+                                   const char **scope, const char **with);
 
 /* scope.c: pushes $1 (schemas), $2 and $3 (table schemas and names) from
  * opts.schemas and opts.tables (nil: not given); errors name argument arg. */

@@ -87,7 +87,7 @@ static void start_queries(lua_State *L, nc_conn *c)
   nc_step steps[NC_MAX_STEPS];
   int top = lua_gettop(L), state, i, n = 0;
   double left = c->test.deadline - nc_now();
-  const char *scope, *with;
+  const char *me, *scope, *with;
 
   lua_rawgeti(L, LUA_REGISTRYINDEX, c->test.state_ref);
   state = lua_gettop(L);
@@ -96,7 +96,7 @@ static void start_queries(lua_State *L, nc_conn *c)
     params[i] = lua_tostring(L, -1); /* NULL for nil: SQL NULL; anchored in the state */
     lua_pop(L, 1);
   }
-  nc_catalog_queries(L, c, params, queries, sorted, &scope, &with);
+  nc_catalog_queries(L, c, params, queries, sorted, &me, &scope, &with);
 
   /* The settings, all bound: the scope and the job for the proof too. */
   settings[0] = lua_pushfstring(L, "%d", left > 0.001 ? nc_ms(left, INT_MAX) : 1);
@@ -119,6 +119,7 @@ static void start_queries(lua_State *L, nc_conn *c)
     " pg_catalog.set_config('neoconn.scope_table_schemas', $7, true),"
     " pg_catalog.set_config('neoconn.scope_table_names', $8, true)",
     8, settings, NULL, 0, 0, 0 };
+  steps[n++] = (nc_step){ me, 0, NULL, NULL, 0, 0, 0 }; /* after search_path is set */
   for (i = 0; i < Q_PROOF_STATUS; i++)
     if (queries[i] != NULL)
       steps[n++] = (nc_step){ queries[i], 3, params, types, i + 1, 0, sorted[i] };
