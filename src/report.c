@@ -191,6 +191,48 @@ static void take_columns(lua_State *L, void *data)
   }
 }
 
+/* Each table's columns as its privileges give them: without a column ACL
+ * a column privilege is the table's, on every column or none (the tables
+ * query leaves them out: three values less a row, 12 ms of the query at
+ * 100k tables). The few tables with column ACLs then get theirs from
+ * add_column_acls. Tables with the same privileges share one subtable, as
+ * a result's equal subtables are shared. */
+static void add_table_columns(lua_State *L, int report)
+{
+  static const char *const privileges[] = { "SELECT", "INSERT", "UPDATE" };
+  int tables, shared, i, n, p, bits;
+  lua_getfield(L, report, "tables");
+  tables = lua_gettop(L);
+  n = lua_istable(L, tables) ? (int)lua_rawlen(L, tables) : 0;
+  lua_createtable(L, 8, 0);
+  shared = lua_gettop(L);
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, tables, i);
+    lua_getfield(L, -1, "privileges");
+    bits = 0;
+    for (p = 0; p < 3 && lua_istable(L, -1); p++) {
+      lua_getfield(L, -1, privileges[p]);
+      bits |= lua_toboolean(L, -1) << p;
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    lua_rawgeti(L, shared, bits + 1);
+    if (lua_isnil(L, -1)) {
+      lua_pop(L, 1);
+      lua_createtable(L, 0, 3);
+      for (p = 0; p < 3; p++) {
+        lua_pushstring(L, bits & (1 << p) ? "all" : "none");
+        lua_setfield(L, -2, privileges[p]);
+      }
+      lua_pushvalue(L, -1);
+      lua_rawseti(L, shared, bits + 1);
+    }
+    lua_setfield(L, -2, "columns");
+    lua_pop(L, 1);
+  }
+  lua_settop(L, tables - 1);
+}
+
 /* The columns of the tables with column ACLs, read by a query of their
  * own: each such table gets that row's columns subtable (replaced, not
  * changed: equal subtables are shared between tables). */
@@ -318,6 +360,7 @@ void nc_push_test_report(lua_State *L, nc_conn *c)
           lua_rawgeti(L, lists, parts[i].q + 1);
         lua_setfield(L, report, parts[i].field);
       }
+      add_table_columns(L, report);
       add_column_acls(L, report, lists);
     }
     if (c->test.job.kind != 0) {
