@@ -70,7 +70,10 @@ typedef struct {
  * of their first two columns when `sorted` (nc_push_rows). A failing
  * statement fails the test, unless it is `tolerated`: then its error is
  * kept in c->tolerated_error and the test goes on (the server skips what
- * follows, up to the sync; a ROLLBACK then ends the transaction). */
+ * follows, up to the sync; a ROLLBACK then ends the transaction). With
+ * `flush` the server sends the statement's result as soon as it is
+ * complete (not when its buffer fills or at the sync), so the client can
+ * build a large one while the server runs what follows. */
 /* A test sends at most 23: BEGIN, its settings, the privilege set, 11
  * catalog queries, 4 of a CDC job, 3 of the proof, COMMIT and the sync. */
 #define NC_MAX_STEPS 32
@@ -82,6 +85,7 @@ typedef struct {
   int list;
   int tolerated;
   int sorted;
+  int flush;
 } nc_step;
 
 /* The pipeline in flight on a connection (pipeline.c). */

@@ -43,15 +43,10 @@ int nc_pipeline_begin(nc_conn *c, const nc_step *steps, int nsteps)
     c->pipe.steps[i].tolerated = s->tolerated;
     c->pipe.steps[i].sorted = s->sorted;
     c->pipe.steps[i].sync = s->sql == NULL;
-    /* A flush request after each statement: the server sends a result
-     * as soon as it is complete, not when its buffer fills or at the
-     * sync, so the client builds it while the server runs the next one
-     * (at 100k tables the tables' report was built only after the
-     * column-ACL scan, 90 ms later). */
     if (s->sql == NULL ? !PQpipelineSync(pg)
                        : !PQsendQueryParams(pg, s->sql, s->nparams, s->types, s->params, NULL,
                                             NULL, 0)
-                           || !PQsendFlushRequest(pg))
+                           || (s->flush && !PQsendFlushRequest(pg)))
       return !lose(c, 0); /* libpq copied what it sent */
   }
   c->pipe.flushing = 1;
