@@ -158,8 +158,7 @@ static const char SQL_SCHEMAS[] =
 #define SQL_ME                                                                           \
   "SELECT set_config('neoconn.me_roles',"                                                \
   " ARRAY(SELECT oid FROM pg_roles WHERE pg_has_role(oid, 'USAGE'))::text, true),"       \
-  " set_config('neoconn.me_super',"                                                      \
-  "  (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)::text, true),"         \
+  " set_config('neoconn.me_super', current_setting('is_superuser')::bool::text, true),"  \
   " set_config('neoconn.me_read_all', " HOLDS("pg_read_all_data") "::text, true),"       \
   " set_config('neoconn.me_write_all', " HOLDS("pg_write_all_data") "::text, true),"     \
   " set_config('neoconn.me_maintain', " HOLDS("pg_maintain") "::text, true),"            \
@@ -348,38 +347,40 @@ static const char SQL_CASCADE[] =
 
 /* Sequences owned by tables in scope (serial and identity columns), and,
  * without a table list, every sequence of the schemas in scope. */
-#define SEQUENCE_COLUMNS                                                                 \
+#define SEQUENCE_COLUMNS(owner_schema, owner_table)                                      \
   " SELECT sn.nspname AS \"schema\", sq.relname AS name,"                                \
   " pg_get_userbyid(sq.relowner) AS owner,"                                              \
-  " otn.nspname AS \"owned_by.schema\", ot.relname AS \"owned_by.table\","               \
+  " " owner_schema " AS \"owned_by.schema\", " owner_table " AS \"owned_by.table\","    \
   " a.attname AS \"owned_by.column\","                                                   \
   " sacl.bits & 256 <> 0 AS \"privileges.USAGE\", sacl.bits & 1 <> 0 AS \"privileges.SELECT\"," \
   " sacl.bits & 4 <> 0 AS \"privileges.UPDATE\""
 
-#define SEQUENCE_OWNER_JOINS                                                             \
+#define SEQUENCE_JOINS                                                                   \
   " JOIN pg_namespace sn ON sn.oid = sq.relnamespace"                                    \
-  " LEFT JOIN pg_class ot ON ot.oid = d.refobjid"                                        \
-  " LEFT JOIN pg_namespace otn ON otn.oid = ot.relnamespace"                             \
   " LEFT JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid"    \
   " CROSS JOIN me CROSS JOIN LATERAL (SELECT" ACL_FLAGS " AS bits" ACL_OF("sq", "s") ") sacl"
 
+/* The owning table is the scope's own row: no lookup of it (each catalog
+ * a query joins costs planning on a new backend). */
 static const char SQL_SEQUENCES_OWNED[] =
-  SEQUENCE_COLUMNS
+  SEQUENCE_COLUMNS("s.nspname", "s.relname")
   " FROM scope s"
   " JOIN pg_depend d ON d.refclassid = 'pg_class'::regclass AND d.refobjid = s.oid"
   "  AND d.classid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') AND d.refobjsubid > 0"
   " JOIN pg_class sq ON sq.oid = d.objid AND sq.relkind = 'S'"
-  SEQUENCE_OWNER_JOINS;
+  SEQUENCE_JOINS;
 
 /* Without a table list: also the sequences no table owns (alone, without
  * any option: every user schema is in scope, so no owned sequence is
  * missed and the per-table dependency lookups are saved). */
 static const char SQL_SEQUENCES_IN_SCHEMAS[] =
-  SEQUENCE_COLUMNS
+  SEQUENCE_COLUMNS("otn.nspname", "ot.relname")
   " FROM %s"
   " LEFT JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = sq.oid"
   "  AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') AND d.refobjsubid > 0"
-  SEQUENCE_OWNER_JOINS
+  " LEFT JOIN pg_class ot ON ot.oid = d.refobjid"
+  " LEFT JOIN pg_namespace otn ON otn.oid = ot.relnamespace"
+  SEQUENCE_JOINS
   " WHERE sq.relkind = 'S' AND " USER_SCHEMA("sn")
   "  AND ($1::text[] IS NULL OR sn.nspname = ANY($1::text[]))";
 
