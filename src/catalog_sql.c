@@ -167,12 +167,11 @@ static const char SQL_SCHEMAS[] =
  * should join: the listed tables first, then lookups per table. With the
  * collapse limits at 1 the planner keeps that order instead of searching
  * every order, which on a new backend cost more than it found (a test of
- * one table on a new connection, median of 3 rounds of 200: source 17.3 ->
- * 15.0 ms, destination 20.9 -> 18.2). For schemas or
- * the whole catalog the best order depends on the catalog's sizes (from
- * pg_trigger or pg_attrdef into the scope, not the other way): the
- * planner's own search stays. Set with the privilege set, before every
- * catalog query and the proof. */
+ * one table on a new connection, 3 rounds of 200: source 17.3 -> 15.0 ms,
+ * destination 20.9 -> 18.2). For schemas or the whole catalog the best
+ * order depends on the catalog's sizes (from pg_trigger or pg_attrdef into
+ * the scope, not the other way): the planner's own search stays. Set with
+ * the privilege set, before every catalog query and the proof. */
 static const char SQL_ME_ALL[] = SQL_ME;
 static const char SQL_ME_LISTED[] =
   SQL_ME ", set_config('join_collapse_limit', '1', true),"
@@ -248,9 +247,9 @@ static const char SQL_TABLES[] =
 
 /* The tables in scope with column ACLs (%s: COLUMN_ACLS_*), and what the
  * role may do to their columns. Without any column ACL a column privilege
- * is the table's, which the report gives from the tables query; finding the few tables
- * with one takes a scan of pg_attribute in a large catalog, the costliest
- * part of the test. As a query of its own, sent after the tables query,
+ * is the table's, which the report gives from the tables query; finding
+ * the few tables with one takes a scan of pg_attribute in a large catalog,
+ * the costliest part of the test. As a query of its own, sent after the tables query,
  * the server scans while the client builds the tables' report. The
  * relations found are an array (an InitPlan) the scope is filtered by, so
  * the few rows are index lookups whatever join order the planner keeps. */

@@ -106,7 +106,8 @@ static void start_queries(lua_State *L, nc_conn *c)
   settings[4] = lua_pushfstring(L, "%d", nc_ms(left * NC_PROOF_BUDGET_SHARE, INT_MAX));
   for (i = 0; i < 3; i++)
     settings[5 + i] = params[i] != NULL ? params[i] : "";
-  steps[n++] = (nc_step){ "BEGIN READ ONLY ISOLATION LEVEL REPEATABLE READ", 0, NULL, NULL, 0, 0, 0, 0 };
+  steps[n++] =
+    (nc_step){ "BEGIN READ ONLY ISOLATION LEVEL REPEATABLE READ", 0, NULL, NULL, 0, 0, 0, 0 };
   steps[n++] = (nc_step){
     "SELECT pg_catalog.set_config('statement_timeout', $1, true),"
     " pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true),"
