@@ -23,8 +23,11 @@ as_pg() {
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
+command_pid=
 cleanup() {
   set +e
+  [ -n "$command_pid" ] && kill "$command_pid" 2>/dev/null && wait "$command_pid" 2>/dev/null
+  command_pid=
   [ -f "$tmp/nginx/nginx.pid" ] && kill "$(cat "$tmp/nginx/nginx.pid")" 2>/dev/null
   [ -f "$tmp/pgbouncer/pgbouncer.pid" ] && kill "$(cat "$tmp/pgbouncer/pgbouncer.pid")" 2>/dev/null
   for d in standby data plain; do
@@ -209,6 +212,15 @@ export LUA_PATH="$top/lua/?.lua;$top/lua/?/init.lua;${LUA_PATH:-;}"
 export LUA_CPATH="$top/build/${LUA:-lua5.4}/?.so;${LUA_CPATH:-;}"
 cd "$top"
 set +e
-"$@"
+# The command runs in the background and is waited for: bash runs a trap
+# only once the foreground command has ended, so a TERM to this script (a
+# CI timeout) would otherwise leave the command and the servers running
+# until the command finished by itself. A background command ignores
+# SIGINT, so an interrupt reaches it through cleanup's kill; it keeps
+# this script's standard input.
+"$@" <&0 &
+command_pid=$!
+wait "$command_pid"
 status=$?
+command_pid=
 exit $status
