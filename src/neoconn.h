@@ -250,15 +250,15 @@ NC_PRIVATE void nc_replication_report(lua_State *L, const nc_conn *c, int report
 enum { Q_SERVER, Q_ROLE, Q_DATABASE, Q_SCHEMAS, Q_TABLES, Q_SEQUENCES, Q_FUNCTIONS,
        Q_NOT_FOUND, Q_TRIGGERS, Q_FOREIGN_KEYS, Q_CASCADE, Q_COLUMN_ACLS, Q_PROOF_STATUS,
        Q_PROOF_ROWS, Q_REPLICATION, Q_COUNT = Q_REPLICATION + NC_REPLICATION_LISTS };
-/* Fills queries[Q_...] (NULL: not sent) for the test on c with scope
- * parameters params ($1..$3; the strings are pushed on the stack), sets
- * sorted[Q_...] for the queries whose rows the client sorts (nc_step's
- * sorted), and gives the statement to run before them all (the session
- * role's privilege set, which they read), the scope CTE's body and
- * "WITH scope AS ..." for other queries. */
+/* Fills queries[Q_...] (zeroed by the caller; sql NULL: not sent) with each
+ * query's SQL and how it is read (sorted, flush), for the test on c with
+ * scope parameters params ($1..$3; the strings are pushed on the stack);
+ * the caller binds the parameters and the list. Gives the statement to run
+ * before them all (the session role's privilege set, which they read), the
+ * scope CTE's body and "WITH scope AS ..." for other queries. */
 NC_PRIVATE void nc_catalog_queries(lua_State *L, const nc_conn *c, const char *const *params,
-                                   const char **queries, int *sorted, const char **me,
-                                   const char **scope, const char **with);
+                                   nc_step *queries, const char **me, const char **scope,
+                                   const char **with);
 
 /* scope.c: pushes $1 (schemas), $2 and $3 (table schemas and names) from
  * opts.schemas and opts.tables (nil: not given); errors name argument arg. */

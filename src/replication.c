@@ -90,13 +90,15 @@ int nc_replication_queries(lua_State *L, nc_conn *c, const char *with, const cha
   params[3] = publication[0] != '\0' ? publication : NULL;
   params[4] = slot;
   params[5] = publication;
-  steps[n++] = (nc_step){ SQL_REPLICATION, 0, NULL, NULL, first_list, 0, 0, 0 };
+  steps[n++] = (nc_step){ .sql = SQL_REPLICATION, .list = first_list };
   if (slot[0] != '\0')
-    steps[n++] = (nc_step){ SQL_SLOT, 1, params + 4, NULL, first_list + 1, 0, 0, 0 };
+    steps[n++] = (nc_step){ .sql = SQL_SLOT, .nparams = 1, .params = params + 4,
+                            .list = first_list + 1 };
   if (publication[0] != '\0')
-    steps[n++] = (nc_step){ SQL_PUBLICATION, 1, params + 5, NULL, first_list + 2, 0, 0, 0 };
-  steps[n++] = (nc_step){ lua_pushfstring(L, "%s%s", with, SQL_CDC_TABLES), 4, params,
-                          table_types, first_list + 3, 0, 0, 0 };
+    steps[n++] = (nc_step){ .sql = SQL_PUBLICATION, .nparams = 1, .params = params + 5,
+                            .list = first_list + 2 };
+  steps[n++] = (nc_step){ .sql = lua_pushfstring(L, "%s%s", with, SQL_CDC_TABLES), .nparams = 4,
+                          .params = params, .types = table_types, .list = first_list + 3 };
   return n;
 }
 

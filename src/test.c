@@ -82,9 +82,8 @@ static void arm(lua_State *L, nc_conn *c, int opts, double started, double timeo
 static void start_queries(lua_State *L, nc_conn *c)
 {
   static const Oid types[] = { TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID };
-  const char *queries[Q_COUNT] = { NULL }, *params[3], *settings[8];
-  int sorted[Q_COUNT] = { 0 };
-  nc_step steps[NC_MAX_STEPS];
+  const char *params[3], *settings[8];
+  nc_step queries[Q_COUNT] = { { NULL } }, steps[NC_MAX_STEPS];
   int top = lua_gettop(L), state, i, n = 0;
   double left = c->test.deadline - nc_now();
   const char *me, *scope, *with;
@@ -96,7 +95,7 @@ static void start_queries(lua_State *L, nc_conn *c)
     params[i] = lua_tostring(L, -1); /* NULL for nil: SQL NULL; anchored in the state */
     lua_pop(L, 1);
   }
-  nc_catalog_queries(L, c, params, queries, sorted, &me, &scope, &with);
+  nc_catalog_queries(L, c, params, queries, &me, &scope, &with);
 
   /* The settings, all bound: the scope and the job for the proof too. */
   settings[0] = lua_pushfstring(L, "%d", left > 0.001 ? nc_ms(left, INT_MAX) : 1);
@@ -106,9 +105,8 @@ static void start_queries(lua_State *L, nc_conn *c)
   settings[4] = lua_pushfstring(L, "%d", nc_ms(left * NC_PROOF_BUDGET_SHARE, INT_MAX));
   for (i = 0; i < 3; i++)
     settings[5 + i] = params[i] != NULL ? params[i] : "";
-  steps[n++] =
-    (nc_step){ "BEGIN READ ONLY ISOLATION LEVEL REPEATABLE READ", 0, NULL, NULL, 0, 0, 0, 0 };
-  steps[n++] = (nc_step){
+  steps[n++] = (nc_step){ .sql = "BEGIN READ ONLY ISOLATION LEVEL REPEATABLE READ" };
+  steps[n++] = (nc_step){ .sql =
     "SELECT pg_catalog.set_config('statement_timeout', $1, true),"
     " pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true),"
     " pg_catalog.set_config('jit', 'off', true),"
@@ -119,27 +117,29 @@ static void start_queries(lua_State *L, nc_conn *c)
     " pg_catalog.set_config('neoconn.scope_schemas', $6, true),"
     " pg_catalog.set_config('neoconn.scope_table_schemas', $7, true),"
     " pg_catalog.set_config('neoconn.scope_table_names', $8, true)",
-    8, settings, NULL, 0, 0, 0, 0 };
-  steps[n++] = (nc_step){ me, 0, NULL, NULL, 0, 0, 0, 0 }; /* after search_path is set */
-  /* The tables' result, the large one, is flushed: the client builds it
-   * while the server runs the rest, the column-ACL scan above all (at 100k
-   * tables the client's work after the last result went from 53 to 7 ms).
-   * Not every result: a flush each cost a one-table test about 0.5 ms. */
+    .nparams = 8, .params = settings };
+  steps[n++] = (nc_step){ .sql = me }; /* after search_path is set */
   for (i = 0; i < Q_PROOF_STATUS; i++)
-    if (queries[i] != NULL)
-      steps[n++] = (nc_step){ queries[i], 3, params, types, i + 1, 0, sorted[i],
-                              i == Q_TABLES };
+    if (queries[i].sql != NULL) {
+      steps[n] = queries[i];
+      steps[n].nparams = 3;
+      steps[n].params = params;
+      steps[n].types = types;
+      steps[n++].list = i + 1;
+    }
   n = nc_replication_queries(L, c, with, params, steps, n, Q_REPLICATION + 1);
   /* The proof last: if it fails (no plpgsql for the role, ...), only it,
    * its two queries and the COMMIT are skipped (aborted, not failed); the
    * test goes on and the pipeline rolls back. */
   if (c->test.proof_limit > 0) {
-    steps[n++] = (nc_step){ lua_pushfstring(L, nc_proof_sql, scope, scope), 0, NULL, NULL, 0, 1, 0, 0 };
-    steps[n++] = (nc_step){ nc_proof_status_sql, 0, NULL, NULL, Q_PROOF_STATUS + 1, 1, 0, 0 };
-    steps[n++] = (nc_step){ nc_proof_rows_sql, 0, NULL, NULL, Q_PROOF_ROWS + 1, 1, 0, 0 };
+    steps[n++] = (nc_step){ .sql = lua_pushfstring(L, nc_proof_sql, scope, scope),
+                            .tolerated = 1 };
+    steps[n++] = (nc_step){ .sql = nc_proof_status_sql, .list = Q_PROOF_STATUS + 1,
+                            .tolerated = 1 };
+    steps[n++] = (nc_step){ .sql = nc_proof_rows_sql, .list = Q_PROOF_ROWS + 1, .tolerated = 1 };
   }
-  steps[n++] = (nc_step){ "COMMIT", 0, NULL, NULL, 0, 0, 0, 0 };
-  steps[n++] = (nc_step){ NULL, 0, NULL, NULL, 0, 0, 0, 0 };
+  steps[n++] = (nc_step){ .sql = "COMMIT" };
+  steps[n++] = (nc_step){ .sql = NULL }; /* the sync */
   c->test.introspect_started = nc_now();
   nc_pipeline_begin(c, steps, n); /* libpq copies it all */
   lua_settop(L, top);
