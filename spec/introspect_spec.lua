@@ -222,6 +222,16 @@ describe("neoconn.test", function()
     assert.are.same({ name = odd, is_self = true, is_member = true }, owned.owner)
     assert.is_true(owned.privileges.TRUNCATE)
     assert.are.same({ name = pg.admin_user, is_self = false, is_member = false }, other.owner)
+    -- The verdicts are the statements' own, run as that role.
+    local conn = assert(neoconn.connect(pg.target(odd, odd_password)))
+    for _, t in ipairs({ owned, other }) do
+      for privilege, sql in pairs({ TRUNCATE = "TRUNCATE %s", SELECT = "SELECT * FROM %s" }) do
+        local ran, err = pg.try(conn, sql:format(q(t.schema, t.name)))
+        assert.are.equal(t.privileges[privilege], ran, ("%s on %s: %s"):format(privilege, t.name,
+          tostring(err)))
+      end
+    end
+    conn:close()
   end)
 
   it("reads flags columns as booleans, each bit one field", function()
