@@ -11,10 +11,12 @@
 /* The session role's OID, and whether it has the privileges of predefined
  * role `name` (false where the server has no such role), without a
  * subquery of the view pg_roles each: on a new backend, planning those
- * cost more than the lookups (0.8 ms for two, measured). Not constants:
- * a query reads them once (me.self), not once per row. */
+ * cost more than the lookups (0.8 ms for two, measured). Computed once
+ * per test by SQL_ME; every other query reads the session role back
+ * (ME_SELF). */
 #define SESSION_ROLE "quote_ident(current_user)::regrole::oid"
 #define HOLDS(name) "coalesce(pg_has_role(to_regrole('" name "')::oid, 'USAGE'), false)"
+#define ME_SELF "current_setting('neoconn.me_self')::oid"
 
 /* The tables asked for ($2 schemas, $3 names), once each, as w(nsp, rel). */
 #define ASKED_TABLES " (SELECT DISTINCT * FROM unnest($2::text[], $3::text[])) AS w(nsp, rel)"
@@ -83,7 +85,7 @@ static const char SQL_SERVER[] =
 
 static const char SQL_ROLE[] =
   "WITH RECURSIVE m(roleid) AS (SELECT a.roleid FROM pg_auth_members a"
-  "  WHERE a.member = " SESSION_ROLE
+  "  WHERE a.member = " ME_SELF
   "  UNION SELECT a.roleid FROM pg_auth_members a JOIN m ON a.member = m.roleid)"
   " SELECT r.rolname AS name, r.rolsuper AS superuser, r.rolcreatedb AS createdb,"
   " r.rolcreaterole AS createrole, r.rolreplication AS replication,"
@@ -93,7 +95,7 @@ static const char SQL_ROLE[] =
   "  WHERE pg_has_role(r.oid, m.roleid, 'USAGE') ORDER BY 1) AS inherits,"
   " ARRAY(SELECT pg_get_userbyid(m.roleid)::text FROM m"
   "  WHERE NOT pg_has_role(r.oid, m.roleid, 'USAGE')%s ORDER BY 1) AS set_role_only%s"
-  " FROM pg_roles r WHERE r.oid = " SESSION_ROLE;
+  " FROM pg_roles r WHERE r.oid = " ME_SELF;
 /* PostgreSQL 16 and later: a membership may allow SET ROLE or not (WITH
  * SET FALSE, the ADMIN-only grant a CREATEROLE user gets): set_role_only
  * needs SET, and member_only lists the roles neither inherited nor
@@ -132,7 +134,7 @@ static const char SQL_SCHEMAS[] =
   "  FROM (SELECT CASE WHEN coalesce((SELECT o.option_value FROM"                        \
   "   pg_class vc, pg_options_to_table(vc.reloptions) o WHERE vc.oid = s.oid"             \
   "   AND o.option_name = 'security_invoker'),"                                          \
-  "   'false')::boolean THEN " SESSION_ROLE                                                \
+  "   'false')::boolean THEN " ME_SELF                                                     \
   "   ELSE s.relowner END AS ck) k"                                                      \
   "  JOIN pg_roles kr ON kr.oid = k.ck"                                                  \
   "  JOIN pg_rewrite rw ON rw.ev_class = s.oid AND rw.rulename = '_RETURN'"             \
@@ -184,7 +186,7 @@ static const char SQL_ME_LISTED[] =
   " current_setting('neoconn.me_read_all')::bool AS read_all,"                           \
   " current_setting('neoconn.me_write_all')::bool AS write_all,"                         \
   " current_setting('neoconn.me_maintain')::bool AS maintain,"                           \
-  " current_setting('neoconn.me_self')::oid AS self)"
+  " " ME_SELF " AS self)"
 /* The ACL entries of relation `rel` (kind: 'r' or 's' for its default)
  * that apply to the session role. */
 #define ACL_OF(rel, kind)                                                                \
