@@ -50,6 +50,9 @@ local median = dofile("bench/median.lua")
 local function median_ms(fn) return median(runs, fn) end
 
 local build = dofile("bench/catalog_db.lua")
+local cpu_ms = dofile("bench/cpu.lua")
+-- CPU is summed over runs measured in ticks (10 ms): enough runs for 1%.
+local cpu_runs = math.max(runs, 10)
 
 local admin = assert(neoconn.connect({ host = socket, port = port, user = admin_user,
   dbname = "postgres" }))
@@ -58,7 +61,7 @@ print(("%-8s %12s %12s %11s %9s %10s %9s %8s %11s %9s %9s"):format("tables", "te
   "col-ACL/flr", "report MB", "fresh ms"))
 -- What a user pays: a new connection each time (TCP + SCRAM, a new backend
 -- with cold caches), for each of them, side by side.
-local fresh_lines = {}
+local fresh_lines, cpu_lines, cpu_cores = {}, {}, nil
 for _, size in ipairs(sizes) do
   local db = build(admin, size)
   local target = { host = "127.0.0.1", port = port, user = "bench_sync",
@@ -103,6 +106,24 @@ for _, size in ipairs(sizes) do
   fresh_lines[#fresh_lines + 1] = ("%-8d %12.1f %11.1f %9.1f %12.1f %9.1f %9.2f %10.2f %10.2f")
     :format(size, fresh, fresh_neosync, fresh_floor, fresh_hundred, fresh_one, fresh / fresh_neosync,
       fresh / fresh_floor, fresh_hundred / fresh_one)
+  -- The machine's busy CPU (every core, the server's workers too) per run,
+  -- each on a new connection: wall time can be no less than CPU / cores.
+  local cpu = {}
+  for _, case in ipairs({
+    function() assert(neoconn.test(target, { timeout = 600 }).ok) end,
+    function() local c = assert(neoconn.connect(target)); assert(c:query(NEOSYNC, nil, long)); c:close() end,
+    function() local c = assert(neoconn.connect(target)); assert(c:query(FLOOR, nil, long)); c:close() end,
+  }) do
+    local wall, busy, client, cores = cpu_ms(cpu_runs, case)
+    if not wall then break end
+    cpu[#cpu + 1] = { wall = wall, busy = busy, client = client, cores = cores }
+  end
+  if #cpu == 3 then
+    cpu_lines[#cpu_lines + 1] = ("%-8d %10.1f %8.1f %7.2f %10.1f %8.1f %7.2f %10.1f %13.1f")
+      :format(size, cpu[1].busy, cpu[1].client, cpu[1].busy / cpu[1].wall, cpu[2].busy,
+        cpu[2].client, cpu[2].busy / cpu[2].wall, cpu[3].busy, cpu[1].busy / cpu[1].cores)
+    cpu_cores = cpu[1].cores
+  end
   local neosync = median_ms(function() assert(conn:query(NEOSYNC, nil, long)) end)
   local floor = median_ms(function()
     local rows = assert(conn:query(FLOOR, nil, long))
@@ -136,3 +157,12 @@ print(("(targets: all/floor <= 1.5, neo/all > 1, test(100) < 20 ms; names: %s)")
   :format(q("s1", "t1")))
 print("(col-ACL: the floor's scan plus finding the tables with column ACLs, one row out:"
   .. " a lower bound for any exact report; fresh: test(all) on a new connection each time)")
+if #cpu_lines > 0 then
+  print()
+  print(("%-8s %10s %8s %7s %10s %8s %7s %10s %13s"):format("tables", "test CPU", "client",
+    "cores", "neo CPU", "client", "cores", "floor CPU", "test CPU/" .. cpu_cores))
+  for _, line in ipairs(cpu_lines) do print(line) end
+  print(("(busy CPU ms per run, every core of this %d-core machine, from /proc/stat, mean of %d"
+    .. " runs on new connections; client: this process; cores: CPU / wall. No schedule of the"
+    .. " test's work takes less wall time than test CPU/%d)"):format(cpu_cores, cpu_runs, cpu_cores))
+end
