@@ -30,6 +30,7 @@ for _ = 1, 50 do -- until the proxy listens
 end
 
 local median_ms = dofile("bench/median.lua")
+local cpu_ms = dofile("bench/cpu.lua")
 local function median(fn) return median_ms(runs, fn) end
 
 local direct_item = { target = {}, tables = item.tables }
@@ -92,5 +93,16 @@ print(("to connections only: %.2fx through the proxy, %.2fx without (target <= 1
 print(("connections only / one: %.2fx: the floor of any client against this one server;"
   .. " neoconn's CPU / one: %.2fx: the bound when the targets are separate servers")
   :format(connects / single, client_cpu / single))
+-- What the 1.5x target leaves a test, in CPU (the machine is the bound when
+-- 100 tests run at once): half a connection's, against what a test takes
+-- with every cache warm, on one reused connection.
+local _, connect_cpu = cpu_ms(200, function() assert(neoconn.connect(direct_item.target)):close() end)
+if connect_cpu then
+  local warm = assert(neoconn.connect(direct_item.target))
+  local _, test_cpu = cpu_ms(200, function() assert(neoconn.test(warm, { tables = item.tables }).ok) end)
+  warm:close()
+  print(("busy CPU (every core, /proc/stat, mean of 200): a connection %.2f ms, a test on a warm"
+    .. " connection %.2f ms; 1.5x leaves a test %.2f ms"):format(connect_cpu, test_cpu, connect_cpu / 2))
+end
 print(("(median of %d runs; the sequential run once; sslmode=disable, SCRAM auth)"):format(runs))
 os.execute(("pkill -f 'delay_proxy %d ' 2>/dev/null"):format(port))
