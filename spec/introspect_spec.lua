@@ -44,7 +44,12 @@ describe("neoconn.test", function()
     assert.are.same({ name = user, superuser = false, createdb = false, createrole = false,
       replication = false, bypassrls = false, can_login = true, inherits = {},
       set_role_only = {}, member_only = pg.major >= 16 and {} or nil }, report.role)
-    assert.is_true(report.database.connect)
+    assert.are.same({ name = pg.dbname, owner = pg.admin_user, connect = true, create = false,
+      temp = true }, report.database)
+    assert.is_false(report.session.default_transaction_read_only)
+    assert.is_false(report.session.transaction_read_only)
+    -- Where the read-only default was set is named only when it is on.
+    assert.is_nil(report.session.read_only_source)
   end)
 
   it("lists kinds, sequences with their owners and default functions", function()

@@ -64,9 +64,10 @@ static const char SCOPE_BOTH[] =
   " AND pol.polpermissive AND EXISTS (SELECT 1 FROM unnest(pol.polroles) r"             \
   " WHERE CASE WHEN r = 0 THEN true ELSE pg_has_role(" who "r, 'USAGE') END))"
 
-/* The session's read-only default as a new session of the role gets it
- * (the test's own READ ONLY applies to its transaction only), and the
- * level it was set at. */
+/* The server, the session and the database, in one row. The session's
+ * read-only default is as a new session of the role gets it (the test's
+ * own READ ONLY applies to its transaction only); where it was set only
+ * when it is on (finding it reads every setting: pg_settings). */
 static const char SQL_SERVER[] =
   "SELECT version() AS \"server.version\","
   " current_setting('server_version_num')::int AS \"server.version_num\","
@@ -77,11 +78,17 @@ static const char SQL_SERVER[] =
   "  AS \"session.default_transaction_read_only\","
   " current_setting('default_transaction_read_only')::boolean OR pg_is_in_recovery()"
   "  AS \"session.transaction_read_only\","
+  " CASE WHEN current_setting('default_transaction_read_only')::boolean THEN"
   " (SELECT CASE source WHEN 'database' THEN 'database' WHEN 'user' THEN 'role'"
   "   WHEN 'database user' THEN 'role in database' WHEN 'client' THEN 'client'"
   "   WHEN 'session' THEN 'session' ELSE 'server' END"
-  "  FROM pg_settings WHERE name = 'default_transaction_read_only')"
-  "  AS \"session.read_only_source\"";
+  "  FROM pg_settings WHERE name = 'default_transaction_read_only') END"
+  "  AS \"session.read_only_source\","
+  " d.datname AS \"database.name\", pg_get_userbyid(d.datdba) AS \"database.owner\","
+  " has_database_privilege(d.oid, 'CONNECT') AS \"database.connect\","
+  " has_database_privilege(d.oid, 'CREATE') AS \"database.create\","
+  " has_database_privilege(d.oid, 'TEMP') AS \"database.temp\""
+  " FROM pg_database d WHERE d.datname = current_database()";
 
 static const char SQL_ROLE[] =
   "WITH RECURSIVE m(roleid) AS (SELECT a.roleid FROM pg_auth_members a"
@@ -105,13 +112,6 @@ static const char ROLE_MEMBER_ONLY_16[] =
   ", ARRAY(SELECT pg_get_userbyid(m.roleid)::text FROM m"
   "  WHERE NOT pg_has_role(r.oid, m.roleid, 'USAGE') AND NOT pg_has_role(r.oid, m.roleid, 'SET')"
   "  ORDER BY 1) AS member_only";
-
-static const char SQL_DATABASE[] =
-  "SELECT d.datname AS name, pg_get_userbyid(d.datdba) AS owner,"
-  " has_database_privilege(d.oid, 'CONNECT') AS connect,"
-  " has_database_privilege(d.oid, 'CREATE') AS \"create\","
-  " has_database_privilege(d.oid, 'TEMP') AS temp"
-  " FROM pg_database d WHERE d.datname = current_database()";
 
 static const char SQL_SCHEMAS[] =
   "SELECT n.nspname AS name, pg_get_userbyid(n.nspowner) AS owner,"
@@ -463,7 +463,6 @@ void nc_catalog_queries(lua_State *L, const nc_conn *c, const char *const *param
   queries[Q_SERVER].sql = SQL_SERVER;
   queries[Q_ROLE].sql = lua_pushfstring(L, SQL_ROLE, version >= 160000 ? ROLE_SET_16 : "",
                                         version >= 160000 ? ROLE_MEMBER_ONLY_16 : "");
-  queries[Q_DATABASE].sql = SQL_DATABASE;
   queries[Q_SCHEMAS].sql = SQL_SCHEMAS;
   queries[Q_NOT_FOUND].sql = SQL_NOT_FOUND;
   if (dst) {

@@ -247,7 +247,7 @@ NC_PRIVATE void nc_replication_report(lua_State *L, const nc_conn *c, int report
 
 /* catalog_sql.c: the test's catalog queries; each query's rows go to the
  * list numbered its Q_ value + 1 in the test's state. */
-enum { Q_SERVER, Q_ROLE, Q_DATABASE, Q_SCHEMAS, Q_TABLES, Q_SEQUENCES, Q_FUNCTIONS,
+enum { Q_SERVER, Q_ROLE, Q_SCHEMAS, Q_TABLES, Q_SEQUENCES, Q_FUNCTIONS,
        Q_NOT_FOUND, Q_TRIGGERS, Q_FOREIGN_KEYS, Q_CASCADE, Q_COLUMN_ACLS, Q_PROOF_STATUS,
        Q_PROOF_ROWS, Q_REPLICATION, Q_COUNT = Q_REPLICATION + NC_REPLICATION_LISTS };
 /* Fills queries[Q_...] (zeroed by the caller; sql NULL: not sent) with each

@@ -335,7 +335,7 @@ void nc_push_test_report(lua_State *L, nc_conn *c)
     lua_setfield(L, report, "stages");
     {
       static const struct { int q; const char *field; int first_row; } parts[] = {
-        { Q_ROLE, "role", 1 }, { Q_DATABASE, "database", 1 }, { Q_SCHEMAS, "schemas", 0 },
+        { Q_ROLE, "role", 1 }, { Q_SCHEMAS, "schemas", 0 },
         { Q_TABLES, "tables", 0 }, { Q_SEQUENCES, "sequences", 0 },
         { Q_FUNCTIONS, "functions", 0 }, { Q_NOT_FOUND, "not_found", 0 },
         { Q_TRIGGERS, "triggers", 0 }, { Q_FOREIGN_KEYS, "foreign_keys", 0 },
@@ -345,6 +345,7 @@ void nc_push_test_report(lua_State *L, nc_conn *c)
       lua_rawgeti(L, lists, Q_SERVER + 1);
       first_row_field(L, lua_gettop(L), "server", report);
       first_row_field(L, lua_gettop(L), "session", report);
+      first_row_field(L, lua_gettop(L), "database", report);
       lua_pop(L, 1);
       lua_getfield(L, report, "session");
       if (lua_istable(L, -1)) {
