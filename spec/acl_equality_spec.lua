@@ -1,8 +1,9 @@
 -- Randomized: the privileges neoconn.test computes from relacl (without a
 -- syscache lookup per relation) equal the server's own has_table_privilege,
 -- has_column_privilege, has_schema_privilege and has_sequence_privilege for
--- every object and privilege, on random catalogs: group roles in chains,
--- NOINHERIT roles (and memberships WITH INHERIT FALSE on 16+), PUBLIC,
+-- every object and privilege, and a table's owner flags pg_has_role, on
+-- random catalogs: group roles in chains, NOINHERIT roles (and memberships
+-- WITH INHERIT FALSE on 16+), PUBLIC,
 -- owners that are the role, a group or another role, privileges revoked
 -- from owners, grant options, column grants, the predefined roles of each
 -- version (pg_read_all_data and pg_write_all_data 14+, pg_maintain 17+),
@@ -120,9 +121,11 @@ end
 -- What the server says, asked as an administrator about the role.
 local function server_truth(user, schema)
   local relations = pg.exec([[
-    SELECT c.relname AS name, c.relkind = 'S' AS sequence, c.oid::int AS oid
+    SELECT c.relname AS name, c.relkind = 'S' AS sequence, c.oid::int AS oid,
+      c.relowner = to_regrole(quote_ident($2))::oid AS owner_is_self,
+      pg_has_role($2, c.relowner, 'USAGE') AS owner_is_member
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm', 'S')]], { schema })
+    WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm', 'S')]], { schema, user })
   local truth = {}
   for _, r in ipairs(relations) do
     local privileges = {}
@@ -143,7 +146,8 @@ local function server_truth(user, schema)
         columns[p] = held.yes == held.n and "all" or held.yes > 0 and "some" or "none"
       end
     end
-    truth[r.name] = { sequence = r.sequence, privileges = privileges, columns = columns }
+    truth[r.name] = { sequence = r.sequence, privileges = privileges, columns = columns,
+      owner = not r.sequence and { is_self = r.owner_is_self, is_member = r.owner_is_member } or nil }
   end
   local s = pg.exec("SELECT has_schema_privilege($1, $2, 'USAGE') AS usage,"
     .. " has_schema_privilege($1, $2, 'CREATE') AS \"create\"", { user, schema })[1]
@@ -187,6 +191,10 @@ describe("privileges computed from the catalog's ACLs", function()
               end
               for p, coverage in pairs(want.columns or {}) do
                 assert.are.equal(coverage, x.columns[p], where .. " columns " .. p)
+              end
+              if want.owner then
+                assert.are.same(want.owner, { is_self = x.owner.is_self, is_member = x.owner.is_member },
+                  where .. " owner")
               end
               seen = seen + 1
             end
