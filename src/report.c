@@ -191,44 +191,74 @@ static void take_columns(lua_State *L, void *data)
   }
 }
 
+/* Pushes the shared columns subtable for privileges subtable `priv` (nil
+ * counts as no privilege): `all` or `none` for SELECT, INSERT and UPDATE,
+ * one subtable per combination (cached in by_bits). */
+static void push_columns_of(lua_State *L, int priv, int by_bits)
+{
+  static const char *const privileges[] = { "SELECT", "INSERT", "UPDATE" };
+  int p, bits = 0;
+  for (p = 0; p < 3 && lua_istable(L, priv); p++) {
+    lua_getfield(L, priv, privileges[p]);
+    bits |= lua_toboolean(L, -1) << p;
+    lua_pop(L, 1);
+  }
+  lua_rawgeti(L, by_bits, bits + 1);
+  if (!lua_isnil(L, -1))
+    return;
+  lua_pop(L, 1);
+  lua_createtable(L, 0, 3);
+  for (p = 0; p < 3; p++) {
+    lua_pushstring(L, bits & (1 << p) ? "all" : "none");
+    lua_setfield(L, -2, privileges[p]);
+  }
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, by_bits, bits + 1);
+}
+
 /* Each table's columns as its privileges give them: without a column ACL
  * a column privilege is the table's, on every column or none (the tables
  * query leaves them out: three values less a row, 12 ms of the query at
  * 100k tables). The few tables with column ACLs then get theirs from
- * add_column_acls. Tables with the same privileges share one subtable, as
- * a result's equal subtables are shared. */
+ * add_column_acls. Tables whose privileges are equal share one privileges
+ * subtable (nc_push_rows), so the columns are worked out once per
+ * privileges subtable, not read again from every row. */
 static void add_table_columns(lua_State *L, int report)
 {
-  static const char *const privileges[] = { "SELECT", "INSERT", "UPDATE" };
-  int tables, shared, i, n, p, bits;
+  int tables, priv_key, columns_key, by_priv, by_bits, i, n;
   lua_getfield(L, report, "tables");
   tables = lua_gettop(L);
   n = lua_istable(L, tables) ? (int)lua_rawlen(L, tables) : 0;
+  lua_pushliteral(L, "privileges");
+  priv_key = lua_gettop(L);
+  lua_pushliteral(L, "columns");
+  columns_key = lua_gettop(L);
+  lua_newtable(L);
+  by_priv = lua_gettop(L); /* privileges subtable -> columns subtable */
   lua_createtable(L, 8, 0);
-  shared = lua_gettop(L);
+  by_bits = lua_gettop(L);
   for (i = 1; i <= n; i++) {
+    int row = lua_gettop(L) + 1, priv = row + 1;
     lua_rawgeti(L, tables, i);
-    lua_getfield(L, -1, "privileges");
-    bits = 0;
-    for (p = 0; p < 3 && lua_istable(L, -1); p++) {
-      lua_getfield(L, -1, privileges[p]);
-      bits |= lua_toboolean(L, -1) << p;
-      lua_pop(L, 1);
-    }
-    lua_pop(L, 1);
-    lua_rawgeti(L, shared, bits + 1);
-    if (lua_isnil(L, -1)) {
-      lua_pop(L, 1);
-      lua_createtable(L, 0, 3);
-      for (p = 0; p < 3; p++) {
-        lua_pushstring(L, bits & (1 << p) ? "all" : "none");
-        lua_setfield(L, -2, privileges[p]);
+    lua_pushvalue(L, priv_key);
+    lua_rawget(L, row);
+    if (lua_isnil(L, priv)) {
+      push_columns_of(L, priv, by_bits);
+    } else {
+      lua_pushvalue(L, priv);
+      lua_rawget(L, by_priv);
+      if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        push_columns_of(L, priv, by_bits);
+        lua_pushvalue(L, priv);
+        lua_pushvalue(L, -2);
+        lua_rawset(L, by_priv);
       }
-      lua_pushvalue(L, -1);
-      lua_rawseti(L, shared, bits + 1);
     }
-    lua_setfield(L, -2, "columns");
-    lua_pop(L, 1);
+    lua_pushvalue(L, columns_key);
+    lua_insert(L, -2);
+    lua_rawset(L, row);
+    lua_settop(L, row - 1);
   }
   lua_settop(L, tables - 1);
 }
