@@ -71,24 +71,23 @@ static const char SCOPE_BOTH[] =
 static const char SQL_SERVER[] =
   "SELECT version() AS \"server.version\","
   " current_setting('server_version_num')::int AS \"server.version_num\","
-  " pg_is_in_recovery() AS \"server.in_hot_standby\","
+  " x.standby AS \"server.in_hot_standby\","
   " current_user AS \"session.user\", session_user AS \"session.session_user\","
   " current_database() AS \"session.database\","
-  " current_setting('default_transaction_read_only')::boolean"
-  "  AS \"session.default_transaction_read_only\","
-  " current_setting('default_transaction_read_only')::boolean OR pg_is_in_recovery()"
-  "  AS \"session.transaction_read_only\","
-  " CASE WHEN current_setting('default_transaction_read_only')::boolean THEN"
-  " (SELECT CASE source WHEN 'database' THEN 'database' WHEN 'user' THEN 'role'"
-  "   WHEN 'database user' THEN 'role in database' WHEN 'client' THEN 'client'"
-  "   WHEN 'session' THEN 'session' ELSE 'server' END"
+  " x.ro AS \"session.default_transaction_read_only\","
+  " x.ro OR x.standby AS \"session.transaction_read_only\","
+  " CASE WHEN x.ro THEN (SELECT CASE source WHEN 'database' THEN 'database'"
+  "   WHEN 'user' THEN 'role' WHEN 'database user' THEN 'role in database'"
+  "   WHEN 'client' THEN 'client' WHEN 'session' THEN 'session' ELSE 'server' END"
   "  FROM pg_settings WHERE name = 'default_transaction_read_only') END"
   "  AS \"session.read_only_source\","
   " d.datname AS \"database.name\", pg_get_userbyid(d.datdba) AS \"database.owner\","
   " has_database_privilege(d.oid, 'CONNECT') AS \"database.connect\","
   " has_database_privilege(d.oid, 'CREATE') AS \"database.create\","
   " has_database_privilege(d.oid, 'TEMP') AS \"database.temp\""
-  " FROM pg_database d WHERE d.datname = current_database()";
+  " FROM (SELECT current_setting('default_transaction_read_only')::boolean AS ro,"
+  "  pg_is_in_recovery() AS standby) x"
+  " JOIN pg_database d ON d.datname = current_database()";
 
 static const char SQL_ROLE[] =
   "WITH RECURSIVE m(roleid) AS (SELECT a.roleid FROM pg_auth_members a"
@@ -157,15 +156,17 @@ static const char SQL_SCHEMAS[] =
  * what superuser and the predefined roles add (pg_class_aclmask()). The
  * randomized spec (spec/acl_equality_spec.lua) proves the result equal to
  * has_table_privilege and has_sequence_privilege. A superuser has every
- * privilege and the privileges of every role: its set lists no role (every
- * role of the cluster, each looked up, cost a one-table test 3.4 ms more
- * with 20k roles). Computed once per test, by SQL_ME into the transaction's settings, and
- * read back by every query that needs it as the CTE me (ME_CTE). */
+ * privilege and the privileges of every role: its set lists no role
+ * (listing every role of the cluster, each looked up, cost a one-table
+ * test 3.4 ms more with 20k roles), and whoever reads the set reads
+ * me.super too. Computed once per test, by SQL_ME into the transaction's
+ * settings, and read back by every query that needs it as the CTE me
+ * (ME_CTE). */
+#define IS_SUPERUSER "current_setting('is_superuser')::bool"
 #define SQL_ME                                                                           \
-  "SELECT set_config('neoconn.me_roles', CASE WHEN current_setting('is_superuser')::bool" \
-  " THEN '{}' ELSE ARRAY(SELECT oid FROM pg_roles WHERE pg_has_role(oid, 'USAGE'))::text"  \
-  " END, true),"                                                                         \
-  " set_config('neoconn.me_super', current_setting('is_superuser')::bool::text, true),"  \
+  "SELECT set_config('neoconn.me_roles', CASE WHEN " IS_SUPERUSER " THEN '{}'"            \
+  " ELSE ARRAY(SELECT oid FROM pg_roles WHERE pg_has_role(oid, 'USAGE'))::text END, true)," \
+  " set_config('neoconn.me_super', " IS_SUPERUSER "::text, true),"                       \
   " set_config('neoconn.me_read_all', " HOLDS("pg_read_all_data") "::text, true),"       \
   " set_config('neoconn.me_write_all', " HOLDS("pg_write_all_data") "::text, true),"     \
   " set_config('neoconn.me_maintain', " HOLDS("pg_maintain") "::text, true),"            \
