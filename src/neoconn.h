@@ -74,7 +74,7 @@ typedef struct {
  * `flush` the server sends the statement's result as soon as it is
  * complete (not when its buffer fills or at the sync), so the client can
  * build a large one while the server runs what follows. */
-/* A test sends at most 23: BEGIN, its settings, the privilege set, 11
+/* A test sends at most 22: BEGIN, its settings, the privilege set, 10
  * catalog queries, 4 of a CDC job, 3 of the proof, COMMIT and the sync. */
 #define NC_MAX_STEPS 32
 typedef struct {
