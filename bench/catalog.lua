@@ -87,33 +87,29 @@ for _, size in ipairs(sizes) do
   end)
   -- What a one-off check (the CLI) pays: a new connection, so a new backend
   -- whose caches are cold.
-  local fresh = median_ms(function()
-    assert(neoconn.test(target, { timeout = 600 }).ok)
-  end)
-  local function on_new_connection(fn)
-    return median_ms(function()
+  local function test_all_fresh() assert(neoconn.test(target, { timeout = 600 }).ok) end
+  local function query_fresh(sql)
+    return function()
       local c = assert(neoconn.connect(target))
-      fn(c)
+      assert(c:query(sql, nil, long))
       c:close()
-    end)
+    end
   end
-  local fresh_neosync = on_new_connection(function(c) assert(c:query(NEOSYNC, nil, long)) end)
-  local fresh_floor = on_new_connection(function(c) assert(c:query(FLOOR, nil, long)) end)
-  local fresh_one = on_new_connection(function(c) assert(c:query("SELECT 1")) end)
+  local neosync_fresh, floor_fresh = query_fresh(NEOSYNC), query_fresh(FLOOR)
+  local fresh = median_ms(test_all_fresh)
+  local fresh_neosync = median_ms(neosync_fresh)
+  local fresh_floor = median_ms(floor_fresh)
+  local fresh_one = median_ms(query_fresh("SELECT 1"))
   local fresh_hundred = median_ms(function()
     assert(neoconn.test(target, { tables = hundred }).ok)
   end)
   fresh_lines[#fresh_lines + 1] = ("%-8d %12.1f %11.1f %9.1f %12.1f %9.1f %9.2f %10.2f %10.2f")
     :format(size, fresh, fresh_neosync, fresh_floor, fresh_hundred, fresh_one, fresh / fresh_neosync,
       fresh / fresh_floor, fresh_hundred / fresh_one)
-  -- The machine's busy CPU (every core, the server's workers too) per run,
-  -- each on a new connection: wall time can be no less than CPU / cores.
+  -- The machine's busy CPU (every core, the server's workers too) per run
+  -- of the same three: wall time can be no less than CPU / cores.
   local cpu = {}
-  for _, case in ipairs({
-    function() assert(neoconn.test(target, { timeout = 600 }).ok) end,
-    function() local c = assert(neoconn.connect(target)); assert(c:query(NEOSYNC, nil, long)); c:close() end,
-    function() local c = assert(neoconn.connect(target)); assert(c:query(FLOOR, nil, long)); c:close() end,
-  }) do
+  for _, case in ipairs({ test_all_fresh, neosync_fresh, floor_fresh }) do
     local wall, busy, client, cores = cpu_ms(cpu_runs, case)
     if not wall then break end
     cpu[#cpu + 1] = { wall = wall, busy = busy, client = client, cores = cores }
