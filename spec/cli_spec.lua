@@ -4,20 +4,8 @@ local neoconn = require("neoconn")
 local pg = require("pg")
 local q = neoconn.quote_ident
 
-local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-
--- Runs bin/neoconn; returns exit code, stdout, stderr.
-local function neoconn_cli(args, env)
-  local out, err = os.tmpname(), os.tmpname()
-  local prefix = ""
-  for k, v in pairs(env or {}) do prefix = prefix .. k .. "=" .. shell_quote(v) .. " " end
-  local cmd = ("%s%s bin/neoconn %s >%s 2>%s"):format(prefix, pg.lua, args, out, err)
-  local code = pg.execute(cmd)
-  local stdout, stderr = pg.slurp(out), pg.slurp(err)
-  os.remove(out)
-  os.remove(err)
-  return code, stdout, stderr
-end
+local shell_quote = pg.shell_quote
+local neoconn_cli = pg.cli
 
 local function write_config(text)
   return pg.write_temp(text, ".lua")

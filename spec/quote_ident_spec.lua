@@ -4,7 +4,13 @@ local pg = require("pg")
 describe("neoconn.quote_ident", function()
   local names = { "users", "Users", "user", "select", "a b", 'say "hi"', "a.b", "ünïcødé",
     "日本", "_x1", "1abc", "x$y", "$x", "", "order", "public", "ALLCAPS", "with-dash",
-    "tab\tname", "trailing ", 'only"' }
+    "trailing ", 'only"' }
+  -- Names holding what must never be shown raw: quote_ident writes them
+  -- with Unicode escapes (U&"..."), where the server's quote_ident leaves
+  -- the bytes as they are.
+  local hidden = { "tab\tname", "a\rALTER ROLE x SUPERUSER;--", "line\nbreak", "esc\27[31mred",
+    "del\127", "bidi\u{202E}x", "c1\194\155", "back\\slash\r", 'q"uote\n' }
+  for c = 1, 31 do hidden[#hidden + 1] = "b" .. string.char(c) .. "e" end
 
   it("quotes exactly as PostgreSQL's quote_ident does", function()
     for _, name in ipairs(names) do
@@ -43,16 +49,33 @@ describe("neoconn.quote_ident", function()
     assert.are.equal("public.users", neoconn.quote_ident("public", "users"))
   end)
 
+  it("writes names holding control characters with Unicode escapes, never raw", function()
+    for _, name in ipairs(hidden) do
+      local q = neoconn.quote_ident(name)
+      assert.are.equal("U&\"", q:sub(1, 3), name)
+      assert.is_nil(q:find("[%c\127]"), q)
+      assert.are.equal(q, neoconn.printable(q))
+      assert.are.equal(name, pg.exec("SELECT $1::text AS n", { name })[1].n)
+    end
+    assert.are.equal('U&"a\\\\b\\000D"', neoconn.quote_ident("a\\b\r"))
+  end)
+
   it("produces names PostgreSQL reads back to the same object", function()
-    local schema = "Odd \"Schema\" ü"
+    local schema = "Odd \"Schema\" ü\r\n"
     pg.exec("CREATE SCHEMA IF NOT EXISTS " .. neoconn.quote_ident(schema))
-    for _, name in ipairs(names) do
+    local all = {}
+    for _, list in ipairs({ names, hidden }) do
+      for _, name in ipairs(list) do all[#all + 1] = name end
+    end
+    for _, name in ipairs(all) do
       if name ~= "" then
         local q = neoconn.quote_ident(schema, name)
-        pg.exec("CREATE TABLE IF NOT EXISTS " .. q .. " (id int)")
+        pg.exec("CREATE TABLE IF NOT EXISTS " .. q .. " (id int); TRUNCATE " .. q
+          .. "; INSERT INTO " .. q .. " VALUES (1)")
         local rows = pg.exec("SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n"
-          .. " ON n.oid = c.relnamespace WHERE c.oid = $1::regclass", { q })
+          .. " ON n.oid = c.relnamespace WHERE c.oid = (SELECT tableoid FROM " .. q .. ")")
         assert.are.same({ nspname = schema, relname = name }, rows[1])
+        assert.are.same({ schema, name }, { neoconn.parse_name(q) })
       end
     end
   end)
@@ -80,7 +103,8 @@ describe("neoconn.parse_name", function()
   end)
 
   it("explains malformed names", function()
-    for _, bad in ipairs({ "", "a.", '"open', "a.b.c", 'a"b', '""' }) do
+    for _, bad in ipairs({ "", "a.", '"open', "a.b.c", 'a"b', '""', 'U&"\\00"', 'U&"\\zzzz"',
+      'U&"\\D800"', 'U&"a\\"', 'U&"\\0000"' }) do
       local schema, name, err = neoconn.parse_name(bad)
       assert.is_nil(schema)
       assert.is_nil(name)

@@ -12,30 +12,6 @@ const char *const nc_stage_names[NC_STAGE_COUNT] = {
   "config", "connect", "tls", "authenticate", "session", "introspect", "query"
 };
 
-char *nc_strdup(const char *s)
-{
-  char *copy;
-  size_t n;
-  if (s == NULL)
-    return NULL;
-  n = strlen(s) + 1;
-  copy = (char *)malloc(n);
-  if (copy != NULL)
-    memcpy(copy, s, n);
-  return copy;
-}
-
-void nc_free_secret(char **secret)
-{
-  if (*secret != NULL) {
-    volatile char *p = *secret;
-    while (*p != '\0')
-      *p++ = '\0';
-    free(*secret);
-    *secret = NULL;
-  }
-}
-
 static void set_text(char **dst, char *owned)
 {
   free(*dst);
@@ -48,56 +24,12 @@ void nc_error_free(nc_error *e)
   set_text(&e->hint, NULL);
 }
 
-/* A heap string from a printf format, however long. */
-static char *vformat(const char *fmt, va_list ap)
-{
-  va_list copy;
-  int n;
-  char *out;
-  va_copy(copy, ap);
-  n = vsnprintf(NULL, 0, fmt, copy);
-  va_end(copy);
-  if (n < 0 || (out = (char *)malloc((size_t)n + 1)) == NULL)
-    return NULL;
-  vsnprintf(out, (size_t)n + 1, fmt, ap);
-  return out;
-}
-
 static void set_hintf(nc_error *e, const char *fmt, ...)
 {
   va_list ap;
   va_start(ap, fmt);
-  set_text(&e->hint, vformat(fmt, ap));
+  set_text(&e->hint, nc_vformat(fmt, ap));
   va_end(ap);
-}
-
-/* One line: runs of white space holding a line break become one space
- * (libpq's "\n\t" continuation lines); trailing white space goes. */
-static char *one_line(const char *message)
-{
-  char *out = nc_strdup(message != NULL ? message : ""), *w;
-  const char *r;
-  if (out == NULL)
-    return NULL;
-  for (r = w = out; *r != '\0';) {
-    if (*r == '\n' || *r == '\r' || *r == '\t' || *r == ' ') {
-      const char *run = r;
-      int newline = 0;
-      while (*r == '\n' || *r == '\r' || *r == '\t' || *r == ' ')
-        newline |= (*r++ != ' ');
-      if (newline)
-        *w++ = ' ';
-      else
-        while (run < r)
-          *w++ = *run++;
-    } else {
-      *w++ = *r++;
-    }
-  }
-  while (w > out && w[-1] == ' ')
-    w--;
-  *w = '\0';
-  return out;
 }
 
 void nc_error_set(nc_error *e, const char *code, nc_stage stage, const char *message)
@@ -107,14 +39,14 @@ void nc_error_set(nc_error *e, const char *code, nc_stage stage, const char *mes
   e->sqlstate[0] = '\0';
   e->pooler = 0;
   set_text(&e->hint, NULL);
-  set_text(&e->message, one_line(message));
+  set_text(&e->message, nc_one_line(message));
 }
 
 static void set_messagef(nc_error *e, const char *fmt, ...)
 {
   va_list ap;
   va_start(ap, fmt);
-  set_text(&e->message, vformat(fmt, ap));
+  set_text(&e->message, nc_vformat(fmt, ap));
   va_end(ap);
 }
 
@@ -194,7 +126,7 @@ static void tidy_server_message(nc_error *e, const char *raw)
     used += len;
   }
   free(lines);
-  set_text(&e->message, one_line(out));
+  set_text(&e->message, nc_one_line(out));
   free(out);
 }
 
@@ -210,7 +142,7 @@ static char *quoted(const char *name)
   char *buf;
   if (len == 0)
     return nc_strdup("<name>");
-  if ((buf = (char *)malloc(2 * len + 3)) != NULL)
+  if ((buf = (char *)malloc(nc_quote_ident(NULL, name, len) + 1)) != NULL)
     buf[nc_quote_ident(buf, name, len)] = '\0';
   return buf;
 }
@@ -586,57 +518,6 @@ void nc_classify_query_failure(nc_error *e, const PGresult *res, PGconn *pg, int
   }
 }
 
-/* Replaces every occurrence of the secret, the password part of URLs
- * (scheme://user:secret@) and password=... in key/value text. */
-static void scrub(char *s, const char *secret)
-{
-  size_t slen = secret != NULL ? strlen(secret) : 0;
-  char *p;
-  if (slen >= 3) {
-    for (p = strstr(s, secret); p != NULL; p = strstr(p + slen, secret))
-      memset(p, '*', slen);
-  }
-  for (p = strstr(s, "://"); p != NULL; p = strstr(p + 3, "://")) {
-    char *start = p + 3, *q = start, *colon = NULL;
-    while (*q != '\0' && *q != '@' && *q != '/' && *q != ' ' && *q != '"') {
-      if (*q == ':' && colon == NULL)
-        colon = q;
-      q++;
-    }
-    if (*q == '@' && colon != NULL)
-      memset(colon + 1, '*', (size_t)(q - colon - 1));
-  }
-  for (p = strstr(s, "password="); p != NULL; p = strstr(p + 9, "password=")) {
-    char *q = p + 9;
-    char quote = (*q == '\'') ? '\'' : 0;
-    if (quote)
-      q++;
-    while (*q != '\0' && (quote ? *q != quote : (*q != ' ' && *q != '&' && *q != '"')))
-      *q++ = '*';
-  }
-}
-
-void nc_push_redacted(lua_State *L, const char *text, const char *secret)
-{
-  size_t len = text != NULL ? strlen(text) : 0;
-  char *buf = (char *)nc_newuserdata(L, len + 1);
-  memcpy(buf, text != NULL ? text : "", len + 1);
-  scrub(buf, secret);
-  lua_pushlstring(L, buf, len);
-  lua_remove(L, -2);
-}
-
-/* neoconn.redact(text [, secret]) -> text with secrets masked: the same
- * redaction every error message gets, for Lua code (rules' settings). */
-int nc_l_redact(lua_State *L)
-{
-  size_t len;
-  const char *text = nc_check_text(L, 1, "text", &len);
-  const char *secret = lua_isnoneornil(L, 2) ? NULL : nc_check_text(L, 2, "secret", NULL);
-  nc_push_redacted(L, text, secret);
-  return 1;
-}
-
 /* err.tried: every server libpq tried, in order ("host:port" or the
  * socket), read from its message: one attempt per "connection to server"
  * clause, which libpq writes for each host of a list. */
@@ -675,6 +556,18 @@ static void push_tried(lua_State *L, const char *message)
   }
 }
 
+/* A message or hint as people see it: secrets masked, then in the
+ * printable form (a name the server echoes may hold any byte). */
+static void push_shown(lua_State *L, const char *text, const char *secret)
+{
+  size_t len;
+  const char *redacted;
+  nc_push_redacted(L, text, secret);
+  redacted = lua_tolstring(L, -1, &len);
+  nc_push_printable(L, redacted, len);
+  lua_remove(L, -2);
+}
+
 void nc_push_error(lua_State *L, const nc_error *e, const char *secret)
 {
   lua_createtable(L, 0, 5);
@@ -682,9 +575,9 @@ void nc_push_error(lua_State *L, const nc_error *e, const char *secret)
   lua_setfield(L, -2, "code");
   lua_pushstring(L, nc_stage_names[e->stage]);
   lua_setfield(L, -2, "stage");
-  nc_push_redacted(L, e->message, secret);
+  push_shown(L, e->message, secret);
   lua_setfield(L, -2, "message");
-  nc_push_redacted(L, e->hint, secret);
+  push_shown(L, e->hint, secret);
   lua_setfield(L, -2, "hint");
   if (e->stage != NC_STAGE_QUERY && e->stage != NC_STAGE_INTROSPECT && e->message != NULL
       && strstr(e->message, "connection to server ") != NULL) {

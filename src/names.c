@@ -4,13 +4,68 @@
 #include <string.h>
 #include "neoconn.h"
 
-/* Reads one identifier at *p into the buffer; returns NULL or an error. */
+static int hex_value(char ch)
+{
+  if (ch >= '0' && ch <= '9')
+    return ch - '0';
+  if (ch >= 'a' && ch <= 'f')
+    return ch - 'a' + 10;
+  if (ch >= 'A' && ch <= 'F')
+    return ch - 'A' + 10;
+  return -1;
+}
+
+/* Reads a Unicode escape after the backslash at *s (XXXX or +XXXXXX, as
+ * in U&"..."), adds the character as UTF-8; returns NULL or an error. */
+static const char *add_escape(luaL_Buffer *b, const char **s)
+{
+  const char *p = *s + 1;
+  int digits = 4, i;
+  unsigned long cp = 0;
+  if (*p == '+') {
+    digits = 6;
+    p++;
+  }
+  for (i = 0; i < digits; i++) {
+    int v = hex_value(p[i]);
+    if (v < 0)
+      return "invalid Unicode escape (\\XXXX or \\+XXXXXX)";
+    cp = cp * 16 + (unsigned long)v;
+  }
+  if (cp == 0 || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+    return "invalid Unicode escape value";
+  if (cp < 0x80) {
+    luaL_addchar(b, (char)cp);
+  } else if (cp < 0x800) {
+    luaL_addchar(b, (char)(0xC0 | (cp >> 6)));
+    luaL_addchar(b, (char)(0x80 | (cp & 0x3F)));
+  } else if (cp < 0x10000) {
+    luaL_addchar(b, (char)(0xE0 | (cp >> 12)));
+    luaL_addchar(b, (char)(0x80 | ((cp >> 6) & 0x3F)));
+    luaL_addchar(b, (char)(0x80 | (cp & 0x3F)));
+  } else {
+    luaL_addchar(b, (char)(0xF0 | (cp >> 18)));
+    luaL_addchar(b, (char)(0x80 | ((cp >> 12) & 0x3F)));
+    luaL_addchar(b, (char)(0x80 | ((cp >> 6) & 0x3F)));
+    luaL_addchar(b, (char)(0x80 | (cp & 0x3F)));
+  }
+  *s = p + digits;
+  return NULL;
+}
+
+/* Reads one identifier at *p into the buffer; returns NULL or an error.
+ * A quoted one may be written with Unicode escapes, U&"a\000Db", as
+ * quote_ident writes names holding control characters. */
 static const char *read_part(lua_State *L, const char **p)
 {
-  const char *s = *p;
+  const char *s = *p, *err;
+  int unicode = (s[0] == 'U' || s[0] == 'u') && s[1] == '&' && s[2] == '"';
   luaL_Buffer b;
   luaL_buffinit(L, &b);
+  if (unicode)
+    s += 2;
   if (*s == '"') {
+    const char *open = s;
     s++;
     for (;;) {
       if (*s == '\0')
@@ -19,11 +74,17 @@ static const char *read_part(lua_State *L, const char **p)
         if (s[1] != '"')
           break;
         s++;
+      } else if (unicode && *s == '\\' && s[1] != '\\') {
+        if ((err = add_escape(&b, &s)) != NULL)
+          return err;
+        continue;
+      } else if (unicode && *s == '\\') {
+        s++;
       }
       luaL_addchar(&b, *s++);
     }
     s++;
-    if (s - *p == 2)
+    if (s - open == 2)
       return "zero-length quoted identifier";
   } else {
     const char *start = s;

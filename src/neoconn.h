@@ -3,6 +3,7 @@
 #ifndef NEOCONN_H
 #define NEOCONN_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <libpq-fe.h>
 #include "compat.h"
@@ -157,20 +158,46 @@ NC_PRIVATE int nc_wait_fd(int fd, int mode, double deadline);
 /* ident.c */
 NC_PRIVATE size_t nc_quote_ident(char *out, const char *s, size_t len);
 NC_PRIVATE int nc_l_quote_ident(lua_State *L);
+NC_PRIVATE int nc_l_quote_literal(lua_State *L);
 
 /* names.c */
 NC_PRIVATE const char *nc_parse_qualified(lua_State *L, const char *s);
 NC_PRIVATE int nc_l_parse_name(lua_State *L);
 
-/* errors.c */
-NC_PRIVATE void nc_error_set(nc_error *e, const char *code, nc_stage stage, const char *message);
-NC_PRIVATE void nc_error_free(nc_error *e);
-NC_PRIVATE char *nc_strdup(const char *s); /* NULL for NULL; aborts on no memory */
+/* args.c: a string argument (numbers convert, as Lua's own do), its error
+ * naming it: "bad argument #2 to 'query' (sql: string expected, got nil)";
+ * nc_check_text also refuses a zero byte (C would cut the text there):
+ * "sql: contains a zero byte". */
+NC_PRIVATE const char *nc_check_string(lua_State *L, int idx, const char *name, size_t *len);
+NC_PRIVATE const char *nc_check_text(lua_State *L, int idx, const char *name, size_t *len);
+
+/* text.c: heap strings, secrets, and untrusted text made fit to show. */
+NC_PRIVATE char *nc_strdup(const char *s); /* NULL for NULL or no memory */
 NC_PRIVATE void nc_free_secret(char **secret); /* zeroes it first */
+NC_PRIVATE char *nc_vformat(const char *fmt, va_list ap); /* a heap string, however long */
+/* One line: runs of white space holding a line break become one space
+ * (libpq's "\n\t" continuation lines); trailing white space goes. */
+NC_PRIVATE char *nc_one_line(const char *message);
+/* What the character at s (len bytes left) is, its length *n and code
+ * point *cp: plain (shown as itself), control (C0, DEL, C1 and invisible
+ * or direction-changing code points: never shown raw), or a byte that is
+ * not UTF-8. The printable form and quote_ident agree through it. */
+typedef enum { NC_CHAR_PLAIN, NC_CHAR_CONTROL, NC_CHAR_INVALID } nc_char_kind;
+NC_PRIVATE nc_char_kind nc_char_at(const char *s, size_t len, size_t *n, unsigned long *cp);
+/* The one printable form of text shown to people (messages, hints, the
+ * human report, SQL comments): every character that is not plain escaped
+ * (\n, \r, \t, \x1B, \u{202E}). */
+NC_PRIVATE void nc_add_printable(luaL_Buffer *b, const char *s, size_t len);
+NC_PRIVATE void nc_push_printable(lua_State *L, const char *s, size_t len);
+NC_PRIVATE int nc_l_printable(lua_State *L); /* neoconn.printable(text) */
 /* The one redactor: text with every occurrence of the secret (when given),
  * URL passwords (scheme://user:SECRET@) and password=... values masked. */
 NC_PRIVATE void nc_push_redacted(lua_State *L, const char *text, const char *secret);
 NC_PRIVATE int nc_l_redact(lua_State *L); /* neoconn.redact(text [, secret]) */
+
+/* errors.c */
+NC_PRIVATE void nc_error_set(nc_error *e, const char *code, nc_stage stage, const char *message);
+NC_PRIVATE void nc_error_free(nc_error *e);
 NC_PRIVATE void nc_config_error(nc_error *e, const char *message); /* invalid_config, its hint */
 NC_PRIVATE void nc_classify_connect_failure(nc_conn *c, const char *libpq_message, int timed_out);
 NC_PRIVATE void nc_classify_query_failure(nc_error *e, const PGresult *res, PGconn *pg, int timed_out,
@@ -201,12 +228,6 @@ NC_PRIVATE void nc_release_test(lua_State *L, nc_conn *c); /* drops the test's L
 NC_PRIVATE void nc_register_conn(lua_State *L);
 NC_PRIVATE void nc_register_connect(lua_State *L); /* into the module table on top */
 NC_PRIVATE double nc_opt_timeout(lua_State *L, int opts, const char *fname);
-/* A string argument (numbers convert, as Lua's own do), its error naming
- * it: "bad argument #2 to 'query' (sql: string expected, got nil)". */
-NC_PRIVATE const char *nc_check_string(lua_State *L, int idx, const char *name, size_t *len);
-/* The same, refusing a zero byte (C would cut the text there): "sql:
- * contains a zero byte". */
-NC_PRIVATE const char *nc_check_text(lua_State *L, int idx, const char *name, size_t *len);
 
 /* box.c: GC-owned holders for libpq allocations (see box.c). */
 /* take: the next result of pg (NULL at a query's end), in a box pushed on

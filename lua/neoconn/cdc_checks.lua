@@ -53,8 +53,10 @@ function checks.replication_role(ctx, need)
   local groups = role.groups_with_replication or {}
   local message = ("role %s lacks REPLICATION"):format(q(role.name or ctx.role))
   if #groups > 0 then
+    local quoted = {}
+    for i, g in ipairs(groups) do quoted[i] = q(g) end
     message = message .. (" (it belongs to %s, which has it, but the attribute is not inherited)")
-      :format(table.concat(groups, ", "))
+      :format(table.concat(quoted, ", "))
   end
   ctx.error({ object_type = "role", name = role.name or ctx.role, missing = { "REPLICATION" },
     message = message .. ": " .. need.reason,
@@ -98,7 +100,7 @@ function checks.replication_slot(ctx, need)
   end
   local slot = replication(ctx).slot
   local function refuse(why, fix)
-    ctx.error({ object_type = "slot", name = name, message = ("slot %s %s"):format(name, why),
+    ctx.error({ object_type = "slot", name = name, message = ("slot %s %s"):format(q(name), why),
       fix = fix })
   end
   local recreate = ("SELECT pg_drop_replication_slot(%s);\n"
@@ -106,17 +108,17 @@ function checks.replication_slot(ctx, need)
   if slot == nil then
     if free_slot(ctx, need) then
       ctx.warn({ object_type = "slot", name = name,
-        message = ("slot %s does not exist: the job has to create it"):format(name),
+        message = ("slot %s does not exist: the job has to create it"):format(q(name)),
         fix = ("SELECT pg_create_logical_replication_slot(%s, 'pgoutput');"):format(literal(name)) })
     end
   elseif slot.type ~= "logical" then
     refuse("is a physical slot: " .. need.reason, recreate)
   elseif slot.plugin ~= "pgoutput" then
-    refuse(("was created with plugin %s, the job decodes with pgoutput"):format(tostring(slot.plugin)),
+    refuse(("was created with plugin %s, the job decodes with pgoutput"):format(q(slot.plugin)),
       recreate)
   elseif not slot.same_database then
     refuse(("belongs to database %s: a logical slot decodes only its own database")
-      :format(tostring(slot.database)), comment("connect to database " .. tostring(slot.database)
+      :format(q(slot.database)), comment("connect to database " .. q(slot.database)
         .. ", or create a slot here: SELECT pg_create_logical_replication_slot(<name>, 'pgoutput');"))
   elseif slot.invalidation_reason or slot.conflicting or slot.wal_status == "lost" then
     refuse(("is invalidated (%s): it can no longer be read")
@@ -183,8 +185,10 @@ function checks.publication(ctx, need)
       refuse(("not in publication %s: its changes never reach the job"):format(q(name)))
     end
     if t.unpublished_columns and #t.unpublished_columns > 0 then
+      local columns = {}
+      for i, c in ipairs(t.unpublished_columns) do columns[i] = q(c) end
       refuse(("publication %s's column list leaves out %s: those columns never reach the job")
-        :format(q(name), table.concat(t.unpublished_columns, ", ")))
+        :format(q(name), table.concat(columns, ", ")))
     end
     if t.row_filter then
       refuse(("publication %s has a row filter on the table (WHERE %s): changes to other rows "
@@ -211,7 +215,7 @@ function checks.sequences_not_replicated(ctx, need)
     if owner and ctx.table(owner.schema, owner.table) then
       ctx.warn({ object_type = "sequence", schema = s.schema, name = s.name,
         message = ("owned by %s: %s"):format(q(owner.schema, owner.table), need.reason),
-        fix = ("SELECT setval(%s, <the source's value>);"):format(literal(q(s.schema, s.name))) })
+        fix = ("SELECT setval(%s, <the source's value>);"):format(fix_sql.regclass(s.schema, s.name)) })
     end
   end
 end

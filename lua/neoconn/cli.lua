@@ -225,7 +225,8 @@ local function emit_results(results, options, out, env, fix_file)
     local ok, err = fix_file:write(report.fix_sql(results))
     local closed, close_err = fix_file:close()
     if not ok or not closed then
-      out.stderr:write("neoconn: --fix-sql ", options["fix-sql"], ": ", tostring(err or close_err), "\n")
+      out.stderr:write("neoconn: ", neoconn.printable("--fix-sql " .. options["fix-sql"] .. ": "
+        .. tostring(err or close_err)), "\n")
       return report.EXIT_USAGE
     end
   end
@@ -237,7 +238,7 @@ local function run_check(parsed, out, env)
   local path = parsed.positional[1] or "neoconn.lua"
   local cfg, err = config.load_file(path, { getenv = env })
   if not cfg then
-    out.stderr:write("neoconn: ", err, "\n")
+    out.stderr:write("neoconn: ", neoconn.printable(err), "\n")
     return report.EXIT_USAGE
   end
   local selected = cfg.connections
@@ -263,7 +264,8 @@ local function run_check(parsed, out, env)
     on_result = function(_, result)
       done = done + 1
       if progress then
-        out.stderr:write(("\rchecked %d/%d: %s\27[K"):format(done, #selected, result.name))
+        out.stderr:write(("\rchecked %d/%d: %s\27[K"):format(done, #selected,
+          neoconn.printable(result.name)))
       end
     end })
   if progress then out.stderr:write("\r\27[K") end
@@ -355,7 +357,7 @@ function cli.main(args, out, env)
   end)
   if ok then return result end
   if type(result) == "table" and result.usage then
-    out.stderr:write("neoconn: ", result.usage, "\n", "run neoconn --help for usage\n")
+    out.stderr:write("neoconn: ", neoconn.printable(result.usage), "\n", "run neoconn --help for usage\n")
     return report.EXIT_USAGE
   end
   error(result, 0)

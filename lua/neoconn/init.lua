@@ -15,7 +15,11 @@ local neoconn = {
   -- a publication); names in a list
   limits = core.limits,
   quote_ident = core.quote_ident,
+  quote_literal = core.quote_literal,
   redact = core.redact, -- the redaction every error message gets
+  -- untrusted text as it may be shown to people: no control character,
+  -- escape sequence or line break left raw
+  printable = core.printable,
   parse_name = core.parse_name,
   clock = core.clock, -- monotonic seconds
   -- One step at a time, for your own event loop.

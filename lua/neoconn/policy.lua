@@ -5,6 +5,7 @@
 local neoconn = require("neoconn")
 local sandbox = require("neoconn.sandbox")
 local q = neoconn.quote_ident
+local printable = neoconn.printable
 
 local policy = {}
 
@@ -31,7 +32,8 @@ function policy.grant(privileges, object_type, schema, name, role, arguments)
   return ("GRANT %s ON %s TO %s;"):format(table.concat(privileges, ", "), on, q(role))
 end
 
-local comment = require("neoconn.fix_sql").comment
+local fix_sql = require("neoconn.fix_sql")
+local comment = fix_sql.comment
 
 local function is_local(host)
   return host == nil or host == "" or host:sub(1, 1) == "/" or host == "localhost"
@@ -83,6 +85,8 @@ local function new_context(report, settings, emit)
     settings = without_secrets(settings),
     role = role,
     quote = q,
+    literal = fix_sql.literal,
+    comment = comment,
   }
   function ctx.table(schema, name) return tables[schema .. "\0" .. name] end
   function ctx.schema(name) return schemas[name] end
@@ -542,6 +546,11 @@ function policy.summarize(report, settings, findings, deferred)
   local ok = true
   for _, f in ipairs(findings) do
     if f.level == "error" then ok = false end
+    -- What reaches people and the script: one line of message, and a fix
+    -- with no control character but its line breaks (names and server
+    -- text may hold any byte).
+    f.message = printable(f.message)
+    if f.fix then f.fix = fix_sql.script(f.fix) end
     -- A warning's fix is a suggestion: it stays a comment, so running the
     -- script grants exactly what the job needs.
     local fix = f.fix
@@ -559,12 +568,12 @@ function policy.summarize(report, settings, findings, deferred)
     tables[i] = { schema = t.schema, name = t.name, usable = usable[key], proof = t.proof or "catalog",
       blocked_by = blocked_by[key] }
   end
-  local fix_sql = ""
+  local script = ""
   if #fixes > 0 then
-    fix_sql = ("-- neoconn: fixes for %s (%s, role %s)\n%s\n"):format(settings.name, settings.kind,
-      report.session.user, table.concat(fixes, "\n"))
+    script = comment(("neoconn: fixes for %s (%s, role %s)"):format(settings.name, settings.kind,
+      q(report.session.user))) .. "\n" .. table.concat(fixes, "\n") .. "\n"
   end
-  return { ok = ok, findings = findings, fix_sql = fix_sql, usable = usable, tables = tables }
+  return { ok = ok, findings = findings, fix_sql = script, usable = usable, tables = tables }
 end
 
 return policy

@@ -5,6 +5,13 @@ local json = require("dkjson")
 
 local report = {}
 
+-- Every text a person reads goes through this: names, messages and hints
+-- may hold any byte a server or a config gave (line breaks, carriage
+-- returns, terminal escapes).
+local function shown(text)
+  return neoconn.printable(tostring(text))
+end
+
 --- Exit codes of the command-line tool.
 report.EXIT_OK = 0            -- every connection passes
 report.EXIT_FINDINGS = 1      -- a permission or policy error
@@ -44,7 +51,7 @@ local function stage_line(stages, paint)
   local parts = {}
   for _, s in ipairs(stages or {}) do
     local state = s.skipped and "not used" or (s.ok and "ok" or "FAILED")
-    local text = ("%s %s %.1f ms"):format(s.name, state, s.ms)
+    local text = ("%s %s %.1f ms"):format(shown(s.name), state, s.ms)
     if not s.ok then text = paint("red", text) end
     parts[#parts + 1] = text
   end
@@ -70,11 +77,12 @@ function report.human(results, opts)
     if i > 1 then say("") end
     local verdict = r.error and paint("red", "NOT TESTED") or
       (r.ok and paint("green", "PASS") or paint("red", "FAIL"))
-    say(paint("bold", r.name), " (", r.kind, "): ", verdict)
+    say(paint("bold", shown(r.name)), " (", shown(r.kind), "): ", verdict)
     say("  ", stage_line(r.stages, paint))
     if r.error then
-      say("  ", paint("red", r.error.code), " at ", r.error.stage, ": ", r.error.message)
-      say("  hint: ", r.error.hint)
+      say("  ", paint("red", shown(r.error.code)), " at ", shown(r.error.stage), ": ",
+        shown(r.error.message))
+      say("  hint: ", shown(r.error.hint))
     else
       local usable, blocked, proven = count_usable(r)
       local proof = proven == usable + blocked and "all proven by the executor"
@@ -85,16 +93,16 @@ function report.human(results, opts)
       for _, f in ipairs(r.findings) do
         local label = object_label(f)
         if label ~= last then
-          say("  ", label)
+          say("  ", shown(label))
           last = label
         end
         local level = f.level == "error" and paint("red", "error") or paint("yellow", "warning")
         local missing = #f.missing > 0 and (" missing " .. table.concat(f.missing, ", ") .. ":") or ""
-        say("    ", level, missing, " ", f.message, paint("dim", " [" .. f.rule .. "]"))
+        say("    ", level, shown(missing), " ", shown(f.message), paint("dim", " [" .. shown(f.rule) .. "]"))
       end
       if r.fix_sql ~= "" then
         say("  fix (run as an administrator):")
-        for line in r.fix_sql:gmatch("[^\n]+") do say("    ", line) end
+        for line in r.fix_sql:gmatch("[^\n]+") do say("    ", shown(line)) end
       end
     end
   end

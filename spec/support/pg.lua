@@ -161,6 +161,50 @@ function pg.execute(cmd)
   return code or (a and 0 or 1)
 end
 
+local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+pg.shell_quote = shell_quote
+
+--- Runs bin/neoconn with the specs' interpreter; returns its exit code,
+-- standard output and standard error. vars: environment variables to set.
+function pg.cli(args, vars)
+  local out, err = os.tmpname(), os.tmpname()
+  local prefix = ""
+  for k, v in pairs(vars or {}) do prefix = prefix .. k .. "=" .. shell_quote(v) .. " " end
+  local code = pg.execute(("%s%s bin/neoconn %s >%s 2>%s"):format(prefix, pg.lua, args, out, err))
+  local stdout, stderr = pg.slurp(out), pg.slurp(err)
+  os.remove(out)
+  os.remove(err)
+  return code, stdout, stderr
+end
+
+--- Debian's psql (the client the README tells users to apply scripts with).
+pg.psql = "/usr/lib/postgresql/15/bin/psql"
+
+--- Applies an SQL script file with psql as the superuser, stopping at the
+-- first error; returns psql's exit code, every statement psql sent to the
+-- server (its echo, one string each), and its standard error.
+function pg.psql_apply(path, dbname)
+  local echo, err = os.tmpname(), os.tmpname()
+  local code = pg.execute(("%s -X -q -v ON_ERROR_STOP=1 -e -o /dev/null -h %s -p %s -U %s -d %s -f %s"
+    .. " >%s 2>%s"):format(pg.psql, shell_quote(pg.socket), pg.port, shell_quote(pg.admin_user),
+    shell_quote(dbname or pg.dbname), shell_quote(path), echo, err))
+  local sent, text = {}, pg.slurp(echo) or ""
+  for line in text:gmatch("[^\n]+") do sent[#sent + 1] = line end
+  local stderr = pg.slurp(err)
+  os.remove(echo)
+  os.remove(err)
+  return code, sent, stderr
+end
+
+--- The statements of a fix script: its lines that are not comments.
+function pg.script_statements(sql)
+  local list = {}
+  for line in sql:gmatch("[^\n]+") do
+    if not line:match("^%-%-") then list[#list + 1] = line end
+  end
+  return list
+end
+
 --- A copy of a report without its timings (every field named ms), to
 -- compare reports of the same test made at different times.
 function pg.without_timings(v)
