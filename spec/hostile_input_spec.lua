@@ -161,6 +161,33 @@ describe("secrets", function()
     end
   end)
 
+  it("never echo a piece of a URL password holding an unencoded @, / or :", function()
+    for _, password in ipairs({ "Zq7@Secr3tXy", "Zq7/Secr3tXy", "Zq7@Secr3t:Xy", "Zq7/Secr3t?Xy@w",
+      "123/Secr3tXy" }) do
+      for _, template in ipairs({ "postgresql://sync_src:%s@%s:%s/app", "postgres://sync_src:%s@%s:%s" }) do
+        local url = template:format(password, pg.host, pg.port)
+        local conn, err = neoconn.connect(url, { timeout = 2 })
+        assert.is_nil(conn)
+        assert.are.same({ "invalid_config", "config" }, { err.code, err.stage }, tostring(err))
+        assert.truthy(err.hint:find("%40", 1, true), err.hint)
+        local report = neoconn.test(url, { timeout = 2 })
+        for _, text in ipairs({ tostring(err), report.error.message, report.error.hint }) do
+          for _, piece in ipairs({ "Zq7", "Secr3t", "Xy", "123" }) do
+            assert.is_nil(text:find(piece, 1, true), text)
+          end
+        end
+      end
+    end
+    -- A URL whose user information holds none of them still connects, and
+    -- an @ in its query is no password's.
+    local user, password = pg.login_role("urlat")
+    for _, url in ipairs({ ("postgresql://%s:%s@%s:%s/%s?application_name=a@b"):format(user, password,
+      pg.host, pg.port, pg.dbname), ("postgresql://%s:%s/%s?user=%s&password=%s&application_name=x@y")
+      :format(pg.host, pg.port, pg.dbname, user, password) }) do
+      assert(neoconn.connect(url)):close()
+    end
+  end)
+
   it("scrub a password of any length", function()
     local secret = string.rep("Long-S3cret-", 40)
     local text = neoconn.redact("it was " .. secret .. " and postgresql://u:" .. secret .. "@h/db", secret)

@@ -30,43 +30,96 @@ static int in_list(const char *s, const char *const *list)
   return 0;
 }
 
-/* Where a password may start in a connection string (its user info in a
- * URL, or a password= value), or NULL. */
-static const char *password_part(const char *raw)
+/* Where a URL's text after "://" begins, or NULL for a key=value string. */
+static const char *url_rest(const char *raw)
 {
-  const char *scheme = strstr(raw, "://"), *kv = strstr(raw, "password");
-  const char *from = NULL;
-  if (scheme != NULL) {
-    const char *p = scheme + 3;
-    while (*p != '\0' && *p != '@' && *p != '/' && *p != ':')
-      p++;
-    if (*p == ':' && strchr(p, '@') != NULL)
-      from = p + 1;
-  }
-  if (kv != NULL && (from == NULL || kv < from))
-    from = kv;
-  return from;
+  if (strncmp(raw, "postgresql://", 13) == 0)
+    return raw + 13;
+  if (strncmp(raw, "postgres://", 11) == 0)
+    return raw + 11;
+  return NULL;
 }
 
-/* libpq's parse error, with every "quoted" token that comes from the
- * password part of the string masked: the password is not known yet. */
+/* Whether the user information of a URL holds an unencoded '@' or '/', read
+ * as libpq reads it: the user information ends at the first '@' unless a
+ * '/' comes first, and the host ends at '/' or '?'. A password holding one
+ * (postgresql://u:a@b@host, u:a/b@host) moves part of itself into the host,
+ * port or database, where a message would show it; an '@' left in the host,
+ * or an '@' before the query in a URL libpq found no user information in,
+ * says so. (A database name holding a raw '@' is refused too: encoded as
+ * %40 it works.) */
+static int url_userinfo_broken(const char *rest)
+{
+  const char *p = rest, *host, *query = strchr(rest, '?');
+  while (*p != '\0' && *p != '@' && *p != '/')
+    p++;
+  if (*p != '@') {
+    const char *at = strchr(rest, '@');
+    return at != NULL && (query == NULL || at < query);
+  }
+  for (host = p + 1; *host != '\0' && *host != '/' && *host != '?'; host++)
+    if (*host == '@')
+      return 1;
+  return 0;
+}
+
+/* The refusal of such a URL: it shows the scheme and what follows the last
+ * '@', never what lies between (a password's pieces). */
+static void refuse_url_userinfo(lua_State *L, const char *raw, const char *rest, nc_error *e)
+{
+  const char *last = strrchr(rest, '@');
+  lua_pushlstring(L, raw, (size_t)(rest - raw));
+  lua_pushfstring(L, "the URL %s***@%s has an unencoded @ or / in its user name or password: "
+                     "percent-encode them", lua_tostring(L, -1), last != NULL ? last + 1 : "");
+  nc_config_error(e, lua_tostring(L, -1));
+  lua_pop(L, 2);
+}
+
+/* The part of a connection string a password may be in, [*from, *to):
+ * in a URL everything from "://" to its last '@' (the user information,
+ * with whatever of the password an unencoded '@' or '/' moved further),
+ * in key=value text everything from "password" on. 0: none. */
+static int secret_part(const char *raw, const char **from, const char **to)
+{
+  const char *rest = url_rest(raw), *last;
+  if (rest != NULL) {
+    last = strrchr(rest, '@');
+    if (last == NULL)
+      return 0;
+    *from = rest;
+    *to = last;
+    return 1;
+  }
+  *from = strstr(raw, "password");
+  *to = raw + strlen(raw);
+  return *from != NULL;
+}
+
+/* Whether token (len bytes) occurs in raw overlapping [from, to). */
+static int overlaps(const char *token, size_t len, const char *raw, const char *from,
+                    const char *to)
+{
+  const char *p;
+  for (p = raw; *p != '\0' && p < to; p++)
+    if (strncmp(p, token, len) == 0 && p + len > from)
+      return 1;
+  return 0;
+}
+
+/* libpq's parse error, with every "quoted" token that comes from the part
+ * of the string a password may be in masked: the password is not known
+ * yet. */
 static void push_parse_error(lua_State *L, const char *errmsg, const char *raw)
 {
-  const char *secret_from = password_part(raw), *p;
+  const char *from = NULL, *to = NULL, *p;
+  int has_secret = secret_part(raw, &from, &to);
   luaL_Buffer b;
   luaL_buffinit(L, &b);
   for (p = errmsg; *p != '\0';) {
     const char *close = *p == '"' ? strchr(p + 1, '"') : NULL;
     if (close != NULL) {
       size_t len = (size_t)(close - p - 1);
-      char *token = (char *)malloc(len + 1);
-      int secret = 0;
-      if (token != NULL) {
-        memcpy(token, p + 1, len);
-        token[len] = '\0';
-        secret = secret_from != NULL && len > 0 && strstr(secret_from, token) != NULL;
-        free(token);
-      }
+      int secret = has_secret && len > 0 && overlaps(p + 1, len, raw, from, to);
       luaL_addchar(&b, '"');
       if (secret)
         luaL_addstring(&b, "***");
@@ -98,6 +151,10 @@ static int from_string(lua_State *L, int idx, int params, nc_error *e, int arg)
     lua_pop(L, 1);
     return 0;
   }
+  if (url_rest(raw) != NULL && url_userinfo_broken(url_rest(raw))) {
+    refuse_url_userinfo(L, raw, url_rest(raw), e);
+    return 0;
+  }
   box = nc_new_options_box(L);
   *box = PQconninfoParse(raw, &errmsg);
   if (*box == NULL) {
@@ -105,6 +162,8 @@ static int from_string(lua_State *L, int idx, int params, nc_error *e, int arg)
                      raw);
     PQfreemem(errmsg);
     nc_config_error(e, lua_tostring(L, -1));
+    if (url_rest(raw) != NULL && strchr(url_rest(raw), '@') != NULL)
+      nc_error_hint_for(e, "percent-encode"); /* the user information may be why */
     lua_pop(L, 2);
     return 0;
   }

@@ -163,6 +163,10 @@ static const char *config_hint(const char *message)
     return "sslmode is one of disable, allow, prefer, require, verify-ca, verify-full";
   if (strstr(m, "port") != NULL)
     return "port is an integer 1-65535 (a list of them for several hosts)";
+  if (strstr(m, "percent-encode") != NULL)
+    return "in a URL, write @ as %40, / as %2F and : as %3A in the user name and password "
+           "(a password p@ss/1 is written p%40ss%2F1), or give the password as a field of its "
+           "own (password = ..., or PGPASSWORD)";
   if (strstr(m, "regular file") != NULL)
     return "give the path of a regular file (not a FIFO, a device or a directory)";
   return "fix the connection settings: a postgresql:// URL, key=value pairs or a table of "
@@ -173,6 +177,11 @@ void nc_config_error(nc_error *e, const char *message)
 {
   nc_error_set(e, "invalid_config", NC_STAGE_CONFIG, message);
   set_text(&e->hint, nc_strdup(config_hint(message)));
+}
+
+void nc_error_hint_for(nc_error *e, const char *topic)
+{
+  set_text(&e->hint, nc_strdup(config_hint(topic)));
 }
 
 /* What pgbouncer answers a login with: FATAL, SQLSTATE 08P01 for every

@@ -199,6 +199,8 @@ NC_PRIVATE int nc_l_redact(lua_State *L); /* neoconn.redact(text [, secret]) */
 NC_PRIVATE void nc_error_set(nc_error *e, const char *code, nc_stage stage, const char *message);
 NC_PRIVATE void nc_error_free(nc_error *e);
 NC_PRIVATE void nc_config_error(nc_error *e, const char *message); /* invalid_config, its hint */
+/* The settings hint about a topic ("percent-encode", "port", ...). */
+NC_PRIVATE void nc_error_hint_for(nc_error *e, const char *topic);
 NC_PRIVATE void nc_classify_connect_failure(nc_conn *c, const char *libpq_message, int timed_out);
 NC_PRIVATE void nc_classify_query_failure(nc_error *e, const PGresult *res, PGconn *pg, int timed_out,
                                           nc_stage stage);
