@@ -200,21 +200,36 @@ describe("rules", function()
     end
   end
 
-  it("see settings without secrets, in a URL, a key=value string or a table", function()
-    local settings = settings_for(user, password, "source", schema)
-    settings.target = { url = ("postgresql://%s:%s@%s:%s/%s?password=%s"):format(user, password,
-      pg.host, pg.port, pg.dbname, password) }
-    local url = seen_by_rule(settings, function(ctx) return ctx.settings.target.url end)
-    assert.is_falsy(url:find(password, 1, true))
-    assert.truthy(url:find(user, 1, true))
-    for _, target in ipairs({ ("postgresql://%s:%s@%s:%s/%s"):format(user, password, pg.host, pg.port,
-      pg.dbname), ("host=%s port=%s user=%s password=%s dbname=%s"):format(pg.host, pg.port, user,
-      password, pg.dbname) }) do
-      settings = settings_for(user, password, "source", schema)
+  it("see the target as libpq reads it, never a password, however it is spelled", function()
+    -- Every spelling libpq accepts for a password: blanks around '=',
+    -- quotes, escapes, a repeated key (the last wins), a URL's user
+    -- information and its query, a field beside a url.
+    local host = ("host=%s port=%s user=%s dbname=%s "):format(pg.host, pg.port, user, pg.dbname)
+    local quoted = password:gsub("'", "\\'")
+    local targets = {
+      host .. "password = " .. password,
+      host .. "password= '" .. quoted .. "'",
+      host .. "password =\t'" .. password:sub(1, 4) .. "\\" .. password:sub(5) .. "'",
+      host .. "password=decoy-Pw-1 password=" .. password,
+      ("postgresql://%s:%s@%s:%s/%s"):format(user, password, pg.host, pg.port, pg.dbname),
+      ("postgresql://%s@%s:%s/%s?password=%s"):format(user, pg.host, pg.port, pg.dbname, password),
+      { url = ("postgresql://%s:%s@%s:%s/%s?sslpassword=%s"):format(user, password, pg.host, pg.port,
+        pg.dbname, password), password = password },
+    }
+    for _, target in ipairs(targets) do
+      local settings = settings_for(user, password, "source", schema)
       settings.target = target
-      local text = seen_by_rule(settings, function(ctx) return ctx.settings.target end)
+      local text = seen_by_rule(settings, function(ctx)
+        local keys = {}
+        for k, v in pairs(ctx.settings.target) do keys[#keys + 1] = k .. "=" .. v end
+        table.sort(keys)
+        return table.concat(keys, " ")
+      end)
       assert.is_falsy(text:find(password, 1, true), text)
-      assert.truthy(text:find(user, 1, true), text)
+      assert.is_falsy(text:find(password:sub(5), 1, true), text)
+      assert.is_falsy(text:find("decoy", 1, true), text)
+      assert.truthy(text:find("user=" .. user, 1, true), text)
+      assert.truthy(text:find("port=" .. pg.port, 1, true), text)
     end
   end)
 

@@ -329,3 +329,29 @@ int nc_push_params(lua_State *L, int idx, nc_error *e)
   }
   return validate(L, lua_gettop(L), e);
 }
+
+/* neoconn.target_settings(target) -> { keyword = value } | nil, err
+ * The settings a target gives libpq, as libpq itself parses a URL or a
+ * key=value string (quotes, escapes, blanks around '=', repeated keys: the
+ * last wins), the table's fields over its url: never a password or an
+ * sslpassword, however it was written. What custom rules see of a target. */
+int nc_l_target_settings(lua_State *L)
+{
+  static const char *const secrets[] = { "password", "sslpassword", "client_encoding" };
+  nc_error e;
+  size_t i;
+  memset(&e, 0, sizeof e);
+  luaL_checkany(L, 1);
+  lua_settop(L, 1);
+  if (!nc_push_params(L, 1, &e)) {
+    lua_pushnil(L);
+    nc_push_error(L, &e, NULL);
+    nc_error_free(&e);
+    return 2;
+  }
+  for (i = 0; i < sizeof secrets / sizeof secrets[0]; i++) {
+    lua_pushnil(L);
+    lua_setfield(L, -2, secrets[i]);
+  }
+  return 1;
+}

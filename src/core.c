@@ -78,6 +78,7 @@ __attribute__((visibility("default"))) int luaopen_neoconn_core(lua_State *L)
     { "redact", nc_l_redact },
     { "printable", nc_l_printable },
     { "parse_name", nc_l_parse_name },
+    { "target_settings", nc_l_target_settings },
     { "clock", l_clock },
     { "isatty", l_isatty },
     { "poll", l_poll },

@@ -209,6 +209,7 @@ NC_PRIVATE void nc_register_error_mt(lua_State *L);
 
 /* conninfo.c: pushes a table keyword -> string for a Lua target (arg idx). */
 NC_PRIVATE int nc_push_params(lua_State *L, int idx, nc_error *e);
+NC_PRIVATE int nc_l_target_settings(lua_State *L); /* neoconn.target_settings(target) */
 
 /* conn.c */
 NC_PRIVATE nc_conn *nc_check_conn(lua_State *L, int idx);

@@ -21,6 +21,8 @@ local neoconn = {
   -- escape sequence or line break left raw
   printable = core.printable,
   parse_name = core.parse_name,
+  -- a target's settings as libpq reads them, without any password
+  target_settings = core.target_settings,
   clock = core.clock, -- monotonic seconds
   -- One step at a time, for your own event loop.
   connect_start = core.connect_start,

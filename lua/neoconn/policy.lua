@@ -40,23 +40,16 @@ local function is_local(host)
     or host:match("^127%.") ~= nil or host == "::1"
 end
 
--- The connection's settings as rules see them: no password, in a field,
--- a URL or a key=value string (the core's one redactor).
+-- The connection's settings as rules see them: the target as libpq reads
+-- it (neoconn.target_settings: every keyword, from a URL, a key=value
+-- string or fields alike), never a password, whatever its spelling.
 local function without_secrets(settings)
   local copy = {}
   for k, v in pairs(settings) do copy[k] = v end
-  if type(settings.target) == "table" then
-    local secret = settings.target.password
-    copy.target = {}
-    for k, v in pairs(settings.target) do
-      if k ~= "password" and k ~= "sslpassword" then copy.target[k] = v end
-    end
-    if type(copy.target.url) == "string" then
-      copy.target.url = neoconn.redact(copy.target.url, type(secret) == "string" and secret or nil)
-    end
-  elseif type(settings.target) == "string" then
-    copy.target = neoconn.redact(settings.target)
-  end
+  -- A target the core refuses (none, for a report judged on its own) has
+  -- no settings to show.
+  local ok, target = pcall(neoconn.target_settings, settings.target)
+  copy.target = ok and target or {}
   return copy
 end
 
