@@ -201,6 +201,48 @@ describe("neoconn test", function()
     assert.are.same({ "TRUNCATE" }, doc.connections[1].findings[1].missing)
   end)
 
+  it("reads --tables and --schemas the same way, as PostgreSQL reads identifiers", function()
+    local user, password = pg.login_role("clinames")
+    local lower = pg.schema_with_table(user, "clin", { table = "users", grant = "SELECT" })
+    local mixed = "Mixed " .. pg.unique("S")
+    pg.exec(("CREATE SCHEMA %s; GRANT USAGE ON SCHEMA %s TO %s; CREATE TABLE %s (id int);"
+      .. " GRANT SELECT ON %s TO %s"):format(q(mixed), q(mixed), q(user), q(mixed, "Users"),
+      q(mixed, "Users"), q(user)))
+    local url = ("postgresql://%s@%s:%s/%s"):format(user, pg.host, pg.port, pg.dbname)
+    local function tables_seen(args)
+      local code, out = neoconn_cli(("test %s --as source --json %s"):format(url, args),
+        { PGPASSWORD = password })
+      local doc = assert(json.decode(out), out)
+      local seen = {}
+      for _, t in ipairs(doc.connections[1].tables) do seen[#seen + 1] = t.schema .. "." .. t.name end
+      local findings = {}
+      for _, f in ipairs(doc.connections[1].findings) do findings[#findings + 1] = f.rule end
+      return code, seen, findings
+    end
+    local upper = lower:upper()
+    for _, args in ipairs({ "--schemas " .. upper, "--schemas " .. shell_quote('"' .. lower .. '"'),
+      "--tables " .. upper .. ".USERS", "--tables " .. shell_quote(('"%s"."users"'):format(lower)),
+      "--tables " .. shell_quote(q(lower, "users")) }) do
+      local code, seen, findings = tables_seen(args)
+      assert.are.same({ lower .. ".users" }, seen, args)
+      assert.are.same({ 0, {} }, { code, findings }, args)
+    end
+    for _, args in ipairs({ "--schemas " .. shell_quote(q(mixed)),
+      "--tables " .. shell_quote(q(mixed, "Users")) }) do
+      local code, seen = tables_seen(args)
+      assert.are.same({ 0, { mixed .. ".Users" } }, { code, seen }, args)
+    end
+    -- Unquoted, a name folds to lower case, in either option.
+    for _, args in ipairs({ "--schemas " .. shell_quote(mixed:gsub(" ", "_")), "--tables "
+      .. shell_quote(mixed:gsub(" ", "_") .. ".Users") }) do
+      local code, _, findings = tables_seen(args)
+      assert.are.same({ 1, { "not_found" } }, { code, findings }, args)
+    end
+    local code, _, err = neoconn_cli("test " .. url .. " --as source --schemas a.b")
+    assert.are.equal(64, code)
+    assert.truthy(err:find('--schemas: a.b is not one name', 1, true), err)
+  end)
+
   it("takes every job option of the core as a flag, and --proof", function()
     local user, password = pg.login_role("cliflags")
     local schema = pg.schema_with_table(user, "clif", { grant = "INSERT, TRUNCATE" })

@@ -141,6 +141,26 @@ local function split_list(text)
   return out
 end
 
+-- A LIST option's names, read as PostgreSQL reads identifiers (one reading
+-- for --tables and --schemas: unquoted names fold to lower case, quoted ones
+-- keep case, commas and dots): { schema, name } for tables (unqualified:
+-- public), a name for schemas.
+local function names_option(flag, text, qualified)
+  local out = {}
+  for _, item in ipairs(split_list(text)) do
+    local schema, name, err = neoconn.parse_name(item)
+    if not name then usage_error(flag .. ": " .. err .. " in " .. item) end
+    if qualified then
+      out[#out + 1] = { schema = schema or "public", name = name }
+    elseif schema then
+      usage_error(flag .. ": " .. item .. " is not one name (a name holding a dot is quoted: \"a.b\")")
+    else
+      out[#out + 1] = name
+    end
+  end
+  return out
+end
+
 local function timeout_option(options)
   if not options.timeout then return nil end
   local t = tonumber(options.timeout)
@@ -278,15 +298,8 @@ local function run_test(parsed, out, env)
   local kind = kind_argument(o.as, "--as")
   local settings = { name = "target", kind = kind, target = parsed.positional[1],
     options = job_options(o, kind), proof = proof_option(o) }
-  if o.tables then
-    settings.tables = {}
-    for _, item in ipairs(split_list(o.tables)) do
-      local schema, name, err = neoconn.parse_name(item)
-      if not name then usage_error("--tables: " .. err .. " in " .. item) end
-      settings.tables[#settings.tables + 1] = { schema = schema or "public", name = name }
-    end
-  end
-  if o.schemas then settings.schemas = split_list(o.schemas) end
+  if o.tables then settings.tables = names_option("--tables", o.tables, true) end
+  if o.schemas then settings.schemas = names_option("--schemas", o.schemas, false) end
   local fix_file = open_fix_file(o)
   local result = check.connection(settings, { timeout = timeout_option(o) })
   return emit_results({ result }, o, out, env, fix_file)
