@@ -40,6 +40,7 @@ build = {
     ["neoconn.cdc_checks"] = "lua/neoconn/cdc_checks.lua",
     ["neoconn.fix_sql"] = "lua/neoconn/fix_sql.lua",
     ["neoconn.sandbox"] = "lua/neoconn/sandbox.lua",
+    ["neoconn.nginx"] = "lua/neoconn/nginx.lua",
   },
   install = { bin = { neoconn = "bin/neoconn" } },
 }

@@ -8,6 +8,7 @@ local nginx = require("nginx")
 local LOCATIONS = [[
     location = /ping { content_by_lua_block { ngx.say("pong") } }
     location = /check { content_by_lua_block { require("nginx_check")() } }
+    location = /rules { content_by_lua_block { require("nginx_rules")() } }
 ]]
 
 local without_timings = pg.without_timings
@@ -55,6 +56,41 @@ describe("neoconn in nginx", function()
     end
     -- Side by side: one after another the checks alone would take 40 s.
     assert.truthy(took < 6, ("the whole run took %.2f s"):format(took))
+    os.execute("rm -rf " .. dir)
+  end)
+
+  it("keeps answering /ping while a slow rule and a looping rule run, and stops the loop for CPU", function()
+    local user, password = pg.login_role("nginxrules")
+    local url = ("postgresql://%s:%s@%s:%s/%s"):format(user, password, pg.host, pg.port, pg.dbname)
+    local dir = pg.temp_dir()
+    local script = ([[
+      curl -s -o %s/rules -w '%%{time_total}' '%s/rules?target=%s' > %s/rules_time &
+      sleep 0.3
+      j=1
+      while [ $j -le 30 ]; do
+        curl -s -o /dev/null -w '%%{time_total}\n' '%s/ping' >> %s/pings
+        sleep 0.1
+        j=$((j + 1))
+      done
+      wait
+    ]]):format(dir, base, nginx.urlencode(url), dir, base, dir)
+    assert.are.equal(0, pg.execute(script))
+    local pings = {}
+    for t in slurp(dir .. "/pings"):gmatch("[%d.]+") do pings[#pings + 1] = tonumber(t) end
+    assert.are.equal(30, #pings, nginx.log())
+    for _, t in ipairs(pings) do
+      assert.truthy(t < 0.2, ("a /ping took %.3f s while rules ran"):format(t))
+    end
+    local doc = assert(json.decode(slurp(dir .. "/rules"), 1, json.null), nginx.log())
+    local by_rule = {}
+    for _, f in ipairs(doc.connections[1].findings) do by_rule[f.rule] = f.message end
+    assert.is_nil(by_rule.a_slow)
+    assert.truthy(by_rule.b_looping:find("it used more than 2 s of CPU time", 1, true), by_rule.b_looping)
+    -- The rules ran while /ping answered: they took their time.
+    assert.truthy(tonumber(slurp(dir .. "/rules_time")) > 1.3)
+    local log = nginx.log()
+    assert.is_nil(log:find("[alert]", 1, true), log)
+    assert.is_nil(log:find("ngx.sleep(0)", 1, true), log)
     os.execute("rm -rf " .. dir)
   end)
 

@@ -1,14 +1,20 @@
-/* core.sandbox(fn, limits) -> true, text | false, reason; then where the
- * child's Lua code last was ("source:line") or nil
+/* core.sandbox_start(fn, limits) -> a sandbox; sandbox:step() -> nil, fd,
+ * seconds_left while it runs (never waiting), then true, text | false,
+ * reason, and where the child's Lua code last was ("source:line" or nil);
+ * core.sandbox(fn, limits) does both, waiting.
  * Runs fn in a child process with real bounds on CPU time (RLIMIT_CPU),
  * memory (RLIMIT_AS above what the process maps now) and wall-clock time
- * (killed by the parent): bounds that hold inside C functions too, where
- * an instruction hook never runs (a backtracking string.find, string.rep).
- * fn returns a string (the caller serializes its data); nothing else
- * crosses back, and nothing the child does changes the parent. The child
- * keeps only standard error and the pipe: the parent's sockets are closed
- * in it, so nothing it does (a collected connection's PQfinish included)
- * can touch the parent's sessions. Also core.file_kind(path). */
+ * (the child's own timer, and a kill by the parent a second later): bounds
+ * that hold inside C functions too, where an instruction hook never runs
+ * (a backtracking string.find, string.rep). fn returns a string (the
+ * caller serializes its data); nothing else crosses back, and nothing the
+ * child does changes the parent. The child keeps only standard error and
+ * the pipe: the parent's sockets are closed in it, so nothing it does (a
+ * collected connection's PQfinish included) can touch the parent's
+ * sessions. How the child ended is read from the pipe, not from waitpid:
+ * inside nginx the worker's own SIGCHLD handler reaps children, and a step
+ * that never waits lets the worker serve other requests meanwhile. Also
+ * core.file_kind(path). */
 #define _POSIX_C_SOURCE 200809L
 #define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
 #include <dirent.h>
@@ -22,11 +28,18 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include "neoconn.h"
 
+#define NC_SANDBOX_MT "neoconn.sandbox"
 #define MAX_RESULT (64 * 1024 * 1024) /* bytes a child may send back */
+#define KILL_GRACE 1.0 /* seconds the parent waits past the child's own timer */
+
+/* What the child's first byte says: its answer ('+' ok, '-' an error), or
+ * the bound that stopped it (written by its signal handler). */
+enum { ANSWER_OK = '+', ANSWER_ERROR = '-', STOPPED_CPU = 'C', STOPPED_WALL = 'T' };
 
 /* Where the child's Lua code is, recorded by a count hook in a page the
  * parent shares: the line a config or rule was at when a bound stopped it,
@@ -41,8 +54,24 @@ typedef struct {
   } slot[2];
 } whereabouts;
 
-static whereabouts *where_now; /* set in the child only, before its hook runs */
-static char watched[240];      /* the source whose lines count ("" any) */
+/* The child's own state, set in the child only: a forked process has one
+ * Lua state and one pipe, and its signal handlers reach nothing else. */
+static whereabouts *where_now;
+static char watched[240]; /* the source whose lines count ("" any) */
+static int answer_fd = -1;
+static volatile sig_atomic_t answering;
+
+/* A sandbox in the parent: the child, the pipe, what it sent so far. */
+typedef struct {
+  pid_t pid;                   /* 0: ended and reaped (or reaped by nginx) */
+  int fd;                      /* the pipe's read end; -1 once closed */
+  int finished;
+  double cpu, wall, deadline;
+  whereabouts *where;          /* MAP_FAILED once unmapped */
+  char *answer;
+  size_t len, cap;
+  int too_long, timed_out;
+} nc_sandbox;
 
 static void record_where(lua_State *L, lua_Debug *ar)
 {
@@ -63,6 +92,19 @@ static void record_where(lua_State *L, lua_Debug *ar)
         return;
       }
     }
+  }
+}
+
+/* A bound reached in the child: say which on the pipe, unless the answer
+ * is being written (then the answer wins, and the hard CPU limit still
+ * holds), and end. */
+static void on_bound(int sig)
+{
+  if (!answering) {
+    char c = sig == SIGXCPU ? STOPPED_CPU : STOPPED_WALL;
+    ssize_t w = write(answer_fd, &c, 1);
+    (void)w;
+    _exit(0);
   }
 }
 
@@ -129,19 +171,42 @@ static double limit_field(lua_State *L, int t, const char *key)
   return v;
 }
 
-static void run_child(lua_State *L, int out, double cpu, double memory, whereabouts *w)
+
+static void run_child(lua_State *L, int out, double cpu, double wall, double memory,
+                      whereabouts *w)
 {
+  static const int defaults[] = { SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGCHLD, SIGUSR1, SIGUSR2,
+                                  SIGWINCH, SIGIO, SIGPIPE };
   struct rlimit r;
+  struct itimerval timer;
+  struct sigaction sa;
+  sigset_t none;
   const char *text;
-  size_t len;
+  size_t len, i;
   int ok;
   close_others(out);
+  answer_fd = out;
+  /* nginx's handlers and signal mask are the worker's, not the child's. */
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = SIG_DFL;
+  for (i = 0; i < sizeof defaults / sizeof defaults[0]; i++)
+    sigaction(defaults[i], &sa, NULL);
+  sa.sa_handler = on_bound;
+  sigaction(SIGXCPU, &sa, NULL);
+  sigaction(SIGALRM, &sa, NULL);
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
   r.rlim_cur = (rlim_t)cpu + 1; /* whole seconds: round up */
   r.rlim_max = (rlim_t)cpu + 2;
   setrlimit(RLIMIT_CPU, &r);
   r.rlim_cur = r.rlim_max = (rlim_t)(mapped_bytes() + memory);
   setrlimit(RLIMIT_AS, &r);
-  signal(SIGPIPE, SIG_DFL);
+  memset(&timer, 0, sizeof timer);
+  timer.it_value.tv_sec = (time_t)wall;
+  timer.it_value.tv_usec = (suseconds_t)((wall - (double)(time_t)wall) * 1e6);
+  if (timer.it_value.tv_sec == 0 && timer.it_value.tv_usec == 0)
+    timer.it_value.tv_usec = 1;
+  setitimer(ITIMER_REAL, &timer, NULL);
   where_now = w;
   lua_sethook(L, record_where, LUA_MASKCALL | LUA_MASKCOUNT, 1000);
   lua_pushvalue(L, 1);
@@ -151,117 +216,237 @@ static void run_child(lua_State *L, int out, double cpu, double memory, whereabo
     lua_pushliteral(L, "the sandboxed function returned no text");
   }
   text = lua_tolstring(L, -1, &len);
+  answering = 1;
   write_all(out, ok ? "+" : "-", 1);
   write_all(out, text, len);
   _exit(0); /* no atexit, no GC, no stdio flush: the parent owns all that */
 }
 
-/* Reads the child's answer into b until EOF or the deadline; 1 EOF, 0
- * deadline, -1 too long or failed. */
-static int read_answer(int fd, double deadline, luaL_Buffer *b)
+static nc_sandbox *check_sandbox(lua_State *L)
 {
-  char chunk[4096];
-  size_t total = 0;
-  for (;;) {
-    ssize_t n;
-    int w = nc_wait_fd(fd, 0, deadline);
-    if (w <= 0)
-      return w;
-    n = read(fd, chunk, sizeof chunk);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0)
-      return -1;
-    if (n == 0)
-      return 1;
-    total += (size_t)n;
-    if (total > MAX_RESULT)
-      return -1;
-    luaL_addlstring(b, chunk, (size_t)n);
+  return (nc_sandbox *)luaL_checkudata(L, 1, NC_SANDBOX_MT);
+}
+
+/* Reaps the child: at once if it has ended, or waiting, which is only
+ * asked once it was killed or has closed its pipe (it is then ending).
+ * Inside nginx the worker may have reaped it already (ECHILD): then how it
+ * ended is what the pipe said. Returns the wait status, or -1 if unknown. */
+static int reap(nc_sandbox *sb, int wait)
+{
+  int status = 0;
+  pid_t r;
+  if (sb->pid <= 0)
+    return -1;
+  do {
+    r = waitpid(sb->pid, &status, wait ? 0 : WNOHANG);
+  } while (r < 0 && errno == EINTR);
+  if (r == 0)
+    return -1;
+  sb->pid = 0;
+  return r < 0 ? -1 : status;
+}
+
+/* Frees what the parent holds: kills a child still running, closes the
+ * pipe, the buffer, the shared page. Idempotent: close, __gc and __close. */
+static void release(nc_sandbox *sb)
+{
+  if (sb->pid > 0) {
+    kill(sb->pid, SIGKILL);
+    reap(sb, 1);
+  }
+  if (sb->fd >= 0) {
+    close(sb->fd);
+    sb->fd = -1;
+  }
+  free(sb->answer);
+  sb->answer = NULL;
+  sb->len = sb->cap = 0;
+  if (sb->where != MAP_FAILED) {
+    munmap(sb->where, sizeof *sb->where);
+    sb->where = MAP_FAILED;
   }
 }
 
-/* false, why: the child could not be started. */
-static int not_started(lua_State *L, whereabouts *w)
+static int sandbox_close(lua_State *L)
+{
+  nc_sandbox *sb = check_sandbox(L);
+  release(sb);
+  sb->finished = 1;
+  return 0;
+}
+
+/* Reads what the pipe has without waiting; 1 at its end, 0 more to come. */
+static int read_available(nc_sandbox *sb)
+{
+  char chunk[4096];
+  for (;;) {
+    ssize_t n = read(sb->fd, chunk, sizeof chunk);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : 1;
+    if (n == 0)
+      return 1;
+    if (sb->len + (size_t)n > MAX_RESULT) {
+      sb->too_long = 1;
+      return 1;
+    }
+    if (sb->len + (size_t)n > sb->cap) {
+      size_t cap = sb->cap > 0 ? sb->cap : 4096;
+      char *grown;
+      while (cap < sb->len + (size_t)n)
+        cap *= 2;
+      if ((grown = (char *)realloc(sb->answer, cap)) == NULL) {
+        sb->too_long = 1;
+        return 1;
+      }
+      sb->answer = grown;
+      sb->cap = cap;
+    }
+    memcpy(sb->answer + sb->len, chunk, (size_t)n);
+    sb->len += (size_t)n;
+  }
+}
+
+/* Pushes ok, text-or-reason, where: how the child ended; releases it. */
+static int push_outcome(lua_State *L, nc_sandbox *sb)
+{
+  char number[32];
+  int ok = 0, status;
+  char first = sb->len > 0 ? sb->answer[0] : '\0';
+  if ((sb->timed_out || sb->too_long) && sb->pid > 0)
+    kill(sb->pid, SIGKILL);
+  status = reap(sb, 1);
+  if (sb->timed_out || first == STOPPED_WALL) {
+    snprintf(number, sizeof number, "%g", sb->wall);
+    lua_pushfstring(L, "ran longer than %s s", number);
+  } else if (sb->too_long) {
+    lua_pushfstring(L, "sent back more than %d bytes", MAX_RESULT);
+  } else if (first == STOPPED_CPU
+             || (first == '\0' && status >= 0 && WIFSIGNALED(status)
+                 && (WTERMSIG(status) == SIGXCPU || WTERMSIG(status) == SIGKILL))) {
+    snprintf(number, sizeof number, "%g", sb->cpu);
+    lua_pushfstring(L, "used more than %s s of CPU time", number);
+  } else if (first == '\0' && status >= 0 && WIFSIGNALED(status)) {
+    lua_pushfstring(L, "died of signal %d", WTERMSIG(status));
+  } else if (first != ANSWER_OK && first != ANSWER_ERROR) {
+    lua_pushliteral(L, "ended without an answer (out of memory?)");
+  } else {
+    ok = first == ANSWER_OK;
+    lua_pushlstring(L, sb->answer + 1, sb->len - 1);
+  }
+  lua_pushboolean(L, ok);
+  lua_insert(L, -2);
+  /* The third result: where the code was last seen, "source:line". */
+  if (sb->where != MAP_FAILED && sb->where->current >= 0)
+    lua_pushfstring(L, "%s:%d", sb->where->slot[sb->where->current].source,
+                    sb->where->slot[sb->where->current].line);
+  else
+    lua_pushnil(L);
+  sb->finished = 1;
+  release(sb);
+  return 3;
+}
+
+/* sandbox:step() -> nil, fd, seconds_left | ok, text, where */
+static int sandbox_step(lua_State *L)
+{
+  nc_sandbox *sb = check_sandbox(L);
+  double now;
+  if (sb->finished)
+    luaL_argerror(L, 1, "the sandbox has finished");
+  if (read_available(sb))
+    return push_outcome(L, sb);
+  now = nc_now();
+  if (now >= sb->deadline) {
+    sb->timed_out = 1;
+    return push_outcome(L, sb);
+  }
+  lua_pushnil(L);
+  lua_pushinteger(L, sb->fd);
+  lua_pushnumber(L, sb->deadline - now);
+  return 3;
+}
+
+/* false, why: the child could not be started (the sandbox, finished,
+ * stays below them on the stack). */
+static int not_started(lua_State *L, nc_sandbox *sb)
 {
   int err = errno;
-  if (w != MAP_FAILED)
-    munmap(w, sizeof *w);
+  release(sb);
+  sb->finished = 1;
   lua_pushboolean(L, 0);
   lua_pushfstring(L, "could not start the sandbox: %s", strerror(err));
   return 2;
 }
 
-static int l_sandbox(lua_State *L)
+/* Starts fn (argument 1) under limits (argument 2): pushes the sandbox and
+ * returns 1, or returns 2 with false, why pushed. */
+static int start(lua_State *L)
 {
   double cpu, wall, memory;
-  int fds[2], status = 0, r, ok = 0;
-  pid_t pid;
-  whereabouts *w;
-  luaL_Buffer b;
-  const char *answer;
-  size_t len;
-  char number[32];
-
+  int fds[2];
+  nc_sandbox *sb;
   luaL_checktype(L, 1, LUA_TFUNCTION);
   luaL_checktype(L, 2, LUA_TTABLE);
   cpu = limit_field(L, 2, "cpu");
   wall = limit_field(L, 2, "wall");
   memory = limit_field(L, 2, "memory");
   lua_settop(L, 2);
-  w = (whereabouts *)mmap(NULL, sizeof *w, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1,
-                          0);
-  if (w != MAP_FAILED)
-    w->current = -1;
-  if (w == MAP_FAILED || pipe(fds) != 0)
-    return not_started(L, w);
-  memset(w, 0, sizeof *w);
+  sb = (nc_sandbox *)nc_newuserdata(L, sizeof *sb);
+  memset(sb, 0, sizeof *sb);
+  sb->fd = -1;
+  sb->where = MAP_FAILED;
+  sb->cpu = cpu;
+  sb->wall = wall;
+  nc_setmetatable(L, NC_SANDBOX_MT);
+  sb->where = (whereabouts *)mmap(NULL, sizeof *sb->where, PROT_READ | PROT_WRITE,
+                                  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (sb->where == MAP_FAILED || pipe(fds) != 0)
+    return not_started(L, sb);
+  memset(sb->where, 0, sizeof *sb->where);
+  sb->where->current = -1;
   fflush(NULL);
-  pid = fork();
-  if (pid < 0) {
+  sb->pid = fork();
+  if (sb->pid < 0) {
+    sb->pid = 0;
     close(fds[0]);
     close(fds[1]);
-    return not_started(L, w);
+    return not_started(L, sb);
   }
-  if (pid == 0) {
+  if (sb->pid == 0) {
     close(fds[0]);
-    run_child(L, fds[1], cpu, memory, w);
+    run_child(L, fds[1], cpu, wall, memory, sb->where);
   }
   close(fds[1]);
-  luaL_buffinit(L, &b);
-  r = read_answer(fds[0], nc_now() + wall, &b);
-  close(fds[0]);
-  if (r <= 0)
-    kill(pid, SIGKILL);
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-    ;
-  luaL_pushresult(&b);
-  answer = lua_tolstring(L, -1, &len);
-  if (r == 0) {
-    snprintf(number, sizeof number, "%g", wall);
-    lua_pushfstring(L, "ran longer than %s s", number);
-  } else if (r < 0) {
-    lua_pushfstring(L, "sent back more than %d bytes", MAX_RESULT);
-  } else if (WIFSIGNALED(status) && (WTERMSIG(status) == SIGXCPU || WTERMSIG(status) == SIGKILL)) {
-    snprintf(number, sizeof number, "%g", cpu);
-    lua_pushfstring(L, "used more than %s s of CPU time", number);
-  } else if (WIFSIGNALED(status)) {
-    lua_pushfstring(L, "died of signal %d", WTERMSIG(status));
-  } else if (len == 0) {
-    lua_pushliteral(L, "ended without an answer (out of memory?)");
-  } else {
-    ok = answer[0] == '+';
-    lua_pushlstring(L, answer + 1, len - 1);
+  sb->fd = fds[0];
+  fcntl(sb->fd, F_SETFL, fcntl(sb->fd, F_GETFL) | O_NONBLOCK);
+  fcntl(sb->fd, F_SETFD, FD_CLOEXEC);
+  sb->deadline = nc_now() + wall + KILL_GRACE;
+  return 1;
+}
+
+static int l_sandbox_start(lua_State *L)
+{
+  return start(L);
+}
+
+/* core.sandbox(fn, limits): the same, waiting on the pipe. */
+static int l_sandbox(lua_State *L)
+{
+  nc_sandbox *sb;
+  if (start(L) != 1)
+    return 2;
+  sb = (nc_sandbox *)lua_touserdata(L, -1);
+  lua_replace(L, 1);
+  lua_settop(L, 1);
+  for (;;) {
+    int results = sandbox_step(L);
+    if (!lua_isnil(L, -results))
+      return results;
+    lua_pop(L, results);
+    nc_wait_fd(sb->fd, 0, sb->deadline);
   }
-  lua_pushboolean(L, ok);
-  lua_insert(L, -2);
-  /* The third result: where the code was last seen, "source:line". */
-  if (w->current >= 0)
-    lua_pushfstring(L, "%s:%d", w->slot[w->current].source, w->slot[w->current].line);
-  else
-    lua_pushnil(L);
-  munmap(w, sizeof *w);
-  return 3;
 }
 
 /* core.sandbox_watch(source): in the child, only lines of this source (a
@@ -290,11 +475,28 @@ static int l_file_kind(lua_State *L)
 
 void nc_register_sandbox(lua_State *L)
 {
+  static const luaL_Reg methods[] = {
+    { "step", sandbox_step },
+    { "close", sandbox_close },
+    { NULL, NULL }
+  };
   static const luaL_Reg functions[] = {
     { "sandbox", l_sandbox },
+    { "sandbox_start", l_sandbox_start },
     { "sandbox_watch", l_sandbox_watch },
     { "file_kind", l_file_kind },
     { NULL, NULL }
   };
+  luaL_newmetatable(L, NC_SANDBOX_MT);
+  lua_pushcfunction(L, sandbox_close);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, sandbox_close);
+  lua_setfield(L, -2, "__close");
+  lua_pushliteral(L, NC_SANDBOX_MT);
+  lua_setfield(L, -2, "__name");
+  lua_newtable(L);
+  luaL_setfuncs(L, methods, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
   luaL_setfuncs(L, functions, 0);
 }

@@ -5,6 +5,7 @@
 -- the nginx worker: they drive the core's state machine and sleep through
 -- ngx.sleep while the network is slow. test_all tests many targets at once.
 local core = require("neoconn.core")
+local nginx = require("neoconn.nginx")
 
 local neoconn = {
   version = core.version,
@@ -30,44 +31,28 @@ local neoconn = {
 }
 
 local DEFAULT_CONCURRENCY = 10
--- Waits between steps in nginx: short at first, never long.
-local FIRST_PAUSE, LONGEST_PAUSE = 0.0005, 0.01
-
-local YIELDING_PHASES = { rewrite = true, access = true, content = true, timer = true,
-  ssl_cert = true, ssl_session_fetch = true, preread = true }
 
 --- True inside an OpenResty phase where ngx.sleep yields to nginx.
-function neoconn.in_nginx()
-  local ngx = rawget(_G, "ngx")
-  return ngx ~= nil and type(ngx.get_phase) == "function" and YIELDING_PHASES[ngx.get_phase()] == true
-end
-
--- Sleeps through nginx while a step waits on the network.
-local function nginx_pause(pause, left)
-  rawget(_G, "ngx").sleep(math.min(pause, math.max(left, 0.001)))
-  return math.min(pause * 2, LONGEST_PAUSE)
-end
+neoconn.in_nginx = nginx.active
 
 local function test_in_nginx(target, opts)
   local conn = core.test_begin(target, opts)
-  local pause = FIRST_PAUSE
-  while true do
+  return nginx.wait(function()
     local report, _, _, left = conn:test_step()
-    if report then return report end
-    pause = nginx_pause(pause, left)
-  end
+    if report then return true, report end
+    return false, left
+  end)
 end
 
 local function connect_in_nginx(target, opts)
   local conn, err = core.connect_start(target, opts)
   if not conn then return nil, err end
-  local pause = FIRST_PAUSE
-  while true do
+  return nginx.wait(function()
     local ready, failure, _, left = conn:connect_poll()
-    if ready then return conn end
-    if ready == nil then return nil, failure end
-    pause = nginx_pause(pause, left)
-  end
+    if ready then return true, conn end
+    if ready == nil then return true, nil, failure end
+    return false, left
+  end)
 end
 
 --- neoconn.connect(target [, opts]) -> conn | nil, err

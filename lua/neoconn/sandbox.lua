@@ -3,6 +3,7 @@
 -- time, which hold inside C functions too. Only data comes back, written as
 -- a Lua table constructor and read in an empty environment.
 local core = require("neoconn.core")
+local nginx = require("neoconn.nginx")
 
 local sandbox = {}
 
@@ -71,8 +72,10 @@ sandbox.watch = core.sandbox_watch
 --- Runs fn() in the child under limits; returns what it returned (data
 -- only), or nil and why it failed (its error, or the bound it broke); and,
 -- either way, where its Lua code was last seen ("source:line" or nil).
+-- Inside nginx it waits for the child through ngx.sleep, never blocking
+-- the worker.
 function sandbox.run(fn, limits)
-  local ok, text, where = core.sandbox(function()
+  local child = function()
     -- The child's count hook (its whereabouts) never runs in JIT code.
     if jit then
       jit.off()
@@ -81,7 +84,19 @@ function sandbox.run(fn, limits)
     local good, value = pcall(fn)
     if not good then error(tostring(value), 0) end
     return encode(value)
-  end, limits)
+  end
+  local ok, text, where
+  if nginx.active() then
+    local running, why = core.sandbox_start(child, limits)
+    if not running then return nil, why end
+    ok, text, where = nginx.wait(function()
+      local done, a, b = running:step()
+      if done == nil then return false, b end
+      return true, done, a, b
+    end)
+  else
+    ok, text, where = core.sandbox(child, limits)
+  end
   if not ok then return nil, text, where end
   local value, err = decode(text)
   return value, err, where
