@@ -20,7 +20,7 @@ BUILD := build/$(LUA)
 SRCS := $(wildcard src/*.c)
 OBJS := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 CORE := $(BUILD)/neoconn/core.so
-TOOLS := build/tools/silent_listener build/tools/delay_proxy
+TOOLS := build/tools/silent_listener build/tools/delay_proxy build/tools/doctor_proxy
 BUSTED := $(LUA_BIN) /usr/bin/busted
 
 .PHONY: all env deps servers test check-specs lint demo bench memcheck fuzz install clean

@@ -24,7 +24,7 @@ build = {
       sources = { "src/args.c", "src/box.c", "src/catalog_sql.c", "src/compat.c", "src/conn.c", "src/conninfo.c",
         "src/core.c", "src/errors.c", "src/ident.c", "src/names.c", "src/pipeline.c", "src/proof.c",
         "src/replication.c", "src/report.c", "src/requirements.c", "src/result.c", "src/sandbox.c",
-        "src/scope.c", "src/test.c", "src/text.c", "src/time.c" },
+        "src/scope.c", "src/shape.c", "src/test.c", "src/text.c", "src/time.c" },
       libraries = { "pq" },
       incdirs = { "$(PQ_INCDIR)" },
       libdirs = { "$(PQ_LIBDIR)" },

@@ -89,6 +89,12 @@ static const char SQL_SERVER[] =
   "  pg_is_in_recovery() AS standby) x"
   " JOIN pg_database d ON d.datname = current_database()";
 
+static const char SHAPE_SERVER[] =
+  "@server/1 server.version:t! server.version_num:i! server.in_hot_standby:b! session.user:t!"
+  " session.session_user:t! session.database:t! session.default_transaction_read_only:b!"
+  " session.transaction_read_only:b! session.read_only_source:t database.name:t!"
+  " database.owner:t! database.connect:b! database.create:b! database.temp:b!";
+
 static const char SQL_ROLE[] =
   "WITH RECURSIVE m(roleid) AS (SELECT a.roleid FROM pg_auth_members a"
   "  WHERE a.member = " ME_SELF
@@ -112,6 +118,10 @@ static const char ROLE_MEMBER_ONLY_16[] =
   "  WHERE NOT pg_has_role(r.oid, m.roleid, 'USAGE') AND NOT pg_has_role(r.oid, m.roleid, 'SET')"
   "  ORDER BY 1) AS member_only";
 
+static const char SHAPE_ROLE[] =
+  "@role/1 name:t! superuser:b! createdb:b! createrole:b! replication:b! bypassrls:b!"
+  " can_login:b! valid_until:t inherits:a! set_role_only:a! member_only:a!?";
+
 static const char SQL_SCHEMAS[] =
   "SELECT n.nspname AS name, pg_get_userbyid(n.nspowner) AS owner,"
   " has_schema_privilege(n.oid, 'USAGE') AS usage,"
@@ -120,6 +130,8 @@ static const char SQL_SCHEMAS[] =
   " AND (($1::text[] IS NULL AND $2::text[] IS NULL) OR n.nspname = ANY($1::text[])"
   "  OR n.nspname = ANY($2::text[]))"
   " ORDER BY 1";
+
+static const char SHAPE_SCHEMAS[] = "@schemas name:t! owner:t! usage:b! create:b!";
 
 /* Row-level security of a view's base tables, which the server applies at
  * execution (EXPLAIN cannot see it) as the view's owner, or as the role for
@@ -253,6 +265,10 @@ static const char SQL_TABLES[] =
   "  FROM (SELECT s.relacl, s.relowner OFFSET 0) o CROSS JOIN me"
   "  CROSS JOIN LATERAL (SELECT" ACL_FLAGS " AS bits" ACL_OF("o", "r") ") x OFFSET 0) acl%s";
 
+static const char SHAPE_TABLES[] =
+  "@tables schema:t! name:t! kind:t! owner.name:t! owner{}:f! privileges{}:f! privileges{}:f!"
+  " rls{}:f! rls{}:f identity_always:a? generated:a? primary_key:a?";
+
 /* The tables in scope with column ACLs (%s: COLUMN_ACLS_*), and what the
  * role may do to their columns (the report's rule for the others, a column
  * privilege being the table's, is the server's here too: COVERAGE).
@@ -268,6 +284,9 @@ static const char SQL_COLUMN_ACLS[] =
   " " COVERAGE("INSERT", " AND a.attgenerated = ''") " AS \"columns.INSERT\","
   " " COVERAGE("UPDATE", " AND a.attgenerated = ''") " AS \"columns.UPDATE\""
   " FROM scope s WHERE s.oid = ANY (ARRAY(%s))";
+
+static const char SHAPE_COLUMN_ACLS[] =
+  "@column_acls schema:t! name:t! columns.SELECT:t! columns.INSERT:t! columns.UPDATE:t!";
 
 /* The relations with column ACLs. For the whole catalog one scan of
  * pg_attribute (measured at 100k tables: 95 ms against 206 ms for the
@@ -320,6 +339,10 @@ static const char SQL_TRIGGERS[] =
   " JOIN pg_language l ON l.oid = p.prolang"
   " ORDER BY 2, 3, 1";
 
+static const char SHAPE_TRIGGERS[] =
+  "@triggers name:t! on.schema:t! on.table:t! timing:t! level:t! events:a! function.schema:t!"
+  " function.name:t! function.language:t! function.security_definer:b!";
+
 /* Tables referencing a table in scope by a foreign key (itself aside): a
  * TRUNCATE that does not also empty them fails. */
 static const char SQL_FOREIGN_KEYS[] =
@@ -330,6 +353,9 @@ static const char SQL_FOREIGN_KEYS[] =
   " JOIN pg_class rc ON rc.oid = k.conrelid"
   " JOIN pg_namespace rn ON rn.oid = rc.relnamespace"
   " ORDER BY 3, 4, 1, 2";
+
+static const char SHAPE_FOREIGN_KEYS[] =
+  "@foreign_keys schema:t! name:t! references.schema:t! references.table:t!";
 
 /* Every table TRUNCATE ... CASCADE reaches from a table in scope, through
  * foreign keys referencing it, and whether the role may truncate it. */
@@ -346,6 +372,9 @@ static const char SQL_CASCADE[] =
   " JOIN pg_class sc ON sc.oid = r.root JOIN pg_namespace sn ON sn.oid = sc.relnamespace"
   " WHERE r.oid <> r.root"
   " ORDER BY 4, 5, 1, 2";
+
+static const char SHAPE_CASCADE[] =
+  "@truncate_cascade schema:t! name:t! privileges.TRUNCATE:b! from.schema:t! from.table:t!";
 
 /* Sequences owned by tables in scope (serial and identity columns), and,
  * without a table list, every sequence of the schemas in scope. */
@@ -386,6 +415,10 @@ static const char SQL_SEQUENCES_IN_SCHEMAS[] =
   " WHERE sq.relkind = 'S' AND " USER_SCHEMA("sn")
   "  AND ($1::text[] IS NULL OR sn.nspname = ANY($1::text[]))";
 
+static const char SHAPE_SEQUENCES[] =
+  "@sequences schema:t! name:t! owner:t! owned_by.schema:t owned_by.table:t owned_by.column:t"
+  " privileges.USAGE:b! privileges.SELECT:b! privileges.UPDATE:b!";
+
 static const char SQL_FUNCTIONS[] =
   " SELECT pn.nspname AS \"schema\", p.proname AS name,"
   " pg_get_function_identity_arguments(p.oid) AS arguments,"
@@ -402,6 +435,10 @@ static const char SQL_FUNCTIONS[] =
   " JOIN pg_namespace pn ON pn.oid = p.pronamespace"
   " ORDER BY 6, 7, 8, 1, 2";
 
+static const char SHAPE_FUNCTIONS[] =
+  "@functions schema:t! name:t! arguments:t! owner:t! privileges.EXECUTE:b! used_by.schema:t!"
+  " used_by.table:t! used_by.column:t!";
+
 static const char SQL_NOT_FOUND[] =
   "SELECT w.nsp AS \"schema\", w.rel AS name"
   " FROM" ASKED_TABLES
@@ -411,6 +448,8 @@ static const char SQL_NOT_FOUND[] =
   " SELECT s, NULL FROM unnest($1::text[]) AS s"
   " WHERE NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = s)"
   " ORDER BY 1, 2";
+
+static const char SHAPE_NOT_FOUND[] = "@not_found schema:t! name:t";
 
 /* The job's tgtype event bits: INSERT, and UPDATE for an upsert, TRUNCATE
  * when it truncates. */
@@ -444,10 +483,12 @@ void nc_catalog_queries(lua_State *L, const nc_conn *c, const char *const *param
    * the column-ACL scan above all (at 100k tables the client's work after
    * the last result went from 53 to 7 ms). Not every result: a flush each
    * cost a one-table test about 0.5 ms. */
+  queries[Q_TABLES].shape = SHAPE_TABLES;
   queries[Q_TABLES].sorted = 1;
   queries[Q_TABLES].flush = 1;
   lua_pushfstring(L, SQL_COLUMN_ACLS, scope == SCOPE_ALL ? COLUMN_ACLS_SCAN : COLUMN_ACLS_PROBE);
   queries[Q_COLUMN_ACLS].sql = lua_pushfstring(L, "%s%s", with, lua_tostring(L, -1));
+  queries[Q_COLUMN_ACLS].shape = SHAPE_COLUMN_ACLS;
   /* pg_sequence (PostgreSQL 10 and later) lists only the sequences: no
    * scan of every relation of a large catalog to find them. */
   lua_pushfstring(L, SQL_SEQUENCES_IN_SCHEMAS,
@@ -463,20 +504,29 @@ void nc_catalog_queries(lua_State *L, const nc_conn *c, const char *const *param
   else
     queries[Q_SEQUENCES].sql =
       lua_pushfstring(L, "WITH" ME_CTE "%s ORDER BY 1, 2", lua_tostring(L, -1));
+  queries[Q_SEQUENCES].shape = SHAPE_SEQUENCES;
   queries[Q_FUNCTIONS].sql = lua_pushfstring(L, "WITH scope AS %s%s", scope, SQL_FUNCTIONS);
+  queries[Q_FUNCTIONS].shape = SHAPE_FUNCTIONS;
   queries[Q_SERVER].sql = SQL_SERVER;
+  queries[Q_SERVER].shape = SHAPE_SERVER;
   queries[Q_ROLE].sql = lua_pushfstring(L, SQL_ROLE, version >= 160000 ? ROLE_SET_16 : "",
                                         version >= 160000 ? ROLE_MEMBER_ONLY_16 : "");
+  queries[Q_ROLE].shape = SHAPE_ROLE;
   queries[Q_SCHEMAS].sql = SQL_SCHEMAS;
+  queries[Q_SCHEMAS].shape = SHAPE_SCHEMAS;
   queries[Q_NOT_FOUND].sql = SQL_NOT_FOUND;
+  queries[Q_NOT_FOUND].shape = SHAPE_NOT_FOUND;
   if (dst) {
     lua_pushfstring(L, SQL_TRIGGERS, trigger_events(&c->test.job));
     queries[Q_TRIGGERS].sql = lua_pushfstring(L, "WITH scope AS %s%s", scope, lua_tostring(L, -1));
+    queries[Q_TRIGGERS].shape = SHAPE_TRIGGERS;
   }
   if (dst && c->test.job.value[NC_OPT_TRUNCATE] == 1)
     queries[Q_FOREIGN_KEYS].sql = lua_pushfstring(L, "WITH scope AS %s%s", scope, SQL_FOREIGN_KEYS);
+  queries[Q_FOREIGN_KEYS].shape = SHAPE_FOREIGN_KEYS;
   if (dst && c->test.job.value[NC_OPT_TRUNCATE] == 2)
     queries[Q_CASCADE].sql = lua_pushfstring(L, "WITH RECURSIVE scope AS %s%s", scope, SQL_CASCADE);
+  queries[Q_CASCADE].shape = SHAPE_CASCADE;
   *me_out = scope == SCOPE_TABLES ? SQL_ME_LISTED : SQL_ME_ALL;
   *scope_out = scope;
   *with_out = with;

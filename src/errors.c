@@ -179,6 +179,16 @@ void nc_config_error(nc_error *e, const char *message)
   set_text(&e->hint, nc_strdup(config_hint(message)));
 }
 
+void nc_protocol_error(nc_error *e, nc_stage stage, const char *message)
+{
+  nc_error_set(e, "protocol_error", stage, NULL);
+  set_messagef(e, "the server's answer is not what the query asked for: %s", message);
+  set_hintf(e, "something between neoconn and PostgreSQL changed the answer, or the server is not "
+               "PostgreSQL: a pooler or proxy that does not speak PostgreSQL's protocol faithfully, "
+               "or a corrupted connection; connect to the server directly, with TLS "
+               "(sslmode=require or verify-full), which detects tampering");
+}
+
 void nc_error_hint_for(nc_error *e, const char *topic)
 {
   set_text(&e->hint, nc_strdup(config_hint(topic)));
@@ -502,6 +512,23 @@ void nc_classify_connect_failure(nc_conn *c, const char *libpq_message, int time
   set_hint(c);
 }
 
+/* libpq's own words for a message from the server that breaks the
+ * protocol (a length, a type, a field count it cannot read). */
+static const char *const protocol_phrases[] = {
+  "insufficient data in", "extraneous data in", "message contents do not agree with length",
+  "lost synchronization with server", "unexpected field count in", "without prior row description",
+  "unexpected response from server", "unexpected message type", "invalid message format",
+};
+
+static int is_protocol_violation(const char *message)
+{
+  size_t i;
+  for (i = 0; i < sizeof protocol_phrases / sizeof protocol_phrases[0]; i++)
+    if (has(message, protocol_phrases[i]))
+      return 1;
+  return 0;
+}
+
 void nc_classify_query_failure(nc_error *e, const PGresult *res, PGconn *pg, int timed_out,
                                nc_stage stage)
 {
@@ -522,6 +549,8 @@ void nc_classify_query_failure(nc_error *e, const PGresult *res, PGconn *pg, int
                ? "the catalog queries did not finish within the deadline: raise the timeout "
                  "or restrict the test to some schemas or tables"
                : "the query did not finish within the deadline: raise opts.timeout");
+  } else if (e->sqlstate[0] == '\0' && is_protocol_violation(msg)) {
+    nc_protocol_error(e, stage, msg);
   } else {
     set_hintf(e, "the server rejected the query: see the message and its SQLSTATE");
   }

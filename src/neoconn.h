@@ -87,6 +87,7 @@ typedef struct {
   int tolerated;
   int sorted;
   int flush;
+  const char *shape;           /* a statement with a list: what its answer must be (shape.c) */
 } nc_step;
 
 /* The pipeline in flight on a connection (pipeline.c). */
@@ -94,7 +95,7 @@ typedef struct {
   int phase;                     /* 0 idle, else the pipeline or its ROLLBACK */
   int expect;                    /* the step whose result comes next */
   int nsteps;
-  struct { int list, tolerated, sorted, sync; } steps[NC_MAX_STEPS];
+  struct { int list, tolerated, sorted, sync; const char *shape; } steps[NC_MAX_STEPS];
   int tolerated_failed;          /* a tolerated step failed: see tolerated_error */
   int awaiting_null;             /* each query's result is followed by a NULL */
   int flushing;                  /* output not yet all sent */
@@ -199,6 +200,8 @@ NC_PRIVATE int nc_l_redact(lua_State *L); /* neoconn.redact(text [, secret]) */
 NC_PRIVATE void nc_error_set(nc_error *e, const char *code, nc_stage stage, const char *message);
 NC_PRIVATE void nc_error_free(nc_error *e);
 NC_PRIVATE void nc_config_error(nc_error *e, const char *message); /* invalid_config, its hint */
+/* protocol_error: the server's answer is not what its query asked for. */
+NC_PRIVATE void nc_protocol_error(nc_error *e, nc_stage stage, const char *message);
 /* The settings hint about a topic ("percent-encode", "port", ...). */
 NC_PRIVATE void nc_error_hint_for(nc_error *e, const char *topic);
 NC_PRIVATE void nc_classify_connect_failure(nc_conn *c, const char *libpq_message, int timed_out);
@@ -239,6 +242,10 @@ NC_PRIVATE PGresult *nc_take_result(lua_State *L, PGconn *pg);
 NC_PRIVATE void nc_drop_result(lua_State *L);
 NC_PRIVATE PQconninfoOption **nc_new_options_box(lua_State *L);
 NC_PRIVATE void nc_register_box(lua_State *L);
+
+/* shape.c: pushes what is wrong with res for the shape (a static string
+ * next to its query) and returns 1, or returns 0 when it fits. */
+NC_PRIVATE int nc_shape_problem(lua_State *L, const PGresult *res, const char *shape);
 
 /* result.c */
 NC_PRIVATE void nc_push_rows(lua_State *L, const PGresult *res, int share, int sorted);
@@ -322,5 +329,7 @@ NC_PRIVATE void nc_push_job(lua_State *L, const nc_job *job); /* { kind =, <opti
 NC_PRIVATE extern const char nc_proof_sql[];      /* the DO block; reads neoconn.* settings */
 NC_PRIVATE extern const char nc_proof_rows_sql[]; /* its per-table results */
 NC_PRIVATE extern const char nc_proof_status_sql[];
+NC_PRIVATE extern const char nc_proof_rows_shape[];
+NC_PRIVATE extern const char nc_proof_status_shape[];
 
 #endif

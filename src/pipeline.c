@@ -43,6 +43,7 @@ int nc_pipeline_begin(nc_conn *c, const nc_step *steps, int nsteps)
     c->pipe.steps[i].tolerated = s->tolerated;
     c->pipe.steps[i].sorted = s->sorted;
     c->pipe.steps[i].sync = s->sql == NULL;
+    c->pipe.steps[i].shape = s->shape;
     if (s->sql == NULL ? !PQpipelineSync(pg)
                        : !PQsendQueryParams(pg, s->sql, s->nparams, s->types, s->params, NULL,
                                             NULL, 0)
@@ -82,6 +83,16 @@ static void record_failure(nc_conn *c, const PGresult *res, int tolerated)
   }
 }
 
+/* An answer that is not what its query asked for (problem: what is
+ * wrong): no row of it is read, and the test fails with protocol_error
+ * (the first problem is the one said). */
+static void record_malformed(nc_conn *c, const char *problem)
+{
+  if (!c->pipe.failed)
+    nc_protocol_error(&c->error, NC_STAGE_INTROSPECT, problem);
+  c->pipe.failed = 1;
+}
+
 /* One result of the pipeline; 1 when the last sync arrived, -1 if lost. */
 static int on_result(lua_State *L, nc_conn *c, PGresult *res, int lists)
 {
@@ -109,10 +120,18 @@ static int on_result(lua_State *L, nc_conn *c, PGresult *res, int lists)
   if (st == PGRES_FATAL_ERROR)
     record_failure(c, res, c->pipe.steps[step].tolerated);
   if (c->pipe.steps[step].list > 0) {
-    if (st == PGRES_TUPLES_OK)
-      nc_push_rows(L, res, 1, c->pipe.steps[step].sorted);
-    else
+    /* A failed statement, or one the server skipped after it (aborted),
+     * has no rows; any other answer must be rows of the step's shape. */
+    if (st != PGRES_FATAL_ERROR && st != PGRES_PIPELINE_ABORTED
+        && nc_shape_problem(L, res, c->pipe.steps[step].shape)) {
+      record_malformed(c, lua_tostring(L, -1));
+      lua_pop(L, 1);
       lua_newtable(L);
+    } else if (st == PGRES_TUPLES_OK) {
+      nc_push_rows(L, res, 1, c->pipe.steps[step].sorted);
+    } else {
+      lua_newtable(L);
+    }
     lua_rawseti(L, lists, c->pipe.steps[step].list);
   }
   c->pipe.awaiting_null = 1;

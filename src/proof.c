@@ -107,3 +107,6 @@ const char nc_proof_rows_sql[] =
   "  current_setting('neoconn.proof_sqlstate')::text[],"
   "  current_setting('neoconn.proof_message')::text[])"
   "  AS p(schema, name, statement, sqlstate, message)";
+
+const char nc_proof_status_shape[] = "@proof_status/1 status:t! tables:i!";
+const char nc_proof_rows_shape[] = "@proof_rows schema:t! name:t! statement:t sqlstate:t message:t";

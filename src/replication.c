@@ -33,6 +33,12 @@ static const char SQL_REPLICATION[] =
   " current_database() AS database"
   " FROM pg_roles r WHERE r.rolname = session_user";
 
+static const char SHAPE_REPLICATION[] =
+  "@replication/1 wal_level:t! max_replication_slots:i! slots_used:i! max_wal_senders:i!"
+  " wal_senders_used:i! max_slot_wal_keep_size:t! wal_sender_timeout:t! hot_standby_feedback:b!"
+  " in_recovery:b! login_role.replication:b! login_role.superuser:b! login_role.name:t!"
+  " login_role.groups_with_replication:a database_create:b! database:t!";
+
 /* Columns that came with later versions (conflicting 16, invalidation_reason
  * 17) read through to_jsonb: NULL where the server has none. */
 static const char SQL_SLOT[] =
@@ -42,12 +48,20 @@ static const char SQL_SLOT[] =
   " to_jsonb(s) ->> 'invalidation_reason' AS invalidation_reason"
   " FROM pg_replication_slots s WHERE s.slot_name = $1";
 
+static const char SHAPE_SLOT[] =
+  "@slot/01 name:t! plugin:t type:t! database:t active:b! wal_status:t same_database:b"
+  " conflicting:b invalidation_reason:t";
+
 static const char SQL_PUBLICATION[] =
   "SELECT p.pubname AS name, pg_get_userbyid(p.pubowner) AS owner, p.puballtables AS all_tables,"
   " p.pubinsert AS \"publishes.insert\", p.pubupdate AS \"publishes.update\","
   " p.pubdelete AS \"publishes.delete\", p.pubtruncate AS \"publishes.truncate\","
   " p.pubviaroot AS via_root"
   " FROM pg_publication p WHERE p.pubname = $1";
+
+static const char SHAPE_PUBLICATION[] =
+  "@publication/01 name:t! owner:t! all_tables:b! publishes.insert:b! publishes.update:b!"
+  " publishes.delete:b! publishes.truncate:b! via_root:b!";
 
 /* Per job table ($4: the publication, or NULL): its replica identity, and
  * what pg_publication_tables says of it (FOR TABLE, FOR TABLES IN SCHEMA
@@ -75,6 +89,10 @@ static const char SQL_CDC_TABLES[] =
   " WHERE s.relkind IN ('r', 'p')"
   " ORDER BY 1, 2";
 
+static const char SHAPE_CDC_TABLES[] =
+  "@replication_tables schema:t! name:t! replica_identity:t! published:b row_filter:t"
+  " unpublished_columns:a";
+
 int nc_replication_queries(lua_State *L, nc_conn *c, const char *with, const char *const *scope,
                            nc_step *steps, int n, int first_list)
 {
@@ -90,15 +108,16 @@ int nc_replication_queries(lua_State *L, nc_conn *c, const char *with, const cha
   params[3] = publication[0] != '\0' ? publication : NULL;
   params[4] = slot;
   params[5] = publication;
-  steps[n++] = (nc_step){ .sql = SQL_REPLICATION, .list = first_list };
+  steps[n++] = (nc_step){ .sql = SQL_REPLICATION, .list = first_list, .shape = SHAPE_REPLICATION };
   if (slot[0] != '\0')
     steps[n++] = (nc_step){ .sql = SQL_SLOT, .nparams = 1, .params = params + 4,
-                            .list = first_list + 1 };
+                            .list = first_list + 1, .shape = SHAPE_SLOT };
   if (publication[0] != '\0')
     steps[n++] = (nc_step){ .sql = SQL_PUBLICATION, .nparams = 1, .params = params + 5,
-                            .list = first_list + 2 };
+                            .list = first_list + 2, .shape = SHAPE_PUBLICATION };
   steps[n++] = (nc_step){ .sql = lua_pushfstring(L, "%s%s", with, SQL_CDC_TABLES), .nparams = 4,
-                          .params = params, .types = table_types, .list = first_list + 3 };
+                          .params = params, .types = table_types, .list = first_list + 3,
+                          .shape = SHAPE_CDC_TABLES };
   return n;
 }
 

@@ -142,8 +142,9 @@ static void start_queries(lua_State *L, nc_conn *c)
     steps[n++] = (nc_step){ .sql = lua_pushfstring(L, nc_proof_sql, scope, scope),
                             .tolerated = 1 };
     steps[n++] = (nc_step){ .sql = nc_proof_status_sql, .list = Q_PROOF_STATUS + 1,
-                            .tolerated = 1 };
-    steps[n++] = (nc_step){ .sql = nc_proof_rows_sql, .list = Q_PROOF_ROWS + 1, .tolerated = 1 };
+                            .tolerated = 1, .shape = nc_proof_status_shape };
+    steps[n++] = (nc_step){ .sql = nc_proof_rows_sql, .list = Q_PROOF_ROWS + 1, .tolerated = 1,
+                            .shape = nc_proof_rows_shape };
   }
   steps[n++] = (nc_step){ .sql = "COMMIT" };
   steps[n++] = (nc_step){ .sql = NULL }; /* the sync */

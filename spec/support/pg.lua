@@ -33,6 +33,8 @@ pg.closing_port = env("NEOCONN_TEST_CLOSING_PORT")
 -- neoconn_transaction, neoconn_statement (see with-cluster.sh).
 pg.pooler_port = env("NEOCONN_TEST_POOLER_PORT")
 pg.refused_port = env("NEOCONN_TEST_REFUSED_PORT")
+-- A free port for the specs' own proxies (one at a time).
+pg.proxy_port = env("NEOCONN_TEST_PROXY_PORT")
 pg.socket = env("NEOCONN_TEST_SOCKET")
 pg.ca = env("NEOCONN_TEST_CA")
 pg.admin_user = env("NEOCONN_TEST_ADMIN")

@@ -55,7 +55,7 @@ take_port() {
 admin=neoconn_admin
 admin_pw="admin-$RANDOM$RANDOM"
 take_port port; take_port plain_port; take_port silent_port; take_port refused_port
-take_port standby_port; take_port closing_port; take_port pooler_port
+take_port standby_port; take_port closing_port; take_port pooler_port; take_port proxy_port
 
 mkdir -p "$tmp/sock"
 echo "$admin_pw" >"$tmp/pwfile"
@@ -200,6 +200,7 @@ export NEOCONN_TEST_SILENT_PORT=$silent_port
 export NEOCONN_TEST_CLOSING_PORT=$closing_port
 export NEOCONN_TEST_POOLER_PORT=$pooler_port
 export NEOCONN_TEST_REFUSED_PORT=$refused_port
+export NEOCONN_TEST_PROXY_PORT=$proxy_port
 export NEOCONN_TEST_SOCKET=$tmp/sock
 export NEOCONN_TEST_CA=$tmp/server.crt
 export NEOCONN_TEST_CLIENT_CA=$tmp/client-ca.crt
