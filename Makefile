@@ -20,7 +20,8 @@ BUILD := build/$(LUA)
 SRCS := $(wildcard src/*.c)
 OBJS := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 CORE := $(BUILD)/neoconn/core.so
-TOOLS := build/tools/silent_listener build/tools/delay_proxy build/tools/doctor_proxy
+TOOLS := build/tools/silent_listener build/tools/delay_proxy build/tools/doctor_proxy \
+  build/tools/tls_closer
 BUSTED := $(LUA_BIN) /usr/bin/busted
 
 .PHONY: all env deps servers test check-specs lint demo bench memcheck fuzz install clean
@@ -34,6 +35,10 @@ $(BUILD)/obj/%.o: src/%.c src/neoconn.h src/compat.h
 $(CORE): $(OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -shared -o $@ $(OBJS) $(LDFLAGS) $(LDLIBS)
+
+build/tools/tls_closer: spec/support/tls_closer.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -std=c99 -Wall -Wextra -Werror -o $@ $< -lssl -lcrypto
 
 build/tools/%: spec/support/%.c
 	@mkdir -p $(dir $@)

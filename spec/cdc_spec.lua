@@ -179,7 +179,7 @@ describe("a CDC source", function()
       assert.are.equal(("ALTER ROLE %s REPLICATION;"):format(user), found[1].fix)
       local err = result.report.replication.connection.error
       assert.are.equal("replication_not_allowed", err.code)
-      assert.are.equal("session", err.stage)
+      assert.are.equal("replication", err.stage)
       assert.truthy(err.hint:find("ALTER ROLE " .. user .. " REPLICATION", 1, true), err.hint)
       -- The fix, applied: the replication connection opens.
       pg.exec(found[1].fix)

@@ -33,7 +33,21 @@ describe("neoconn check on hostile config files", function()
       assert.is_nil(stderr:find("S3cr3t", 1, true), stderr)
       assert.is_nil(stderr:find("83726152", 1, true), stderr)
       assert.is_nil(stderr:find("traceback", 1, true), stderr)
+      -- Every bound is said in words: "it ran out of memory (256 MiB)".
+      assert.is_nil(stderr:find("it not enough memory", 1, true), stderr)
+      assert.is_nil(stderr:find("it failed", 1, true), stderr)
       assert.is_true(took < 10, path .. " took " .. took .. " s")
     end)
   end
+
+  it("says a memory bound is a memory bound wherever the config reaches it", function()
+    for _, name in ipairs({ "memory_bomb", "memory_bomb_in_data" }) do
+      local err = os.tmpname()
+      pg.execute(("%s bin/neoconn check %s/%s.lua >/dev/null 2>%s"):format(pg.lua, dir, name, err))
+      local stderr = pg.slurp(err)
+      os.remove(err)
+      assert.truthy(stderr:find("the config was stopped: it ran out of memory (256 MiB)", 1, true)
+        or stderr:find("used more than 2 s of CPU time", 1, true), stderr)
+    end
+  end)
 end)

@@ -288,3 +288,90 @@ describe("argument errors", function()
     for _, case in ipairs(cases) do pg.raises(case[1], case[2]) end
   end)
 end)
+
+describe("errors that used to mislead", function()
+  it("call a TLS session ended in the middle of the handshake connection_lost", function()
+    local _, err = neoconn.connect({ host = pg.host, port = pg.tls_closing_port, user = "u",
+      password = "p", sslmode = "require" }, { timeout = 5 })
+    assert.are.equal("connection_lost", err.code, tostring(err))
+    assert.truthy(err.message:find("SSL connection has been closed unexpectedly", 1, true), err.message)
+    assert.truthy(err.hint:find("shutting down", 1, true), err.hint)
+  end)
+
+  it("classify a replication connection's failures as the main one's, at stage replication", function()
+    local user, password = pg.login_role("replfail", "REPLICATION")
+    local schema = pg.schema_with_table(user, "replfail", { grant = "SELECT" })
+    local job = { kind = "source", cdc = true }
+    -- The server ends the replication session as it does when shutting
+    -- down (FATAL 57P01), in answer to IDENTIFY_SYSTEM: the second
+    -- connection's first rows, through the doctoring proxy.
+    local proxy = io.popen(("build/tools/doctor_proxy %s %s fatal 1 0 2 2"):format(pg.proxy_port, pg.port))
+    assert.are.equal("ready", proxy:read("*l"))
+    local report = neoconn.test(("host=%s port=%s user=%s password=%s dbname=%s sslmode=disable "
+      .. "gssencmode=disable"):format(pg.host, pg.proxy_port, user, password, pg.dbname),
+      { job = job, schemas = { schema } })
+    proxy:close()
+    local err = report.replication.connection.error
+    assert.are.same({ "connection_lost", "replication", "57P01" }, { err.code, err.stage, err.sqlstate },
+      tostring(err))
+    assert.is_nil(err.message:find("LOCATION", 1, true), err.message)
+    assert.is_nil(err.message:find("57P01", 1, true), err.message)
+    -- A refusal at login: the role lacks REPLICATION.
+    pg.exec(("ALTER ROLE %s NOREPLICATION"):format(q(user)))
+    report = neoconn.test(pg.target(user, password), { job = job, schemas = { schema } })
+    err = report.replication.connection.error
+    assert.are.same({ "replication_not_allowed", "replication", "42501" },
+      { err.code, err.stage, err.sqlstate }, tostring(err))
+    local last = report.stages[#report.stages]
+    assert.are.same({ "replication", false }, { last.name, last.ok })
+  end)
+
+  it("refuse more parameters than the protocol carries before sending, keeping the connection", function()
+    local user, password = pg.login_role("params")
+    local conn = assert(neoconn.connect(pg.target(user, password)))
+    local params = {}
+    for i = 1, 65536 do params[i] = i end
+    pg.raises(function() conn:query("SELECT 1", params) end,
+      "params: at most 65535 parameters (the protocol's limit), got 65536")
+    assert.are.same({ { one = 1 } }, assert(conn:query("SELECT 1 AS one")))
+    conn:close()
+  end)
+
+  it("give the COPY refusal a hint, and no empty hint in any error's text", function()
+    local user, password = pg.login_role("copyhint")
+    local conn = assert(neoconn.connect(pg.target(user, password)))
+    local _, err = conn:query("COPY (SELECT 1) TO STDOUT")
+    assert.truthy(err.hint:find("\\copy", 1, true), err.hint)
+    assert.is_nil(tostring(err):find("(hint: )", 1, true), tostring(err))
+    conn:close()
+  end)
+
+  it("never raise for a result wider than the Lua stack, and leave the connection usable", function()
+    local user, password = pg.login_role("wide")
+    local conn = assert(neoconn.connect(pg.target(user, password)))
+    -- 300 flags columns of 30 fields each: 9000 names, more than LuaJIT's
+    -- stack holds; Lua 5.4's holds them.
+    local flags = {}
+    for k = 1, 30 do flags[k] = ("f%02d"):format(k) end
+    local columns = {}
+    for i = 1, 300 do columns[i] = ("1 AS %s"):format(q(("c%03d{%s}"):format(i, table.concat(flags, ",")))) end
+    local rows, err = conn:query("SELECT " .. table.concat(columns, ", "))
+    if rows then
+      assert.is_true(rows[1].c001.f01)
+    else
+      assert.are.equal("query_failed", err.code)
+    end
+    assert.are.same({ { one = 1 } }, assert(conn:query("SELECT 1 AS one")))
+    conn:close()
+  end)
+
+  it("let test_all take connections, as neoconn.test does", function()
+    local user, password = pg.login_role("allconn")
+    local conn = assert(neoconn.connect(pg.target(user, password)))
+    local reports = neoconn.test_all({ conn, pg.target(user, password) })
+    assert.is_true(reports[1].ok, tostring(reports[1].error))
+    assert.is_true(reports[2].ok)
+    assert.are.same({ { one = 1 } }, assert(conn:query("SELECT 1 AS one")))
+    conn:close()
+  end)
+end)

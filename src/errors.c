@@ -9,7 +9,7 @@
 #include "neoconn.h"
 
 const char *const nc_stage_names[NC_STAGE_COUNT] = {
-  "config", "connect", "tls", "authenticate", "session", "introspect", "query"
+  "config", "connect", "tls", "authenticate", "session", "introspect", "replication", "query"
 };
 
 static void set_text(char **dst, char *owned)
@@ -163,6 +163,12 @@ static const char *config_hint(const char *message)
     return "sslmode is one of disable, allow, prefer, require, verify-ca, verify-full";
   if (strstr(m, "port") != NULL)
     return "port is an integer 1-65535 (a list of them for several hosts)";
+  if (strcmp(m, "wide") == 0)
+    return "select fewer columns (or fewer flags a column), or run it under Lua 5.4, whose stack "
+           "holds more than LuaJIT's";
+  if (strcmp(m, "COPY") == 0)
+    return "conn:query returns rows: run COPY with a client that streams it (psql's \\copy), "
+           "or SELECT the rows";
   if (strstr(m, "percent-encode") != NULL)
     return "in a URL, write @ as %40, / as %2F and : as %3A in the user name and password "
            "(a password p@ss/1 is written p%40ss%2F1), or give the password as a field of its "
@@ -411,14 +417,25 @@ static void set_hint(nc_conn *c)
     set_hintf(e, "check sslcert and sslkey: both files must exist, be readable, and belong "
                  "together");
   else if (strcmp(code, "connection_lost") == 0)
-    set_hintf(e, "the connection was closed before the server answered: check that host and "
-                 "port are PostgreSQL's (not another service, a proxy or a pooler refusing it), "
-                 "and the server log");
+    set_hintf(e, "the connection was closed before the server answered: the server may be "
+                 "shutting down or restarting (retry shortly), or host and port are not "
+                 "PostgreSQL's (another service, a proxy or a pooler refusing it); the server log "
+                 "says which");
   else
     set_hintf(e, "see the message; the server log has details");
   free(qu);
   free(qd);
   free(sslcert);
+}
+
+/* libpq's words for a connection the other end closed: plain, or under
+ * TLS (a close_notify mid-handshake reads "SSL connection has been closed
+ * unexpectedly": a server shutting down does that). */
+static int is_connection_lost(const char *m)
+{
+  return has(m, "server closed the connection unexpectedly") || has(m, "EOF detected")
+         || has(m, "Connection reset by peer") || has(m, "SSL connection has been closed unexpectedly")
+         || has(m, "no connection to the server");
 }
 
 void nc_classify_connect_failure(nc_conn *c, const char *libpq_message, int timed_out)
@@ -500,8 +517,7 @@ void nc_classify_connect_failure(nc_conn *c, const char *libpq_message, int time
              || (has(m, "certificate file") && !has(m, "root certificate file"))) {
     code = "client_key";
     stage = NC_STAGE_TLS;
-  } else if (has(m, "server closed the connection unexpectedly") || has(m, "EOF detected")
-             || has(m, "Connection reset by peer")) {
+  } else if (is_connection_lost(m)) {
     code = "connection_lost";
   } else if (stage == NC_STAGE_TLS || has(m, "SSL error") || has(m, "certificate")) {
     code = "tls_failed";
@@ -534,14 +550,20 @@ void nc_classify_query_failure(nc_error *e, const PGresult *res, PGconn *pg, int
 {
   const char *msg = res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
   const char *st = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-  if (msg == NULL)
-    msg = pg != NULL ? PQerrorMessage(pg) : "";
-  if (*msg == '\0')
-    msg = "the connection to the server was lost";
-  nc_error_set(e, "query_failed", stage, msg);
-  if (st != NULL && strlen(st) == 5)
-    memcpy(e->sqlstate, st, 6);
-  if (timed_out || (st != NULL && strcmp(st, "57014") == 0)) {
+  if (msg != NULL) {
+    nc_error_set(e, "query_failed", stage, msg);
+    if (st != NULL && strlen(st) == 5)
+      memcpy(e->sqlstate, st, 6);
+  } else {
+    /* The connection's own message, verbose ("FATAL:  57P01: ... LOCATION:
+     * ..."): read like a failed connection's, its SQLSTATE kept. */
+    const char *raw = pg != NULL ? PQerrorMessage(pg) : "";
+    nc_error_set(e, "query_failed", stage, NULL);
+    tidy_server_message(e, *raw != '\0' ? raw : "the connection to the server was lost");
+  }
+  msg = e->message != NULL ? e->message : "";
+  st = e->sqlstate;
+  if (timed_out || strcmp(st, "57014") == 0) {
     e->code = "timeout";
     if (timed_out)
       set_messagef(e, "no answer from the server within the deadline");
@@ -549,8 +571,21 @@ void nc_classify_query_failure(nc_error *e, const PGresult *res, PGconn *pg, int
                ? "the catalog queries did not finish within the deadline: raise the timeout "
                  "or restrict the test to some schemas or tables"
                : "the query did not finish within the deadline: raise opts.timeout");
-  } else if (e->sqlstate[0] == '\0' && is_protocol_violation(msg)) {
-    nc_protocol_error(e, stage, msg);
+  } else if (strcmp(st, "57P01") == 0 || strcmp(st, "57P02") == 0) {
+    e->code = "connection_lost";
+    set_hintf(e, "the server ended the session: it is shutting down or restarting, or an "
+                 "administrator terminated the session (pg_terminate_backend); retry shortly");
+  } else if (strcmp(st, "57P03") == 0) {
+    e->code = "server_starting";
+    set_hintf(e, "the server is starting up, shutting down or recovering: retry shortly");
+  } else if (st[0] == '\0' && is_protocol_violation(msg)) {
+    char *copy = nc_strdup(msg);
+    nc_protocol_error(e, stage, copy != NULL ? copy : "");
+    free(copy);
+  } else if (st[0] == '\0' && is_connection_lost(msg)) {
+    e->code = "connection_lost";
+    set_hintf(e, "the connection was lost: the server may be shutting down or restarting, or "
+                 "something between neoconn and it closed the connection; retry shortly");
   } else {
     set_hintf(e, "the server rejected the query: see the message and its SQLSTATE");
   }
@@ -641,9 +676,12 @@ static int error_tostring(lua_State *L)
   lua_getfield(L, 1, "code");
   lua_getfield(L, 1, "message");
   lua_getfield(L, 1, "hint");
-  lua_pushfstring(L, "%s: %s: %s (hint: %s)", luaL_optstring(L, 2, "?"),
-                  luaL_optstring(L, 3, "unknown"), luaL_optstring(L, 4, ""),
-                  luaL_optstring(L, 5, ""));
+  if (lua_isstring(L, 5) && lua_rawlen(L, 5) > 0)
+    lua_pushfstring(L, "%s: %s: %s (hint: %s)", luaL_optstring(L, 2, "?"),
+                    luaL_optstring(L, 3, "unknown"), luaL_optstring(L, 4, ""), lua_tostring(L, 5));
+  else
+    lua_pushfstring(L, "%s: %s: %s", luaL_optstring(L, 2, "?"), luaL_optstring(L, 3, "unknown"),
+                    luaL_optstring(L, 4, ""));
   return 1;
 }
 

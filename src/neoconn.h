@@ -18,6 +18,7 @@
 #define NC_MAX_TARGET 16384 /* bytes in a connection string */
 #define NC_MAX_NAME 1024    /* bytes in a schema or table name */
 #define NC_MAX_LIST 100000  /* names in a list of tables or schemas */
+#define NC_MAX_PARAMS 65535 /* parameters of one statement: the protocol counts them in 16 bits */
 /* Jobs of up to this many tables are proven by the executor by default
  * (opts.proof = "auto"); see the README for the measurements behind it. */
 #define NC_PROOF_AUTO_LIMIT 5000
@@ -32,6 +33,7 @@ typedef enum {
   NC_STAGE_AUTHENTICATE,
   NC_STAGE_SESSION,
   NC_STAGE_INTROSPECT,
+  NC_STAGE_REPLICATION, /* a CDC job's replication connection, after introspect */
   NC_STAGE_QUERY, /* conn:query, outside any test */
   NC_STAGE_COUNT
 } nc_stage;
@@ -248,7 +250,7 @@ NC_PRIVATE void nc_register_box(lua_State *L);
 NC_PRIVATE int nc_shape_problem(lua_State *L, const PGresult *res, const char *shape);
 
 /* result.c */
-NC_PRIVATE void nc_push_rows(lua_State *L, const PGresult *res, int share, int sorted);
+NC_PRIVATE int nc_push_rows(lua_State *L, const PGresult *res, int share, int sorted);
 NC_PRIVATE int nc_l_query(lua_State *L); /* conn:query */
 
 /* pipeline.c: statements and sync points sent in one round trip, step by

@@ -128,7 +128,10 @@ static int on_result(lua_State *L, nc_conn *c, PGresult *res, int lists)
       lua_pop(L, 1);
       lua_newtable(L);
     } else if (st == PGRES_TUPLES_OK) {
-      nc_push_rows(L, res, 1, c->pipe.steps[step].sorted);
+      if (!nc_push_rows(L, res, 1, c->pipe.steps[step].sorted)) {
+        record_malformed(c, "more columns than the query has");
+        lua_newtable(L);
+      }
     } else {
       lua_newtable(L);
     }

@@ -142,6 +142,7 @@ static int finish(lua_State *L, nc_conn *c, int state, int failed)
 {
   nc_conn *r = c->test.repl;
   if (failed) {
+    r->error.stage = NC_STAGE_REPLICATION; /* classified as any connection's, said where */
     nc_push_error(L, &r->error, r->secret);
     lua_setfield(L, state, "replication_error");
   }
@@ -200,7 +201,7 @@ int nc_replication_step(lua_State *L, nc_conn *c, int state)
     if (step == 0)
       return 0;
     if (!PQsendQuery(r->pg, "IDENTIFY_SYSTEM")) {
-      nc_classify_query_failure(&r->error, NULL, r->pg, 0, NC_STAGE_QUERY);
+      nc_classify_query_failure(&r->error, NULL, r->pg, 0, NC_STAGE_REPLICATION);
       return finish(L, c, state, 1);
     }
     c->test.repl_phase = REPL_QUERYING;
@@ -208,7 +209,7 @@ int nc_replication_step(lua_State *L, nc_conn *c, int state)
   step = PQflush(r->pg);
   r->want_write = step > 0;
   if (step < 0 || !PQconsumeInput(r->pg)) {
-    nc_classify_query_failure(&r->error, NULL, r->pg, 0, NC_STAGE_QUERY);
+    nc_classify_query_failure(&r->error, NULL, r->pg, 0, NC_STAGE_REPLICATION);
     return finish(L, c, state, 1);
   }
   while (step == 0 && !PQisBusy(r->pg)) {
@@ -220,14 +221,14 @@ int nc_replication_step(lua_State *L, nc_conn *c, int state)
     if (PQresultStatus(res) == PGRES_TUPLES_OK) {
       keep_identity(L, res, state);
     } else {
-      nc_classify_query_failure(&r->error, res, r->pg, 0, NC_STAGE_QUERY);
-      nc_push_error(L, &r->error, r->secret);
+      nc_classify_query_failure(&r->error, res, r->pg, 0, NC_STAGE_REPLICATION);
+      nc_push_error(L, &r->error, r->secret); /* what failed is kept: finish() adds nothing */
       lua_setfield(L, state, "replication_error");
     }
     nc_drop_result(L);
   }
   if (nc_now() >= c->test.deadline) {
-    nc_classify_query_failure(&r->error, NULL, r->pg, 1, NC_STAGE_QUERY);
+    nc_classify_query_failure(&r->error, NULL, r->pg, 1, NC_STAGE_REPLICATION);
     return finish(L, c, state, 1);
   }
   return 0;

@@ -162,8 +162,9 @@ static int same_values(const PGresult *res, int r, int p, const int *cols, int n
   return 1;
 }
 
-/* Pushes the names of column i's fields; returns how many, and sets
- * *group_len to the length of its group's name (-1: top level). A column
+/* Pushes the names of column i's fields; returns how many (-1: the Lua
+ * stack has no room for them), and sets *group_len to the length of its
+ * group's name (-1: top level). A column
  * named "a.b" is field b of subtable a; one named "a{b,c}" (or "{b,c}")
  * is a set of flags, an integer whose bit k is the k-th field, a boolean:
  * one value on the wire for many fields (the server cuts a column name
@@ -173,6 +174,8 @@ static int push_field_names(lua_State *L, const char *name, int *group_len)
 {
   const char *brace = strchr(name, '{'), *dot = strchr(name, '.'), *p;
   int n = 0;
+  if (!lua_checkstack(L, 1))
+    return -1;
   if (brace == NULL) {
     lua_pushstring(L, dot != NULL ? dot + 1 : name);
     *group_len = dot != NULL ? (int)(dot - name) : -1;
@@ -181,7 +184,8 @@ static int push_field_names(lua_State *L, const char *name, int *group_len)
   *group_len = brace > name ? (int)(brace - name) : -1;
   for (p = brace + 1; *p != '\0' && *p != '}'; p += *p == ',') {
     size_t len = strcspn(p, ",}");
-    luaL_checkstack(L, 1, "too many result columns");
+    if (!lua_checkstack(L, 1))
+      return -1;
     lua_pushlstring(L, p, len);
     p += len;
     n++;
@@ -257,8 +261,10 @@ static const sort_entry *push_sorted(lua_State *L, const PGresult *res)
  * twice as fast to build); a row whose values equal the row before it
  * takes its subtable without a lookup. With sorted (and at least two
  * columns), the rows are listed in byte order of their first two
- * columns. */
-void nc_push_rows(lua_State *L, const PGresult *res, int share, int sorted)
+ * columns. Returns 0, pushing nothing, when the Lua stack has no room for
+ * the result's columns and fields (LuaJIT's holds about 8000 values; a
+ * result may have 1664 columns of 32 flags each): never raises. */
+int nc_push_rows(lua_State *L, const PGresult *res, int share, int sorted)
 {
   const sort_entry *order;
   int nrows = PQntuples(res), ncols = PQnfields(res), ngroups = 0, i, g, r, n;
@@ -266,23 +272,38 @@ void nc_push_rows(lua_State *L, const PGresult *res, int share, int sorted)
   /* Per column: its kind, group (-1: top level), first field name's stack
    * index and number of fields; per group: its columns (grouped in
    * members, from first[g], size[g] of them) and fields. */
-  int *kind = (int *)nc_newuserdata(L, sizeof(int) * (size_t)(9 * ncols + 2));
-  int *group_of = kind + ncols, *names = group_of + ncols, *nfields = names + ncols;
-  int *size = nfields + ncols, *first = size + ncols + 1, *members = first + ncols + 1;
-  int *fields = members + ncols, *last_row = fields + ncols;
+  int top = lua_gettop(L);
+  int *kind, *group_of, *names, *nfields, *size, *first, *members, *fields, *last_row;
 
-  luaL_checkstack(L, 3 * ncols + 10, "too many result columns");
+  if (!lua_checkstack(L, 3 * ncols + 10))
+    return 0;
+  kind = (int *)nc_newuserdata(L, sizeof(int) * (size_t)(9 * ncols + 2));
+  group_of = kind + ncols;
+  names = group_of + ncols;
+  nfields = names + ncols;
+  size = nfields + ncols;
+  first = size + ncols + 1;
+  members = first + ncols + 1;
+  fields = members + ncols;
+  last_row = fields + ncols;
   order = sorted && ncols >= 2 ? push_sorted(L, res) : NULL;
   lua_createtable(L, nrows, 0);
   list = lua_gettop(L);
   for (i = 0; i < ncols; i++) {
     names[i] = lua_gettop(L) + 1;
     nfields[i] = push_field_names(L, PQfname(res, i), &group_of[i]);
+    if (nfields[i] < 0) {
+      lua_settop(L, top);
+      return 0;
+    }
     kind[i] = strchr(PQfname(res, i), '{') != NULL ? K_FLAGS : kind_of(PQftype(res, i));
     if (group_of[i] < 0)
       top_fields += nfields[i];
   }
-  luaL_checkstack(L, 3 * ncols + 10, "too many result columns");
+  if (!lua_checkstack(L, 3 * ncols + 10)) {
+    lua_settop(L, top);
+    return 0;
+  }
   groups = lua_gettop(L) + 1;
   for (i = 0; i < ncols; i++) {
     const char *name = PQfname(res, i);
@@ -383,6 +404,7 @@ void nc_push_rows(lua_State *L, const PGresult *res, int share, int sorted)
   lua_remove(L, list - 1); /* the sort order, or the column arrays */
   if (order != NULL)
     lua_remove(L, list - 2); /* the column arrays, below it */
+  return 1;
 }
 
 /* Sends what libpq has buffered; 1 done, 0 deadline, -1 connection error. */
@@ -502,6 +524,7 @@ static int run_simple(lua_State *L, nc_conn *c, const char *sql, int nparams,
       }
       if (ok) {
         nc_error_set(e, "query_failed", NC_STAGE_QUERY, "COPY is not supported by conn:query");
+        nc_error_hint_for(e, "COPY");
         ok = 0;
       }
       continue;
@@ -510,8 +533,14 @@ static int run_simple(lua_State *L, nc_conn *c, const char *sql, int nparams,
       nc_classify_query_failure(e, res, c->pg, 0, NC_STAGE_QUERY);
       ok = 0;
     } else if (PQresultStatus(res) == PGRES_TUPLES_OK) {
-      nc_push_rows(L, res, 0, 0);
-      lua_replace(L, -3);
+      if (nc_push_rows(L, res, 0, 0)) {
+        lua_replace(L, -3);
+      } else if (ok) { /* the rest is still read: the connection stays usable */
+        nc_error_set(e, "query_failed", NC_STAGE_QUERY,
+                     "the result has more columns and fields than this Lua can hold at once");
+        nc_error_hint_for(e, "wide");
+        ok = 0;
+      }
     }
     nc_drop_result(L);
   }
@@ -539,6 +568,10 @@ int nc_l_query(lua_State *L)
     int anchors;
     if (lua_type(L, 3) != LUA_TTABLE)
       luaL_argerror(L, 3, lua_pushfstring(L, "params: table expected, got %s", luaL_typename(L, 3)));
+    if (lua_rawlen(L, 3) > NC_MAX_PARAMS)
+      luaL_argerror(L, 3, lua_pushfstring(L, "params: at most %d parameters (the protocol's "
+                                             "limit), got %d", NC_MAX_PARAMS,
+                                          (int)lua_rawlen(L, 3)));
     nparams = (int)lua_rawlen(L, 3);
     params = (const char **)nc_newuserdata(L, sizeof(char *) * (size_t)(nparams + 1));
     lua_createtable(L, nparams, 0); /* the text of each parameter, kept alive here */

@@ -1,6 +1,7 @@
 /* core.sandbox_start(fn, limits) -> a sandbox; sandbox:step() -> nil, fd,
  * seconds_left while it runs (never waiting), then true, text | false,
- * reason, and where the child's Lua code last was ("source:line" or nil);
+ * reason, then where the child's Lua code last was ("source:line" or nil)
+ * and whether a bound (not the code's own error) ended it;
  * core.sandbox(fn, limits) does both, waiting.
  * Runs fn in a child process with real bounds on CPU time (RLIMIT_CPU),
  * memory (RLIMIT_AS above what the process maps now) and wall-clock time
@@ -308,11 +309,13 @@ static int read_available(nc_sandbox *sb)
   }
 }
 
-/* Pushes ok, text-or-reason, where: how the child ended; releases it. */
+/* Pushes ok, text-or-reason, where, stopped: how the child ended (stopped:
+ * by a bound, or by something else than its own code's error); releases
+ * it. */
 static int push_outcome(lua_State *L, nc_sandbox *sb)
 {
   char number[32];
-  int ok = 0, status;
+  int ok = 0, status, stopped = 1;
   char first = sb->len > 0 ? sb->answer[0] : '\0';
   if ((sb->timed_out || sb->too_long) && sb->pid > 0)
     kill(sb->pid, SIGKILL);
@@ -333,6 +336,7 @@ static int push_outcome(lua_State *L, nc_sandbox *sb)
     lua_pushliteral(L, "ended without an answer (out of memory?)");
   } else {
     ok = first == ANSWER_OK;
+    stopped = 0;
     lua_pushlstring(L, sb->answer + 1, sb->len - 1);
   }
   lua_pushboolean(L, ok);
@@ -343,12 +347,13 @@ static int push_outcome(lua_State *L, nc_sandbox *sb)
                     sb->where->slot[sb->where->current].line);
   else
     lua_pushnil(L);
+  lua_pushboolean(L, stopped);
   sb->finished = 1;
   release(sb);
-  return 3;
+  return 4;
 }
 
-/* sandbox:step() -> nil, fd, seconds_left | ok, text, where */
+/* sandbox:step() -> nil, fd, seconds_left | ok, text, where, stopped */
 static int sandbox_step(lua_State *L)
 {
   nc_sandbox *sb = check_sandbox(L);

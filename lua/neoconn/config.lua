@@ -396,8 +396,11 @@ local function helpers(getenv)
   return box
 end
 
--- A message about the password's line never quotes what is on it.
+-- A message about the password's line never quotes what is on it, and a
+-- syntax error never quotes a string literal (an unterminated one runs to
+-- the end of its line, whatever secret a local holds).
 local function without_secret_text(message, source)
+  message = message:gsub("near ('[\"'%[].*)$", "near <a string>")
   local line = tonumber(message:match(":(%d+):"))
   local text
   local n = 0
@@ -491,8 +494,10 @@ function config.load_string(source, file, opts)
     and seen:match(":(%d+)$")
   local at = where.file .. ":" .. (line or 1)
   if not result then
-    return nil, ("%s: the config was stopped: it %s (a config is data: is it looping?)")
-      :format(at, err)
+    if err:find("^failed: ") then return nil, at .. ": " .. err:sub(9) end
+    local looping = (err:find("^used more") or err:find("^ran longer"))
+      and " (a config is data: is it looping?)" or ""
+    return nil, ("%s: the config was stopped: it %s%s"):format(at, err, looping)
   end
   local message = result.error
   if message and message:find("not enough memory", 1, true) then

@@ -67,7 +67,8 @@ function neoconn.test(target, opts)
   return core.test(target, opts)
 end
 
--- A test_all item: a target, or { target = ..., <neoconn.test options> }.
+-- A test_all item: what neoconn.test takes (a target or a connection), or
+-- { target = ..., <neoconn.test options> }.
 local function item_parts(item, opts)
   local scope = { timeout = opts.timeout }
   if type(item) == "table" and item.target ~= nil then
@@ -167,7 +168,7 @@ function neoconn.test_all(targets, opts)
   end
   for i, item in ipairs(targets) do
     local kind = type(item)
-    if kind ~= "string" and kind ~= "table" then
+    if kind ~= "string" and kind ~= "table" and kind ~= "userdata" then
       error(("bad argument #1 to 'test_all' (targets[%d]: a target expected, got %s)"):format(i, kind), 2)
     end
   end

@@ -417,7 +417,8 @@ function policy.evaluate(report, settings, opts)
       for i = before + 1, #findings do added[#added + 1] = findings[i] end
       return { findings = added, error = not ok and tostring(rule_err) or nil }
     end, sandbox.RULE_LIMITS)
-    local failure = not result and ("it " .. tostring(err)) or result.error
+    local failure = result and result.error
+    if not result then failure = err:find("^failed: ") and err:sub(9) or ("it " .. err) end
     if failure and seen and not failure:find("^[^ ]+:%d+: ") then
       failure = seen:gsub("^[@=]", "") .. ": " .. failure -- where the rule was
     end

@@ -70,10 +70,11 @@ end
 sandbox.watch = core.sandbox_watch
 
 --- Runs fn() in the child under limits; returns what it returned (data
--- only), or nil and why it failed (its error, or the bound it broke); and,
--- either way, where its Lua code was last seen ("source:line" or nil).
--- Inside nginx it waits for the child through ngx.sleep, never blocking
--- the worker.
+-- only), or nil and why it failed, as words that follow "it": the bound
+-- it broke ("used more than 2 s of CPU time", "ran out of memory (256
+-- MiB)", ...) or "failed: <its error>"; and, either way, where its Lua
+-- code was last seen ("source:line" or nil). Inside nginx it waits for
+-- the child through ngx.sleep, never blocking the worker.
 function sandbox.run(fn, limits)
   local child = function()
     -- The child's count hook (its whereabouts) never runs in JIT code.
@@ -85,19 +86,26 @@ function sandbox.run(fn, limits)
     if not good then error(tostring(value), 0) end
     return encode(value)
   end
-  local ok, text, where
+  local ok, text, where, stopped
   if nginx.active() then
     local running, why = core.sandbox_start(child, limits)
     if not running then return nil, why end
-    ok, text, where = nginx.wait(function()
-      local done, a, b = running:step()
+    ok, text, where, stopped = nginx.wait(function()
+      local done, a, b, c = running:step()
       if done == nil then return false, b end
-      return true, done, a, b
+      return true, done, a, b, c
     end)
   else
-    ok, text, where = core.sandbox(child, limits)
+    ok, text, where, stopped = core.sandbox(child, limits)
   end
-  if not ok then return nil, text, where end
+  if not ok then
+    if not stopped and text:find("not enough memory", 1, true) then
+      text = ("ran out of memory (%d MiB)"):format(math.floor(limits.memory / MiB))
+    elseif not stopped then
+      text = "failed: " .. text
+    end
+    return nil, text, where
+  end
   local value, err = decode(text)
   return value, err, where
 end

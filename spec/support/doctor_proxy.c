@@ -2,11 +2,13 @@
  * message of the server's, chosen by its kind and place, is changed on
  * its way to the client, as a broken pooler, a hostile server or a flipped
  * bit on a connection without TLS would change it.
- *   doctor_proxy LISTEN_PORT UPSTREAM_PORT MODE NTH COLUMN
- * Serves one connection (the client must not ask for TLS or GSS
- * encryption: every byte the server sends is then a typed message), then
- * exits; prints "ready" once it listens. MODE, on the NTH message of its
- * kind (from 1), for column COLUMN (from 0, modulo the columns there are):
+ *   doctor_proxy LISTEN_PORT UPSTREAM_PORT MODE NTH COLUMN [WHICH [HOW_MANY]]
+ * Serves HOW_MANY connections (default 1), each in a process of its own,
+ * doctoring the WHICH-th (default 1); the client must not ask for TLS or
+ * GSS encryption: every byte the server sends is then a typed message.
+ * Prints "ready" once it listens; exits when they have all ended. MODE, on
+ * the NTH message of its kind (from 1), for column COLUMN (from 0, modulo
+ * the columns there are):
  *   rename  a RowDescription: the column's name changes case
  *   type    a RowDescription: the column's type becomes text (bool if it
  *           was text)
@@ -14,7 +16,9 @@
  *   null    a DataRow: the column's value becomes NULL
  *   zero    a DataRow: the value's first byte becomes a zero byte
  *   extra   a DataRow: sent twice
- *   flip    a DataRow: one bit of its body flips (lengths included) */
+ *   flip    a DataRow: one bit of its body flips (lengths included)
+ *   fatal   a RowDescription: replaced by the FATAL error a server shutting
+ *           down sends (57P01), and the connection closed */
 #define _POSIX_C_SOURCE 200809L
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -25,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static const char *mode;
@@ -90,6 +95,14 @@ static int doctor(int fd, unsigned char *m, size_t total)
     size_t start[1025];
     int n = describe_fields(m, total, start, 1025);
     seen_descriptions++;
+    if (seen_descriptions == nth && strcmp(mode, "fatal") == 0) {
+      static const char fields[] = "SFATAL\0VFATAL\0C57P01\0"
+                                   "Mterminating connection due to administrator command\0\0";
+      out[0] = 'E';
+      memcpy(out + 5, fields, sizeof fields - 1);
+      send_message(fd, out, 5 + sizeof fields - 1);
+      return -1; /* and the connection ends */
+    }
     if (seen_descriptions == nth && n > 0) {
       int k = (int)(column % n);
       if (strcmp(mode, "rename") == 0)
@@ -177,65 +190,82 @@ static int connect_to(int port)
   return fd;
 }
 
-int main(int argc, char **argv)
+/* Relays one connection, doctoring the server's messages when asked. */
+static void relay(int client, int server, int doctored)
 {
   static unsigned char buf[1 << 22];
   size_t have = 0;
-  int listener, client, server, one = 1;
-  if (argc != 6) {
-    fprintf(stderr, "usage: doctor_proxy LISTEN_PORT UPSTREAM_PORT MODE NTH COLUMN\n");
+  for (;;) {
+    struct pollfd p[2] = { { client, POLLIN, 0 }, { server, POLLIN, 0 } };
+    unsigned char chunk[65536];
+    ssize_t n;
+    if (poll(p, 2, 30000) <= 0)
+      return;
+    if (p[0].revents) {
+      n = read(client, chunk, sizeof chunk);
+      if (n <= 0 || write_all(server, chunk, (size_t)n) != 0)
+        return;
+    }
+    if (p[1].revents) {
+      n = read(server, buf + have, sizeof buf - have);
+      if (n <= 0)
+        return;
+      have += (size_t)n;
+      while (have >= 5) {
+        size_t total = 1 + get32(buf + 1);
+        if (total < 5 || total > sizeof buf)
+          return;
+        if (have < total)
+          break;
+        if ((doctored ? doctor(client, buf, total) : write_all(client, buf, total)) != 0)
+          return;
+        memmove(buf, buf + total, have - total);
+        have -= total;
+      }
+    }
+  }
+}
+
+int main(int argc, char **argv)
+{
+  int listener, one = 1, which, how_many, i;
+  if (argc < 6 || argc > 8) {
+    fprintf(stderr, "usage: doctor_proxy LISTEN_PORT UPSTREAM_PORT MODE NTH COLUMN [WHICH [HOW_MANY]]\n");
     return 64;
   }
   mode = argv[3];
   nth = atol(argv[4]);
   column = atol(argv[5]);
+  which = argc > 6 ? atoi(argv[6]) : 1;
+  how_many = argc > 7 ? atoi(argv[7]) : 1;
   if ((listener = listen_on(atoi(argv[1]))) < 0) {
     perror("doctor_proxy: listen");
     return 1;
   }
   printf("ready\n");
   fflush(stdout);
-  {
+  for (i = 1; i <= how_many; i++) {
     struct pollfd waiting = { listener, POLLIN, 0 };
+    int client, server;
     if (poll(&waiting, 1, 20000) <= 0)
-      return 1; /* nobody came: never outlive the spec that started it */
-  }
-  if ((client = accept(listener, NULL, NULL)) < 0 || (server = connect_to(atoi(argv[2]))) < 0)
-    return 1;
-  setsockopt(client, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  setsockopt(server, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  close(listener);
-  for (;;) {
-    struct pollfd p[2] = { { client, POLLIN, 0 }, { server, POLLIN, 0 } };
-    unsigned char chunk[65536];
-    ssize_t n;
-    if (poll(p, 2, 30000) <= 0)
+      break; /* nobody came: never outlive the spec that started it */
+    if ((client = accept(listener, NULL, NULL)) < 0)
       break;
-    if (p[0].revents) {
-      n = read(client, chunk, sizeof chunk);
-      if (n <= 0 || write_all(server, chunk, (size_t)n) != 0)
-        break;
-    }
-    if (p[1].revents) {
-      n = read(server, buf + have, sizeof buf - have);
-      if (n <= 0)
-        break;
-      have += (size_t)n;
-      while (have >= 5) {
-        size_t total = 1 + get32(buf + 1);
-        if (total < 5 || total > sizeof buf)
-          goto done;
-        if (have < total)
-          break;
-        if (doctor(client, buf, total) != 0)
-          goto done;
-        memmove(buf, buf + total, have - total);
-        have -= total;
+    if (fork() == 0) {
+      close(listener);
+      if ((server = connect_to(atoi(argv[2]))) >= 0) {
+        setsockopt(client, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        setsockopt(server, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        relay(client, server, i == which);
+        close(server);
       }
+      close(client);
+      _exit(0);
     }
+    close(client);
   }
-done:
-  close(client);
-  close(server);
+  close(listener);
+  while (wait(NULL) > 0)
+    ;
   return 0;
 }

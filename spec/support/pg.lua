@@ -29,6 +29,9 @@ function pg.it_with_standby(it, pending)
 end
 pg.silent_port = env("NEOCONN_TEST_SILENT_PORT")
 pg.closing_port = env("NEOCONN_TEST_CLOSING_PORT")
+-- A TLS server that ends each session in the middle of its handshake, as a
+-- server shutting down does.
+pg.tls_closing_port = env("NEOCONN_TEST_TLS_CLOSING_PORT")
 -- pgbouncer in front of the primary: databases neoconn_session,
 -- neoconn_transaction, neoconn_statement (see with-cluster.sh).
 pg.pooler_port = env("NEOCONN_TEST_POOLER_PORT")

@@ -56,6 +56,7 @@ admin=neoconn_admin
 admin_pw="admin-$RANDOM$RANDOM"
 take_port port; take_port plain_port; take_port silent_port; take_port refused_port
 take_port standby_port; take_port closing_port; take_port pooler_port; take_port proxy_port
+take_port tls_closing_port
 
 mkdir -p "$tmp/sock"
 echo "$admin_pw" >"$tmp/pwfile"
@@ -191,6 +192,8 @@ port_free "$pooler_port" && { echo "pgbouncer did not start" >&2; cat "$tmp/pgbo
 pids+=($!)
 "$top/build/tools/silent_listener" "$closing_port" 3600 close &
 pids+=($!)
+"$top/build/tools/tls_closer" "$tls_closing_port" "$tmp/server.crt" "$tmp/server.key" 3600 &
+pids+=($!)
 
 export NEOCONN_TEST_HOST=127.0.0.1
 export NEOCONN_TEST_PORT=$port
@@ -201,6 +204,7 @@ export NEOCONN_TEST_CLOSING_PORT=$closing_port
 export NEOCONN_TEST_POOLER_PORT=$pooler_port
 export NEOCONN_TEST_REFUSED_PORT=$refused_port
 export NEOCONN_TEST_PROXY_PORT=$proxy_port
+export NEOCONN_TEST_TLS_CLOSING_PORT=$tls_closing_port
 export NEOCONN_TEST_SOCKET=$tmp/sock
 export NEOCONN_TEST_CA=$tmp/server.crt
 export NEOCONN_TEST_CLIENT_CA=$tmp/client-ca.crt

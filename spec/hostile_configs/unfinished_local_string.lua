@@ -1,0 +1,2 @@
+local token = "S3cr3t-in-a-local-never-printed
+connections = { a = { kind = "source" } }
