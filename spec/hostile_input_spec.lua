@@ -354,7 +354,9 @@ describe("errors that used to mislead", function()
     local flags = {}
     for k = 1, 30 do flags[k] = ("f%02d"):format(k) end
     local columns = {}
-    for i = 1, 300 do columns[i] = ("1 AS %s"):format(q(("c%03d{%s}"):format(i, table.concat(flags, ",")))) end
+    for i = 1, 300 do
+      columns[i] = ("1 AS %s"):format(q(("c%03d{%s}"):format(i, table.concat(flags, ","))))
+    end
     local rows, err = conn:query("SELECT " .. table.concat(columns, ", "))
     if rows then
       assert.is_true(rows[1].c001.f01)

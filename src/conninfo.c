@@ -42,25 +42,21 @@ static const char *url_rest(const char *raw)
 
 /* Whether the user information of a URL holds an unencoded '@' or '/', read
  * as libpq reads it: the user information ends at the first '@' unless a
- * '/' comes first, and the host ends at '/' or '?'. A password holding one
- * (postgresql://u:a@b@host, u:a/b@host) moves part of itself into the host,
- * port or database, where a message would show it; an '@' left in the host,
- * or an '@' before the query in a URL libpq found no user information in,
- * says so. (A database name holding a raw '@' is refused too: encoded as
- * %40 it works.) */
+ * '/' comes first, and the query starts at the first '?' after it. A
+ * password holding one (postgresql://u:a@b@host, u:a/b@host, u:a@b/c@host)
+ * moves part of itself into the host, port or database, where a message
+ * would show it: an '@' left between the user information (or the start,
+ * where libpq found none) and the query says so. (A database name holding
+ * a raw '@' is refused too: encoded as %40 it works.) */
 static int url_userinfo_broken(const char *rest)
 {
-  const char *p = rest, *host, *query = strchr(rest, '?');
+  const char *p = rest, *after, *query;
   while (*p != '\0' && *p != '@' && *p != '/')
     p++;
-  if (*p != '@') {
-    const char *at = strchr(rest, '@');
-    return at != NULL && (query == NULL || at < query);
-  }
-  for (host = p + 1; *host != '\0' && *host != '/' && *host != '?'; host++)
-    if (*host == '@')
-      return 1;
-  return 0;
+  after = *p == '@' ? p + 1 : rest;
+  query = strchr(after, '?');
+  p = strchr(after, '@');
+  return p != NULL && (query == NULL || p < query);
 }
 
 /* The refusal of such a URL: it shows the scheme and what follows the last

@@ -13,6 +13,8 @@ local policy = require("neoconn.policy")
 local fuzz = {}
 local env = os.getenv
 local SECRET = "Fuzz-S3cret-pw"
+-- What a call returns when an invariant broke (not an error it may give).
+local BROKEN = {}
 
 local KEYWORDS = { "host", "hostaddr", "port", "dbname", "user", "password", "sslmode", "sslrootcert",
   "sslcert", "sslkey", "sslpassword", "connect_timeout", "application_name", "target_session_attrs",
@@ -88,13 +90,106 @@ local function random_opts(r)
   return opts
 end
 
+-- Characters a name may hold that must never be shown raw: every control
+-- byte, DEL, C1 controls, direction marks; and plain ones, quotes and
+-- backslashes among them.
+local HIDDEN = { "\r", "\n", "\t", "\27", "\127", "\194\155", "\194\133", "\226\128\174",
+  "\226\129\166", "\239\187\191" }
+for c = 1, 31 do HIDDEN[#HIDDEN + 1] = string.char(c) end
+local PLAIN = { "a", "Z", "_", "1", " ", ".", '"', "'", "\\", "ü", "日", "-", ";", "$", ":", "{", "," }
+
+local function random_name(r)
+  local parts = {}
+  for i = 1, r(12) do parts[i] = r(3) == 1 and HIDDEN[r(#HIDDEN)] or PLAIN[r(#PLAIN)] end
+  return table.concat(parts)
+end
+
+local function has_hidden(text)
+  return text:find("[%c\127]") or text:find("\194[\128-\159]") or text:find("\226\128[\168-\174]")
+    or text:find("\226\129[\160-\175]") or text:find("\239\187\191")
+end
+
+-- A name with control characters: quoted, printed and written as a literal
+-- without any, read back the same by parse_name and by the server.
+local function names_stay_printable(r, conn)
+  local name = random_name(r)
+  local quoted, literal = neoconn.quote_ident(name), neoconn.quote_literal(name)
+  for _, out in ipairs({ quoted, literal, neoconn.printable(name) }) do
+    if has_hidden(out) then return BROKEN, ("%q shows a hidden character: %q"):format(name, out) end
+  end
+  local _, parsed = neoconn.parse_name(quoted)
+  if parsed ~= name and not name:find(".", 1, true) then
+    return BROKEN, ("parse_name(quote_ident(%q)) gave %q"):format(name, tostring(parsed))
+  end
+  if conn then
+    local rows = conn:query(("SELECT %s = $1 AS literal, (SELECT k FROM json_object_keys(row_to_json(s)) k)"
+      .. " = $1 AS ident FROM (SELECT 1 AS %s) s"):format(literal, quoted), { name }, { timeout = 2 })
+    if rows and not (rows[1].literal and rows[1].ident) then
+      return BROKEN, ("the server reads %s / %s back otherwise than %q"):format(literal, quoted, name)
+    end
+  end
+end
+
+-- A URL password holding @, / : ? # or %: no piece of it in any message.
+local PIECES = { "Zq7xW", "Kp3mV", "Rt8nB" }
+local function url_password_never_echoed(r)
+  local seps = { "@", "/", ":", "?", "#", "%", "@@", "/@", ":@" }
+  local password = PIECES[1] .. seps[r(#seps)] .. PIECES[2] .. seps[r(#seps)] .. PIECES[3]
+  local ports = { env("NEOCONN_TEST_PORT"), env("NEOCONN_TEST_REFUSED_PORT") }
+  local url = ("postgresql://fuzz_role:%s@127.0.0.1:%s/neoconn_test%s"):format(password,
+    ports[r(#ports)], r(2) == 1 and "?sslmode=disable" or "")
+  local _, err = neoconn.connect(url, { timeout = 1 })
+  local report = neoconn.test(url, { timeout = 1 })
+  local text = tostring(err) .. " " .. tostring(report.error)
+  for _, piece in ipairs(PIECES) do
+    if text:find(piece, 1, true) then return BROKEN, ("%s echoed %s: %s"):format(url, piece, text) end
+  end
+end
+
+-- A password spelled any way libpq reads one: never in the target's
+-- settings as rules see them.
+local function settings_hold_no_password(r)
+  local spellings = { "password=%s", "password = %s", "password='%s'", "password =\t'%s'",
+    "password=decoy password=%s" }
+  local text = ("host=127.0.0.1 user=u " .. spellings[r(#spellings)]):format(SECRET)
+  local ok, settings = pcall(neoconn.target_settings, r(2) == 1 and text or { url = text, port = 1 })
+  if ok and settings then
+    for k, v in pairs(settings) do
+      if tostring(v):find(SECRET, 1, true) then return BROKEN, ("settings.%s holds it"):format(k) end
+    end
+  end
+end
+
+-- A doctored answer (a proxy changes one message): the test, the policy
+-- and the reports never raise.
+local function doctored_answer_judged(r)
+  local proxy = env("NEOCONN_TEST_PROXY_PORT")
+  if not proxy or not io.open("build/tools/doctor_proxy") then return end
+  local modes = { "rename", "type", "drop", "null", "zero", "extra", "flip", "fatal" }
+  local mode, nth, column = modes[r(#modes)], r(20), r(40) - 1
+  local pipe = io.popen(("build/tools/doctor_proxy %s %s %s %d %d"):format(proxy, env("NEOCONN_TEST_PORT"),
+    mode, nth, column))
+  if pipe:read("*l") ~= "ready" then return end
+  local ok, err = pcall(function()
+    local result = require("neoconn.check").connection({ name = "doctored", kind = "destination",
+      options = { on_conflict = "update" }, target = ("host=127.0.0.1 port=%s user=fuzz_role password=%s"
+        .. " dbname=neoconn_test sslmode=disable gssencmode=disable"):format(proxy, SECRET) },
+      { timeout = 3 })
+    require("neoconn.report").human({ result })
+    require("neoconn.report").json({ result })
+  end)
+  pipe:close()
+  if not ok then return BROKEN, ("%s %d %d raised: %s"):format(mode, nth, column, tostring(err)) end
+end
+
 -- The calls, each with random arguments. conn is a live connection to the
 -- cluster (as the fuzz role) or nil. The first five take the password as a
 -- target's secret: what they return must never hold it.
 local TARGET_CALLS = 5
 local NAMES = { "connect", "test", "test_begin/test_step", "test_all", "connect_start/connect_poll",
   "requirements", "quote_ident", "parse_name", "redact", "core.poll", "conn:query",
-  "conn:query(params)", "config.load_string", "policy.evaluate" }
+  "conn:query(params)", "config.load_string", "policy.evaluate", "names", "url passwords",
+  "target_settings", "doctored answers" }
 local function calls(r, conn)
   return {
     function() return neoconn.connect(random_target(r), random_opts(r)) end,
@@ -137,6 +232,10 @@ local function calls(r, conn)
       return policy.evaluate({ ok = true, job = { kind = "source" }, session = {}, role = {},
         tables = random_value(r, 1) }, { name = "f", kind = "source", options = {} })
     end,
+    function() return names_stay_printable(r, conn) end,
+    function() return url_password_never_echoed(r) end,
+    function() return settings_hold_no_password(r) end,
+    function() return doctored_answer_judged(r) end,
   }
 end
 
@@ -166,6 +265,9 @@ function fuzz.run(seed, iterations, seconds)
     end
     if not ok and type(a) ~= "string" then
       failures[#failures + 1] = ("call %d raised a %s, not a message"):format(n, type(a))
+    end
+    if ok and a == BROKEN then
+      failures[#failures + 1] = ("call %d (%s): %s"):format(n, NAMES[which], tostring(b))
     end
   end
   if conn then conn:close() end
