@@ -22,7 +22,7 @@ rules = { source_read_only = function(ctx) return ctx end }
 disable_rules = { "insecure_sslmode" }
 ]]
 
-describe("neoconn.config", function()
+describe("neoconn.config #client", function()
   it("loads connections, tables in identifier syntax, rules and env() secrets", function()
     local cfg = assert(config.load_string(GOOD, "neoconn.lua", { getenv = getenv({ STAGE_PW = "s3" }) }))
     assert.are.equal(2, #cfg.connections)
@@ -168,7 +168,7 @@ connections = {
   end)
 end)
 
-describe("examples/neoconn.lua", function()
+describe("examples/neoconn.lua #client", function()
   it("is a valid config with a source, a destination and two custom rules", function()
     local cfg = assert(config.load_file("examples/neoconn.lua",
       { getenv = getenv({ PROD_SYNC_PW = "a", STAGE_SYNC_PW = "b" }) }))

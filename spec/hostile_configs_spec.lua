@@ -16,7 +16,7 @@ local function files()
   return list
 end
 
-describe("neoconn check on hostile config files", function()
+describe("neoconn check on hostile config files #client", function()
   for _, path in ipairs(files()) do
     it("refuses " .. path .. " with exit 64 and a file:line message", function()
       local out, err = os.tmpname(), os.tmpname()

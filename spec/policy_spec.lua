@@ -241,7 +241,7 @@ describe("rules", function()
       c_backtracks = function() return string.find(string.rep("a", 30000), string.rep("a-", 20) .. "b") end,
       d_allocates = function()
         local t = {}
-        for i = 1, 1e9 do t[i] = string.rep("x", 1e6) .. i end
+        for i = 1, 1e9 do t[i] = string.rep("x", 1e7) .. i end
         return #t
       end,
       e_reads_after = function(ctx)

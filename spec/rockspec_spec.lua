@@ -2,7 +2,7 @@
 -- that loads from the tree, away from this checkout.
 local pg = require("pg")
 
-describe("neoconn-scm-1.rockspec", function()
+describe("neoconn-scm-1.rockspec #client", function()
   it("builds with luarocks make into a fresh tree, offline", function()
     local tree = os.tmpname()
     os.remove(tree)

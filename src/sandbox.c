@@ -197,8 +197,10 @@ static void run_child(lua_State *L, int out, double cpu, double wall, double mem
   sigaction(SIGALRM, &sa, NULL);
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, NULL);
-  r.rlim_cur = (rlim_t)cpu + 1; /* whole seconds: round up */
-  r.rlim_max = (rlim_t)cpu + 2;
+  /* Whole seconds, rounded up (the soft limit signals, the hard one, a
+   * second later, kills a child that ignores the signal). */
+  r.rlim_cur = (rlim_t)cpu + ((double)(rlim_t)cpu < cpu ? 1 : 0);
+  r.rlim_max = r.rlim_cur + 1;
   setrlimit(RLIMIT_CPU, &r);
   r.rlim_cur = r.rlim_max = (rlim_t)(mapped_bytes() + memory);
   setrlimit(RLIMIT_AS, &r);
