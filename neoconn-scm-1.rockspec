@@ -23,7 +23,7 @@ build = {
     ["neoconn.core"] = {
       sources = { "src/args.c", "src/box.c", "src/catalog_sql.c", "src/compat.c", "src/conn.c", "src/conninfo.c",
         "src/core.c", "src/errors.c", "src/ident.c", "src/names.c", "src/pipeline.c", "src/proof.c",
-        "src/replication.c", "src/report.c", "src/requirements.c", "src/result.c", "src/sandbox.c",
+        "src/replication.c", "src/report.c", "src/requirements.c", "src/result.c", "src/row_checks.c", "src/sandbox.c",
         "src/scope.c", "src/shape.c", "src/test.c", "src/text.c", "src/time.c" },
       libraries = { "pq" },
       incdirs = { "$(PQ_INCDIR)" },
@@ -38,6 +38,7 @@ build = {
     ["neoconn.cli"] = "lua/neoconn/cli.lua",
     ["neoconn.job_checks"] = "lua/neoconn/job_checks.lua",
     ["neoconn.cdc_checks"] = "lua/neoconn/cdc_checks.lua",
+    ["neoconn.row_checks"] = "lua/neoconn/row_checks.lua",
     ["neoconn.fix_sql"] = "lua/neoconn/fix_sql.lua",
     ["neoconn.sandbox"] = "lua/neoconn/sandbox.lua",
     ["neoconn.nginx"] = "lua/neoconn/nginx.lua",

@@ -3,7 +3,11 @@
 -- views (owner with and without the base table, security_invoker), foreign
 -- keys, identity, serial and generated columns, row-level security with
 -- policies for the role and its groups, triggers, pg_write_all_data (14+;
--- security_invoker views 15+, on servers that have them). For
+-- security_invoker views 15+, on servers that have them); and what the
+-- server checks per row: a function revoked from PUBLIC (granted to the
+-- role, a group or no one) in CHECK constraints, stored generated columns
+-- and index expressions, foreign keys to a table whose owner may or may not
+-- use its schema, DEFERRABLE unique keys, and policies that filter. For
 -- each job, every table's verdict must equal the outcome of the job's
 -- statements run as the role in a rolled-back transaction; then the fix
 -- script is applied as an administrator and the same holds again.
@@ -23,13 +27,14 @@ local function pick(random, list) return list[random(#list)] end
 local function build(random, round)
   local user, password = pg.login_role("rnd")
   local g1, g2, vo = pg.unique("rnd_g1"), pg.unique("rnd_g2"), pg.unique("rnd_vo")
+  local po = pg.unique("rnd_po")
   local schema = pg.unique("rnd_s")
   local sql = {}
   local function add(text)
-    sql[#sql + 1] = (text:gsub("{s}", q(schema)):gsub("{r}", q(user)):gsub("{g1}", q(g1))
-      :gsub("{g2}", q(g2)):gsub("{vo}", q(vo)))
+    sql[#sql + 1] = (text:gsub("{s}", q(schema)):gsub("{p}", q(schema .. "_p")):gsub("{r}", q(user))
+      :gsub("{g1}", q(g1)):gsub("{g2}", q(g2)):gsub("{vo}", q(vo)):gsub("{po}", q(po)))
   end
-  add("CREATE ROLE {g1} NOINHERIT; CREATE ROLE {g2}; CREATE ROLE {vo}")
+  add("CREATE ROLE {g1} NOINHERIT; CREATE ROLE {g2}; CREATE ROLE {vo}; CREATE ROLE {po}")
   add("GRANT {g1} TO {r}; GRANT {g2} TO {g1}") -- g2's grants never reach the role
   add("CREATE SCHEMA {s}; GRANT USAGE ON SCHEMA {s} TO {r}, {vo}")
   add("CREATE TABLE {s}.audit_log (at timestamptz)")
@@ -37,6 +42,17 @@ local function build(random, round)
     .. " $$BEGIN INSERT INTO " .. q(schema) .. ".audit_log VALUES (now()); RETURN NULL; END$$")
   if pg.major >= 14 and random(3) == 1 then add("GRANT pg_write_all_data TO {r}") end
   local grantees = { "{r}", "{g1}", "{g2}", "PUBLIC" }
+  -- What the server checks per row: a function in CHECK constraints,
+  -- generated columns and indexes; a referenced table owned by a role that
+  -- may or may not use its schema.
+  add("CREATE FUNCTION {s}.chk(x int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$BEGIN RETURN 1; END$$")
+  if random(2) == 1 then
+    add("REVOKE EXECUTE ON FUNCTION {s}.chk(int) FROM PUBLIC")
+    if random(2) == 1 then add("GRANT EXECUTE ON FUNCTION {s}.chk(int) TO " .. pick(random, grantees)) end
+  end
+  add("CREATE SCHEMA {p}; REVOKE ALL ON SCHEMA {p} FROM PUBLIC; CREATE TABLE {p}.parent (id int PRIMARY KEY);"
+    .. " INSERT INTO {p}.parent VALUES (1); ALTER TABLE {p}.parent OWNER TO {po}")
+  if random(2) == 1 then add("GRANT USAGE ON SCHEMA {p} TO {po}") end
   local objects = {}
   for i = 1, TABLES do
     local t = { name = "t" .. i, kind = "table", columns = {}, insert = {} }
@@ -58,7 +74,19 @@ local function build(random, round)
       t.columns[#t.columns + 1] = "parent_id"
       t.insert[#t.insert + 1] = "parent_id"
     end
+    -- Each inserted with a value the check admits: c, pref 1; k the id.
+    for _, extra in ipairs({ { "c", "c int CHECK ({s}.chk(c) = 1)", true, 5 },
+      { "gg", "gg int GENERATED ALWAYS AS ({s}.chk(id)) STORED", false, 5 },
+      { "pref", "pref int REFERENCES {p}.parent (id)", true, 3 },
+      { "k", "k int UNIQUE DEFERRABLE", true, 5 } }) do
+      if random(extra[4]) == 1 then
+        cols[#cols + 1] = extra[2]
+        t.columns[#t.columns + 1] = extra[1]
+        if extra[3] then t.insert[#t.insert + 1] = extra[1] end
+      end
+    end
     add(("CREATE TABLE {s}.%s (%s)"):format(t.name, table.concat(cols, ", ")))
+    if random(5) == 1 then add(("CREATE INDEX ON {s}.%s ({s}.chk(id))"):format(t.name)) end
     add(("INSERT INTO {s}.%s (id, v) %sVALUES (1, 'existing')"):format(t.name,
       t.always and "OVERRIDING SYSTEM VALUE " or ""))
     for _, p in ipairs({ "SELECT", "INSERT", "UPDATE", "TRUNCATE" }) do
@@ -83,6 +111,10 @@ local function build(random, round)
       if random(4) == 1 then -- one policy for every command
         add(("CREATE POLICY p_all ON {s}.%s FOR ALL TO %s USING (true) WITH CHECK (true)")
           :format(t.name, pick(random, grantees)))
+      end
+      if random(3) == 1 then -- one that filters: a warning, never a verdict
+        add(("CREATE POLICY p_positive ON {s}.%s AS RESTRICTIVE FOR ALL TO %s USING (id > 0)"
+          .. " WITH CHECK (id > 0)"):format(t.name, pick(random, grantees)))
       end
     end
     if random(3) == 1 then
@@ -115,9 +147,10 @@ local function statements(catalog, job, o)
     return { ("SELECT %s FROM %s"):format(table.concat(o.columns, ", "), name) }
   end
   local values = {}
+  local id = job.on_conflict == "update" and "1" or "2"
   for _, c in ipairs(o.insert) do
-    values[#values + 1] = c == "id" and (job.on_conflict == "update" and "1" or "2")
-      or c == "v" and "'new'" or "NULL"
+    values[#values + 1] = (c == "id" or c == "k") and id or c == "v" and "'new'"
+      or (c == "c" or c == "pref") and "1" or "NULL"
   end
   local insert = ("INSERT INTO %s (%s)%s VALUES (%s)"):format(name, table.concat(o.insert, ", "),
     o.always and " OVERRIDING SYSTEM VALUE" or "", table.concat(values, ", "))

@@ -527,6 +527,8 @@ void nc_catalog_queries(lua_State *L, const nc_conn *c, const char *const *param
   if (dst && c->test.job.value[NC_OPT_TRUNCATE] == 2)
     queries[Q_CASCADE].sql = lua_pushfstring(L, "WITH RECURSIVE scope AS %s%s", scope, SQL_CASCADE);
   queries[Q_CASCADE].shape = SHAPE_CASCADE;
+  if (c->test.job.kind != 0)
+    nc_row_checks_query(L, c, scope, &queries[Q_ROW_CHECKS]);
   *me_out = scope == SCOPE_TABLES ? SQL_ME_LISTED : SQL_ME_ALL;
   *scope_out = scope;
   *with_out = with;

@@ -77,7 +77,7 @@ typedef struct {
  * `flush` the server sends the statement's result as soon as it is
  * complete (not when its buffer fills or at the sync), so the client can
  * build a large one while the server runs what follows. */
-/* A test sends at most 22: BEGIN, its settings, the privilege set, 10
+/* A test sends at most 23: BEGIN, its settings, the privilege set, 11
  * catalog queries, 4 of a CDC job, 3 of the proof, COMMIT and the sync. */
 #define NC_MAX_STEPS 32
 typedef struct {
@@ -281,7 +281,8 @@ NC_PRIVATE void nc_replication_report(lua_State *L, const nc_conn *c, int report
 /* catalog_sql.c: the test's catalog queries; each query's rows go to the
  * list numbered its Q_ value + 1 in the test's state. */
 enum { Q_SERVER, Q_ROLE, Q_SCHEMAS, Q_TABLES, Q_SEQUENCES, Q_FUNCTIONS,
-       Q_NOT_FOUND, Q_TRIGGERS, Q_FOREIGN_KEYS, Q_CASCADE, Q_COLUMN_ACLS, Q_PROOF_STATUS,
+       Q_NOT_FOUND, Q_TRIGGERS, Q_FOREIGN_KEYS, Q_CASCADE, Q_COLUMN_ACLS, Q_ROW_CHECKS,
+       Q_PROOF_STATUS,
        Q_PROOF_ROWS, Q_REPLICATION, Q_COUNT = Q_REPLICATION + NC_REPLICATION_LISTS };
 /* Fills queries[Q_...] (zeroed by the caller; sql NULL: not sent) with each
  * query's SQL and how it is read (sorted, flush), for the test on c with
@@ -292,6 +293,12 @@ enum { Q_SERVER, Q_ROLE, Q_SCHEMAS, Q_TABLES, Q_SEQUENCES, Q_FUNCTIONS,
 NC_PRIVATE void nc_catalog_queries(lua_State *L, const nc_conn *c, const char *const *params,
                                    nc_step *queries, const char **me, const char **scope,
                                    const char **with);
+
+/* row_checks.c: what the server checks per written row beyond the plan
+ * (a job's functions, foreign keys' owners, arbiters, policies): the
+ * statement for the test on c over the scope CTE's body, into step. */
+NC_PRIVATE void nc_row_checks_query(lua_State *L, const nc_conn *c, const char *scope,
+                                    nc_step *step);
 
 /* scope.c: pushes $1 (schemas), $2 and $3 (table schemas and names) from
  * opts.schemas and opts.tables (nil: not given); errors name argument arg. */

@@ -138,6 +138,23 @@ static const requirement all[] = {
     "executor", "the job's statements, planned by the server as the role (EXPLAIN): what the "
     "executor checks beyond the grants (views' base tables, predefined roles, column "
     "privileges, relation kinds)" },
+  { NC_DST, ALWAYS, "row.execute", "function", { "EXECUTE" },
+    "functions the server calls for each written row: CHECK and domain constraints, stored "
+    "generated columns, index expressions and partial-index predicates", 0, 0, "row_functions",
+    "the server calls them for every row it writes, as the role, and prepares them only when the "
+    "first row arrives (EXPLAIN does not): every row fails" },
+  { NC_DST, ALWAYS, "row.foreign_keys", "table", { NULL },
+    "tables a synced one references by a foreign key, and those referencing it", 0, 0,
+    "foreign_key_owners", "the server checks a foreign key as the owner of the table the check "
+    "reads: that owner needs USAGE on its schema, SELECT and UPDATE (FOR KEY SHARE) on the table "
+    "and EXECUTE on the key's equality operators, or every row with a key fails" },
+  { NC_DST, ALWAYS, "row.arbiters", "table", { NULL }, "synced tables", 0, 0, "arbiters",
+    "INSERT ... ON CONFLICT refuses a DEFERRABLE unique, primary key or exclusion constraint as "
+    "an arbiter (DO NOTHING uses them all, DO UPDATE the primary key): every row fails" },
+  { NC_SRC | NC_DST, ALWAYS, "policy.filters_rows", "policy", { NULL },
+    "synced tables where row-level security applies to the role", 0, 1, "filtering_policies",
+    "a source's copy misses the rows the policies hide; a destination's rows that the policies "
+    "refuse fail" },
   { NC_DST, ALWAYS, "table.triggers", "table", { NULL }, "synced tables with triggers", 0, 1,
     "invoker_triggers", "a trigger's SECURITY INVOKER function runs as the role: what it does "
     "is not verified" },

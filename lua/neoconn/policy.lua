@@ -238,7 +238,7 @@ function checks.grant_if_schema_missing(ctx, need)
   end
 end
 
-for _, module in ipairs({ "neoconn.job_checks", "neoconn.cdc_checks" }) do
+for _, module in ipairs({ "neoconn.job_checks", "neoconn.cdc_checks", "neoconn.row_checks" }) do
   for name, check in pairs(require(module)) do checks[name] = check end
 end
 
