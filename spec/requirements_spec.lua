@@ -105,7 +105,7 @@ describe("neoconn.requirements", function()
     local ids = {}
     for _, r in ipairs(reqs) do ids[#ids + 1] = r.id end
     assert.are.same({ "database.connect", "schema.usage", "table.select", "policy.select",
-      "table.statements" }, ids)
+      "table.statements", "policy.filters_rows" }, ids)
   end)
 
   it("are exactly what a destination's INSERT ... ON CONFLICT DO NOTHING needs", function()

@@ -151,7 +151,7 @@ static const requirement all[] = {
   { NC_DST, ALWAYS, "row.arbiters", "table", { NULL }, "synced tables", 0, 0, "arbiters",
     "INSERT ... ON CONFLICT refuses a DEFERRABLE unique, primary key or exclusion constraint as "
     "an arbiter (DO NOTHING uses them all, DO UPDATE the primary key): every row fails" },
-  { NC_SRC | NC_DST, ALWAYS, "policy.filters_rows", "policy", { NULL },
+  { NC_SRC | NC_DST, ALWAYS, "policy.filters_rows", "table", { NULL },
     "synced tables where row-level security applies to the role", 0, 1, "filtering_policies",
     "a source's copy misses the rows the policies hide; a destination's rows that the policies "
     "refuse fail" },
