@@ -201,6 +201,32 @@ describe("neoconn test", function()
     assert.are.same({ "TRUNCATE" }, doc.connections[1].findings[1].missing)
   end)
 
+  it("writes only the fix script to standard output with --fix-sql -, for psql to apply", function()
+    local user, password = pg.login_role("clipipe")
+    local schema = pg.schema_with_table(user, "clip", { table = "users", grant = "INSERT" })
+    local url = ("postgresql://%s@%s:%s/%s"):format(user, pg.host, pg.port, pg.dbname)
+    local args = ("test %s --as destination --schemas %s --on-conflict update --truncate --fix-sql -")
+      :format(url, schema)
+    local code, out, err = neoconn_cli(args, { PGPASSWORD = password })
+    assert.are.equal(1, code)
+    assert.truthy(err:find("destination): FAIL", 1, true), err)
+    for line in out:gmatch("[^\n]+") do
+      assert.truthy(line:match("^%-%- ") or line:match("^GRANT ") or line:match("^ALTER "), line)
+    end
+    -- Piped into psql as it is, it applies exactly its statements, and
+    -- the job passes.
+    local path = pg.write_temp(out, ".sql")
+    local psql, sent, stderr = pg.psql_apply(path)
+    os.remove(path)
+    assert.are.equal(0, psql, stderr)
+    assert.are.same(pg.script_statements(out), sent)
+    code = neoconn_cli(args:gsub(" %-%-fix%-sql %-", ""), { PGPASSWORD = password })
+    assert.are.equal(0, code)
+    code, _, err = neoconn_cli(args .. " --json", { PGPASSWORD = password })
+    assert.are.equal(64, code)
+    assert.truthy(err:find("both write to standard output", 1, true), err)
+  end)
+
   it("reads --tables and --schemas the same way, as PostgreSQL reads identifiers", function()
     local user, password = pg.login_role("clinames")
     local lower = pg.schema_with_table(user, "clin", { table = "users", grant = "SELECT" })

@@ -227,17 +227,24 @@ end
 -- said at once; nil for none or "-".
 local function open_fix_file(options)
   local path = options["fix-sql"]
+  if path == "-" and options.json then
+    usage_error("--json and --fix-sql - would both write to standard output: give --fix-sql a file")
+  end
   if not path or path == "-" then return nil end
   local f, err = io.open(path, "w")
   if not f then usage_error("--fix-sql: " .. err) end
   return f
 end
 
+-- The report goes to standard output, unless an option writes its own
+-- output there ("-"): then standard output carries only that, and the
+-- report goes to standard error.
 local function emit_results(results, options, out, env, fix_file)
+  local stream = options["fix-sql"] == "-" and "stderr" or "stdout"
   if options.json then
-    out.stdout:write(report.json(results), "\n")
+    out[stream]:write(report.json(results), "\n")
   else
-    out.stdout:write(report.human(results, { color = use_color("stdout", env) }))
+    out[stream]:write(report.human(results, { color = use_color(stream, env) }))
   end
   if options["fix-sql"] == "-" then
     out.stdout:write(report.fix_sql(results))
