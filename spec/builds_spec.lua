@@ -33,4 +33,42 @@ describe("builds #client", function()
     assert.truthy(#needed > 20)
     for _, sym in ipairs(needed) do assert.is_true(have[sym] == true, sym) end
   end)
+
+  it("keep the C files' calls one way: no file calls a file that calls it", function()
+    -- Who defines each nc_ symbol, then who uses it, from the objects.
+    local defined_in, uses = {}, {}
+    local objects = lines("ls build/lua5.4/obj/*.o")
+    assert.truthy(#objects > 20)
+    for _, o in ipairs(objects) do
+      local file = o:match("([%w_]+)%.o$")
+      for _, sym in ipairs(lines("nm --defined-only " .. o .. " | awk '$3 ~ /^nc_/ {print $3}'")) do
+        defined_in[sym] = file
+      end
+      uses[file] = lines("nm -u " .. o .. " | awk '$2 ~ /^nc_/ {print $2}'")
+    end
+    local calls = {}
+    for file, syms in pairs(uses) do
+      calls[file] = {}
+      for _, sym in ipairs(syms) do
+        local callee = defined_in[sym]
+        if callee and callee ~= file then calls[file][callee] = true end
+      end
+    end
+    -- Depth-first: a file met again while still on the path closes a circle.
+    local state, path = {}, {}
+    local function visit(file)
+      state[file] = "open"
+      path[#path + 1] = file
+      for callee in pairs(calls[file] or {}) do
+        assert.is_not.equal("open", state[callee],
+          "calls go round: " .. table.concat(path, " -> ") .. " -> " .. callee)
+        if not state[callee] then visit(callee) end
+      end
+      path[#path] = nil
+      state[file] = "done"
+    end
+    for file in pairs(calls) do
+      if not state[file] then visit(file) end
+    end
+  end)
 end)

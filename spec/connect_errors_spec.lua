@@ -136,6 +136,98 @@ describe("neoconn.connect", function()
   end)
 end)
 
+describe("errors that send people the right way", function()
+  it("name another service on the port not_postgres, quoting what it answers", function()
+    local cases = {
+      { pg.http_port, "disable", "HTTP/1.1 400 Bad Request" },
+      { pg.http_port, "prefer", "HTTP/1.1 400 Bad Request" },
+      { pg.ssh_port, "disable", "SSH-2.0-OpenSSH" },
+      { pg.ssh_port, "require", "SSH-2.0-OpenSSH" },
+      { pg.tls_only_port, "prefer", "a TLS-only service" }, -- answers a ClientHello, not PostgreSQL
+      { pg.tls_only_port, "disable", "a TLS-only service" },
+    }
+    for _, case in ipairs(cases) do
+      local target = { host = pg.host, port = case[1], user = "u", password = "p", sslmode = case[2] }
+      local _, err = neoconn.connect(target, { timeout = 5 })
+      assert.are.equal("not_postgres", err.code, case[1] .. " " .. case[2] .. ": " .. tostring(err))
+      assert.truthy(err.message:find(case[3], 1, true), err.message)
+      assert.truthy(err.hint:find(("%s port %s"):format(pg.host, case[1]), 1, true), err.hint)
+      assert.truthy(err.hint:find("check host and port", 1, true), err.hint)
+      -- The same through a test, and a test's report says where it stopped.
+      local report = neoconn.test(target, { timeout = 5 })
+      assert.are.equal("not_postgres", report.error.code)
+    end
+  end)
+
+  it("say a listener that never answers accepted the connection, whatever sslmode", function()
+    for _, mode in ipairs({ "disable", "prefer", "require" }) do
+      local _, err = neoconn.connect({ host = pg.host, port = pg.silent_port, user = "u", sslmode = mode },
+        { timeout = 0.3 })
+      assert.are.equal("timeout", err.code)
+      assert.truthy(err.hint:find("accepted the connection but never answered", 1, true), err.hint)
+    end
+    -- Nothing answering the TCP connection at all is another matter (an
+    -- address that drops packets: a connect that never completes).
+    local _, err = neoconn.connect({ host = "10.255.255.1", port = pg.port, user = "u" }, { timeout = 0.3 })
+    if err.code == "timeout" then
+      assert.truthy(err.hint:find("no answer to the connection attempt", 1, true), err.hint)
+    end
+  end)
+
+  it("honour connect_timeout: the connection phase ends at the earlier deadline", function()
+    local target = { host = pg.host, port = pg.silent_port, user = "u", connect_timeout = "2" }
+    for _, run in ipairs({
+      { function() return neoconn.connect(target, { timeout = 10 }) end, "connect" },
+      { function() return nil, neoconn.test(target, { timeout = 10 }).error end, "test" },
+      { function()
+        local c = neoconn.connect_start(target, { timeout = 10 })
+        while true do
+          local ready, err, fd, left = c:connect_poll()
+          if ready == nil then return nil, err end
+          require("neoconn.core").poll({ fd }, { err }, left)
+        end
+      end, "connect_poll" },
+    }) do
+      local started = neoconn.clock()
+      local _, err = run[1]()
+      local took = neoconn.clock() - started
+      assert.truthy(took >= 1.9 and took < 3, ("%s took %.2f s"):format(run[2], took))
+      assert.are.equal("timeout", err.code)
+      assert.truthy(err.message:find("connect_timeout (2 s)", 1, true), err.message)
+      assert.truthy(err.hint:find("connect_timeout", 1, true), err.hint)
+    end
+    -- The test's own deadline, when it comes first, is the one that counts.
+    local started = neoconn.clock()
+    local _, err = neoconn.connect({ host = pg.host, port = pg.silent_port, user = "u",
+      connect_timeout = "20" }, { timeout = 0.5 })
+    assert.truthy(neoconn.clock() - started < 1.5)
+    assert.is_nil(err.message:find("connect_timeout", 1, true), err.message)
+  end)
+
+  it("say libpq ignored a password file others may read", function()
+    local user, password = pg.login_role("passfile")
+    local path = pg.write_temp(("%s:%s:*:%s:%s\n"):format(pg.host, pg.port, user, password))
+    os.execute("chmod 0644 " .. path)
+    local target = { host = pg.host, port = pg.port, user = user, dbname = pg.dbname, passfile = path }
+    local _, err = neoconn.connect(target)
+    assert.are.equal("password_missing", err.code)
+    assert.truthy(err.hint:find("chmod 0600 " .. path, 1, true), err.hint)
+    os.execute("chmod 0600 " .. path)
+    assert(neoconn.connect(target)):close()
+    os.remove(path)
+  end)
+
+  it("never call a stage that did not happen ok: TLS not used is skipped, on success and failure", function()
+    local user, password = pg.login_role("notls")
+    for _, target in ipairs({ pg.target(user, password, { sslmode = "disable" }),
+      pg.target(user, "wrong", { sslmode = "disable" }) }) do
+      local report = neoconn.test(target)
+      local tls = report.stages[2]
+      assert.are.same({ "tls", true }, { tls.name, tls.skipped }, require("dkjson").encode(report.stages))
+    end
+  end)
+end)
+
 describe("a connection table with a url", function()
   it("reads the URL first and lets the other fields override it", function()
     local user, password = pg.login_role("urltab")

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include "neoconn.h"
 
 nc_conn *nc_check_conn(lua_State *L, int idx)
@@ -19,6 +20,10 @@ nc_conn *nc_test_conn(lua_State *L, int idx)
 
 void nc_conn_close(nc_conn *c)
 {
+  if (c->probing) {
+    nc_probe_close(&c->probe);
+    c->probing = 0;
+  }
   if (c->pg != NULL) {
     PQfinish(c->pg);
     c->pg = NULL;
@@ -26,6 +31,8 @@ void nc_conn_close(nc_conn *c)
   c->ready = 0;
   nc_free_secret(&c->secret);
 }
+
+static char *conninfo_value(PGconn *pg, const char *keyword);
 
 static void set_field(char **dst, const char *value)
 {
@@ -108,8 +115,24 @@ void nc_remember_endpoint(nc_conn *c)
   set_field(&c->dbname, PQdb(c->pg));
 }
 
+double nc_handshake_deadline(const nc_conn *c, double deadline)
+{
+  if (c->connect_timeout > 0 && c->started + c->connect_timeout < deadline)
+    return c->started + c->connect_timeout;
+  return deadline;
+}
+
 static void fail(nc_conn *c, const char *message, int timed_out)
 {
+  if (c->probing) { /* the failure is classified already: only the look ends */
+    nc_probe_close(&c->probe);
+    c->probing = 0;
+    c->failed = 1;
+    return;
+  }
+  if (timed_out) /* which deadline ended it: connect_timeout, or the caller's */
+    c->connect_timeout_hit = c->connect_timeout > 0
+                             && nc_now() >= c->started + c->connect_timeout - 0.001;
   nc_remember_endpoint(c); /* the host libpq tried last, for the hint */
   nc_classify_connect_failure(c, message, timed_out); /* copies before PQfinish */
   c->failed = 1;
@@ -120,10 +143,93 @@ static void fail(nc_conn *c, const char *message, int timed_out)
   }
 }
 
+/* What the hints of a failure need to know of the settings libpq resolved
+ * (from the target, a service file or the environment); connect_timeout
+ * becomes the connection phase's deadline when it ends first. */
+static void remember_settings(nc_conn *c)
+{
+  char *cert = conninfo_value(c->pg, "sslcert"), *timeout = conninfo_value(c->pg, "connect_timeout");
+  /* libpq fills no default for sslcert (its ~/.postgresql path is found at
+   * connect time): a value is one the connection was given. */
+  c->sslcert_given = cert != NULL;
+  free(cert);
+  c->connect_timeout = timeout != NULL ? atof(timeout) : 0;
+  /* libpq reads a value below 2 as 2 seconds, and 0 or less as none. */
+  if (c->connect_timeout > 0 && c->connect_timeout < 2)
+    c->connect_timeout = 2;
+  free(timeout);
+}
+
+/* The password file libpq would read when it needs a password (none when
+ * one is given), as libpq finds it: passfile, PGPASSFILE, ~/.pgpass. */
+static char *password_file(const char *const *kw, const char *const *val)
+{
+  const char *given = NULL, *home;
+  int i;
+  for (i = 0; kw[i] != NULL; i++) {
+    if (strcmp(kw[i], "password") == 0 && val[i] != NULL && val[i][0] != '\0')
+      return NULL;
+    if (strcmp(kw[i], "passfile") == 0)
+      given = val[i];
+  }
+  if (given == NULL)
+    given = getenv("PGPASSFILE");
+  if (given != NULL)
+    return nc_strdup(given);
+  if ((home = getenv("HOME")) == NULL)
+    return NULL;
+  return nc_join(home, "/.pgpass");
+}
+
+/* libpq ignores a password file others may read, and says so on standard
+ * error, which a library must not write to: such a file is kept from
+ * libpq (its path replaced by one that does not exist, which libpq skips
+ * without a word) and remembered for the hint. Returns the settings to
+ * use: kw and val, or copies (*owned, to free). */
+static const char **without_open_passfile(nc_conn *c, const char *const *kw,
+                                          const char *const *val, const char ***owned)
+{
+  struct stat st;
+  char *path = password_file(kw, val);
+  const char **copy;
+  int n, i, replaced = 0;
+  *owned = NULL;
+  free(c->ignored_passfile);
+  c->ignored_passfile = NULL;
+  if (path == NULL || stat(path, &st) != 0 || !S_ISREG(st.st_mode)
+      || (st.st_mode & (S_IRWXG | S_IRWXO)) == 0) {
+    free(path);
+    return NULL;
+  }
+  for (n = 0; kw[n] != NULL; n++)
+    ;
+  copy = (const char **)calloc((size_t)(2 * n + 4), sizeof(char *));
+  if (copy == NULL) {
+    free(path);
+    return NULL;
+  }
+  for (i = 0; i < n; i++) {
+    copy[i] = kw[i];
+    copy[n + 2 + i] = val[i];
+    if (strcmp(kw[i], "passfile") == 0) {
+      copy[n + 2 + i] = "/nonexistent/neoconn-ignored-passfile";
+      replaced = 1;
+    }
+  }
+  if (!replaced) {
+    copy[n] = "passfile";
+    copy[n + 2 + n] = "/nonexistent/neoconn-ignored-passfile";
+  }
+  c->ignored_passfile = path;
+  *owned = copy;
+  return copy;
+}
+
 /* Starts the handshake with these settings (libpq copies them). */
 static int start(nc_conn *c, const char *const *kw, const char *const *val)
 {
-  int i;
+  int i, n;
+  const char **owned, **swapped;
   for (i = 0; kw[i] != NULL; i++) {
     if (strcmp(kw[i], "password") == 0) { /* kept only to scrub it from messages */
       nc_free_secret(&c->secret);
@@ -133,7 +239,14 @@ static int start(nc_conn *c, const char *const *kw, const char *const *val)
   c->started = nc_now();
   c->connect_deadline = c->started + NC_DEFAULT_TIMEOUT; /* connect_start sets its own */
   c->stage = NC_STAGE_CONNECT;
-  c->pg = PQconnectStartParams(kw, val, 0);
+  for (n = 0; kw[n] != NULL; n++)
+    ;
+  swapped = without_open_passfile(c, kw, val, &owned);
+  if (swapped != NULL)
+    c->pg = PQconnectStartParams(swapped, swapped + n + 2, 0);
+  else
+    c->pg = PQconnectStartParams(kw, val, 0);
+  free(owned);
   if (c->pg == NULL) {
     nc_error_set(&c->error, "unknown", NC_STAGE_CONNECT, "out of memory");
     c->failed = 1;
@@ -141,6 +254,7 @@ static int start(nc_conn *c, const char *const *kw, const char *const *val)
   }
   PQsetErrorVerbosity(c->pg, PQERRORS_VERBOSE);
   nc_remember_endpoint(c);
+  remember_settings(c);
   if (PQstatus(c->pg) == CONNECTION_BAD) {
     const char *m = PQerrorMessage(c->pg);
     /* libpq fails at once either on its options or on the first host. */
@@ -233,7 +347,8 @@ int nc_connect_begin(lua_State *L, nc_conn *c, int target)
   return r;
 }
 
-char *nc_conninfo_value(PGconn *pg, const char *keyword)
+/* The value of a connection's setting (a heap copy; NULL: unset or empty). */
+static char *conninfo_value(PGconn *pg, const char *keyword)
 {
   PQconninfoOption *options = PQconninfo(pg), *o;
   char *value = NULL;
@@ -251,7 +366,7 @@ char *nc_conninfo_value(PGconn *pg, const char *keyword)
  * the key fails to load, a classified error). */
 static int key_password(char *buf, int size, PGconn *pg)
 {
-  char *password = nc_conninfo_value(pg, "sslpassword");
+  char *password = conninfo_value(pg, "sslpassword");
   size_t len = password != NULL ? strlen(password) : 0;
   int n = 0;
   if (size > 0 && len > 0 && len < (size_t)size) {
@@ -276,9 +391,86 @@ static void ignore_notice(void *arg, const char *message)
   (void)message;
 }
 
+int nc_conn_socket(const nc_conn *c)
+{
+  if (c->probing)
+    return c->probe.fd;
+  return c->pg != NULL ? PQsocket(c->pg) : -1;
+}
+
+/* The handshake failed. Where something else than PostgreSQL answered,
+ * a second look (probe.c) first reads what it says, for the message: 0
+ * while it runs; -1 once the failure is final. */
+static int fail_or_probe(nc_conn *c)
+{
+  char *host = NULL, *addr = NULL, *port = NULL;
+  int looked;
+  if (c->pg != NULL) {
+    host = nc_strdup(PQhost(c->pg));
+    addr = nc_strdup(PQhostaddr(c->pg));
+    port = nc_strdup(PQport(c->pg));
+  }
+  fail(c, c->pg != NULL ? PQerrorMessage(c->pg) : "", 0);
+  /* Another service (libpq saw its first byte), a TLS handshake that
+   * broke off (an SSH server's banner starts with 'S', which reads as
+   * "TLS accepted"), or a connection closed at the startup message before
+   * anything was said (a TLS-only service). */
+  looked = (strcmp(c->error.code, "not_postgres") == 0
+            || (c->error.stage == NC_STAGE_TLS && strcmp(c->error.code, "tls_failed") == 0)
+            || ((c->error.stage == NC_STAGE_TLS || c->error.stage == NC_STAGE_AUTHENTICATE)
+                && strcmp(c->error.code, "connection_lost") == 0))
+           && nc_probe_begin(&c->probe, host, addr, port,
+                             nc_handshake_deadline(c, c->connect_deadline));
+  free(host);
+  free(addr);
+  free(port);
+  if (!looked)
+    return -1;
+  c->probing = 1;
+  c->failed = 0; /* until the probe ends */
+  c->want_write = 1;
+  return 0;
+}
+
+/* A second look has ended: what the service said goes into the message. */
+static int probe_step(nc_conn *c)
+{
+  char *said;
+  if (!nc_probe_step(&c->probe)) {
+    c->want_write = c->probe.want_write;
+    return 0;
+  }
+  c->probing = 0;
+  c->failed = 1;
+  /* PostgreSQL answers an SSLRequest with one byte, S or N: then the first
+   * failure stands as it was. */
+  if (!c->probe.tls_tried && c->probe.len == 1
+      && (c->probe.bytes[0] == 'S' || c->probe.bytes[0] == 'N'))
+    return -1;
+  said = nc_probe_text(&c->probe);
+  if (said != NULL && said[0] != '\0' && (!c->probe.tls_tried || nc_probe_found_tls(&c->probe))) {
+    char *libpq = nc_strdup(c->error.message != NULL ? c->error.message : "");
+    if (strcmp(c->error.code, "not_postgres") != 0)
+      nc_classify_not_postgres(c);
+    if (c->probe.tls_tried)
+      nc_error_messagef(&c->error, "%s; it closes the connection at a PostgreSQL client's first "
+                        "message, and answers TLS from the first byte: a TLS-only service",
+                        libpq != NULL ? libpq : "");
+    else
+      nc_error_messagef(&c->error, "%s; to a PostgreSQL client's first message it answers \"%s\"",
+                        libpq != NULL ? libpq : "", said);
+    free(libpq);
+  }
+  free(said);
+  return -1;
+}
+
 int nc_connect_step(nc_conn *c)
 {
-  PostgresPollingStatusType st = PQconnectPoll(c->pg);
+  PostgresPollingStatusType st;
+  if (c->probing)
+    return probe_step(c);
+  st = PQconnectPoll(c->pg);
   if (PQstatus(c->pg) != CONNECTION_BAD) /* a failure keeps the stage it happened in */
     observe(c, stage_of(PQstatus(c->pg)));
   switch (st) {
@@ -294,8 +486,7 @@ int nc_connect_step(nc_conn *c)
     }
     return 1;
   case PGRES_POLLING_FAILED:
-    fail(c, PQerrorMessage(c->pg), 0);
-    return -1;
+    return fail_or_probe(c);
   case PGRES_POLLING_READING:
     c->want_write = 0;
     return 0;
@@ -311,9 +502,9 @@ nc_conn *nc_connect(lua_State *L, int target, double timeout)
   double deadline;
   if (!nc_connect_begin(L, c, target))
     return c;
-  deadline = c->started + timeout;
+  deadline = nc_handshake_deadline(c, c->started + timeout);
   for (;;) {
-    int w = nc_wait_fd(PQsocket(c->pg), c->want_write, deadline);
+    int w = nc_wait_fd(nc_conn_socket(c), c->want_write, deadline);
     if (w <= 0) {
       fail(c, w == 0 ? "" : "waiting on the connection's socket failed", w == 0);
       return c;
@@ -373,10 +564,10 @@ static int l_connect_poll(lua_State *L)
     lua_pushboolean(L, 1);
     return 1;
   }
-  if (c->failed || c->pg == NULL)
+  if (c->failed || (c->pg == NULL && !c->probing))
     luaL_argerror(L, 1, "connection is closed");
   r = nc_connect_step(c);
-  left = c->connect_deadline - nc_now();
+  left = nc_handshake_deadline(c, c->connect_deadline) - nc_now();
   if (r == 0 && left <= 0) {
     fail(c, "", 1);
     r = -1;
@@ -387,7 +578,7 @@ static int l_connect_poll(lua_State *L)
   if (r > 0)
     return 1;
   lua_pushstring(L, c->want_write ? "write" : "read");
-  lua_pushinteger(L, PQsocket(c->pg));
+  lua_pushinteger(L, nc_conn_socket(c));
   lua_pushnumber(L, left);
   return 4;
 }
@@ -427,6 +618,7 @@ static int l_close(lua_State *L)
   set_field(&c->host, NULL);
   set_field(&c->port, NULL);
   set_field(&c->dbname, NULL);
+  set_field(&c->ignored_passfile, NULL);
   return 0;
 }
 
@@ -443,13 +635,11 @@ static int l_tostring(lua_State *L)
   return 1;
 }
 
-void nc_register_conn(lua_State *L)
+void nc_register_conn(lua_State *L, const luaL_Reg *more)
 {
   static const luaL_Reg methods[] = {
     { "close", l_close },
     { "connect_poll", l_connect_poll },
-    { "query", nc_l_query },
-    { "test_step", nc_l_test_step },
     { NULL, NULL }
   };
   static const luaL_Reg meta[] = {
@@ -463,6 +653,7 @@ void nc_register_conn(lua_State *L)
   lua_pushliteral(L, NC_CONN_MT);
   lua_setfield(L, -2, "__name");
   luaL_newlib(L, methods);
+  luaL_setfuncs(L, more, 0);
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
 }

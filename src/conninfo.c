@@ -159,7 +159,7 @@ static int from_string(lua_State *L, int idx, int params, nc_error *e, int arg)
     PQfreemem(errmsg);
     nc_config_error(e, lua_tostring(L, -1));
     if (url_rest(raw) != NULL && strchr(url_rest(raw), '@') != NULL)
-      nc_error_hint_for(e, "percent-encode"); /* the user information may be why */
+      nc_error_set_hint(e, nc_setting_hint("percent-encode")); /* the user information may be why */
     lua_pop(L, 2);
     return 0;
   }

@@ -87,7 +87,14 @@ __attribute__((visibility("default"))) int luaopen_neoconn_core(lua_State *L)
   nc_install_key_password_hook();
   nc_register_box(L);
   nc_register_error_mt(L);
-  nc_register_conn(L);
+  {
+    static const luaL_Reg conn_methods[] = {
+      { "query", nc_l_query },
+      { "test_step", nc_l_test_step },
+      { NULL, NULL }
+    };
+    nc_register_conn(L, conn_methods);
+  }
   luaL_newlib(L, functions);
   nc_register_connect(L);
   nc_register_sandbox(L);

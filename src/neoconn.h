@@ -126,6 +126,18 @@ typedef struct {
   double repl_started, repl_ms;
 } nc_test;
 
+/* A second look at a service that does not speak PostgreSQL (probe.c). */
+typedef struct {
+  int fd;                        /* -1: not running */
+  int sent;                      /* the first message is sent */
+  int tls_tried;                 /* the second connection, with a TLS ClientHello */
+  int want_write;
+  double until;
+  size_t len;
+  char bytes[64];                /* the first bytes it answered */
+  char host[256], hostaddr[64], port[16];
+} nc_probe;
+
 /* A connection userdata. `pg` is NULL once closed. */
 typedef struct nc_conn {
   PGconn *pg;
@@ -141,6 +153,12 @@ typedef struct nc_conn {
   nc_pipeline pipe;              /* statements in flight (pipeline.c) */
   nc_test test;                  /* a test in progress (test.c) */
   char *secret;                  /* the password, kept only to scrub it from messages */
+  char *ignored_passfile;        /* one kept from libpq: others may read it */
+  int sslcert_given;             /* a client certificate was set (for a hint) */
+  double connect_timeout;        /* the connection's connect_timeout (0: none) */
+  int connect_timeout_hit;       /* the handshake ended at connect_timeout */
+  int probing;                   /* a failed handshake's second look is running */
+  nc_probe probe;
   char *user, *host, *port, *dbname; /* what libpq used (heap strings; NULL: unknown) */
   nc_error error;
   nc_error tolerated_error;
@@ -178,6 +196,7 @@ NC_PRIVATE const char *nc_check_text(lua_State *L, int idx, const char *name, si
 NC_PRIVATE char *nc_strdup(const char *s); /* NULL for NULL or no memory */
 NC_PRIVATE void nc_free_secret(char **secret); /* zeroes it first */
 NC_PRIVATE char *nc_vformat(const char *fmt, va_list ap); /* a heap string, however long */
+NC_PRIVATE char *nc_join(const char *a, const char *b); /* a .. b, a heap string */
 /* One line: runs of white space holding a line break become one space
  * (libpq's "\n\t" continuation lines); trailing white space goes. */
 NC_PRIVATE char *nc_one_line(const char *message);
@@ -198,19 +217,28 @@ NC_PRIVATE int nc_l_printable(lua_State *L); /* neoconn.printable(text) */
 NC_PRIVATE void nc_push_redacted(lua_State *L, const char *text, const char *secret);
 NC_PRIVATE int nc_l_redact(lua_State *L); /* neoconn.redact(text [, secret]) */
 
-/* errors.c */
+/* errors.c: the error object. */
 NC_PRIVATE void nc_error_set(nc_error *e, const char *code, nc_stage stage, const char *message);
+NC_PRIVATE void nc_error_set_hint(nc_error *e, const char *hint);
+NC_PRIVATE void nc_error_messagef(nc_error *e, const char *fmt, ...);
+/* The message of libpq's verbose text, on one line, its SQLSTATE kept. */
+NC_PRIVATE void nc_error_from_libpq(nc_error *e, const char *raw);
 NC_PRIVATE void nc_error_free(nc_error *e);
-NC_PRIVATE void nc_config_error(nc_error *e, const char *message); /* invalid_config, its hint */
-/* protocol_error: the server's answer is not what its query asked for. */
-NC_PRIVATE void nc_protocol_error(nc_error *e, nc_stage stage, const char *message);
-/* The settings hint about a topic ("percent-encode", "port", ...). */
-NC_PRIVATE void nc_error_hint_for(nc_error *e, const char *topic);
+NC_PRIVATE void nc_push_error(lua_State *L, const nc_error *e, const char *secret);
+NC_PRIVATE void nc_register_error_mt(lua_State *L);
+
+/* classify.c: which code, stage and hint a failure gets (tables). */
 NC_PRIVATE void nc_classify_connect_failure(nc_conn *c, const char *libpq_message, int timed_out);
 NC_PRIVATE void nc_classify_query_failure(nc_error *e, const PGresult *res, PGconn *pg, int timed_out,
                                           nc_stage stage);
-NC_PRIVATE void nc_push_error(lua_State *L, const nc_error *e, const char *secret);
-NC_PRIVATE void nc_register_error_mt(lua_State *L);
+NC_PRIVATE void nc_config_error(nc_error *e, const char *message); /* invalid_config, its hint */
+/* protocol_error: the server's answer is not what the query asked for. */
+NC_PRIVATE void nc_protocol_error(nc_error *e, nc_stage stage, const char *message);
+/* The hint about a setting (or topic: "percent-encode", "COPY", "too wide")
+ * the message names. */
+NC_PRIVATE const char *nc_setting_hint(const char *message);
+/* A failure that another service's answer explains: not_postgres. */
+NC_PRIVATE void nc_classify_not_postgres(nc_conn *c);
 
 /* conninfo.c: pushes a table keyword -> string for a Lua target (arg idx). */
 NC_PRIVATE int nc_push_params(lua_State *L, int idx, nc_error *e);
@@ -226,16 +254,31 @@ NC_PRIVATE int nc_connect_begin(lua_State *L, nc_conn *c, int target);
 NC_PRIVATE int nc_connect_begin_like(nc_conn *c, PGconn *like, const char *key, const char *value);
 NC_PRIVATE int nc_connect_step(nc_conn *c);
 NC_PRIVATE void nc_connect_give_up(nc_conn *c); /* deadline passed: failed with timeout */
+/* The handshake's deadline: the caller's, or connect_timeout's when that
+ * ends first (libpq does not enforce it when driven step by step). */
+NC_PRIVATE double nc_handshake_deadline(const nc_conn *c, double deadline);
 NC_PRIVATE nc_conn *nc_connect(lua_State *L, int target, double timeout);
 NC_PRIVATE void nc_conn_close(nc_conn *c);
 NC_PRIVATE void nc_remember_endpoint(nc_conn *c); /* user, host, port, dbname from libpq */
 NC_PRIVATE void nc_install_key_password_hook(void); /* never a terminal prompt */
-/* The value of a connection's setting (a heap copy; NULL: unset or empty). */
-NC_PRIVATE char *nc_conninfo_value(PGconn *pg, const char *keyword);
 NC_PRIVATE void nc_release_test(lua_State *L, nc_conn *c); /* drops the test's Lua state */
-NC_PRIVATE void nc_register_conn(lua_State *L);
+/* The connection's metatable; methods: more methods (query, test_step),
+ * from the modules above conn.c, so that conn.c calls none of them. */
+NC_PRIVATE void nc_register_conn(lua_State *L, const luaL_Reg *methods);
 NC_PRIVATE void nc_register_connect(lua_State *L); /* into the module table on top */
 NC_PRIVATE double nc_opt_timeout(lua_State *L, int opts, const char *fname);
+
+/* probe.c: begin 1 started (0: nothing to look at); step 1 finished (its
+ * socket closed), 0 wait (p->want_write); text: the bytes it got, a heap
+ * string. */
+NC_PRIVATE int nc_probe_begin(nc_probe *p, const char *host, const char *hostaddr,
+                              const char *port, double deadline);
+NC_PRIVATE int nc_probe_step(nc_probe *p);
+NC_PRIVATE void nc_probe_close(nc_probe *p);
+NC_PRIVATE char *nc_probe_text(const nc_probe *p);
+NC_PRIVATE int nc_probe_found_tls(const nc_probe *p); /* a TLS record answered a ClientHello */
+/* The socket a connection waits on now: libpq's, or its probe's (-1). */
+NC_PRIVATE int nc_conn_socket(const nc_conn *c);
 
 /* box.c: GC-owned holders for libpq allocations (see box.c). */
 /* take: the next result of pg (NULL at a query's end), in a box pushed on
@@ -266,7 +309,7 @@ NC_PRIVATE int nc_pipeline_timeout(nc_conn *c);
 /* replication.c: a CDC job's catalog queries (appended to steps from
  * index n, their rows in lists first_list, +1, +2, +3; returns the new
  * step count), the replication connection as a phase of the test (step: 1
- * finished, 0 waiting on the socket nc_test_pg gives), and its part of the
+ * finished, 0 waiting on the replication connection's socket), and its part of the
  * report. */
 #define NC_REPLICATION_LISTS 4
 NC_PRIVATE int nc_replication_queries(lua_State *L, nc_conn *c, const char *with,
@@ -274,7 +317,6 @@ NC_PRIVATE int nc_replication_queries(lua_State *L, nc_conn *c, const char *with
                                       int first_list);
 NC_PRIVATE int nc_replication_wanted(const nc_conn *c);
 NC_PRIVATE int nc_replication_step(lua_State *L, nc_conn *c, int state);
-NC_PRIVATE PGconn *nc_test_pg(const nc_conn *c, int *want_write);
 NC_PRIVATE void nc_replication_report(lua_State *L, const nc_conn *c, int report, int lists,
                                       int first_list, int state);
 
@@ -304,17 +346,23 @@ NC_PRIVATE void nc_row_checks_query(lua_State *L, const nc_conn *c, const char *
  * opts.schemas and opts.tables (nil: not given); errors name argument arg. */
 NC_PRIVATE void nc_push_scope_params(lua_State *L, int opts, int arg);
 
-/* report.c: the finished test's report, and a failed connection's; a
- * stage { name, ok, ms } appended to the stages list at index stages (the
- * entry left on the stack); the first row of lists[i], or nil (the list of
- * a query not sent is nil). */
+/* report_parts.c (below report.c, replication.c and test.c): t[key] = v;
+ * seconds as milliseconds rounded to 0.01; a stage { name, ok, ms }
+ * appended to the stages list at index stages (the entry left on the
+ * stack); the list of row lists of the test in progress; the first row of
+ * lists[i], or nil (the list of a query not sent is nil). */
+NC_PRIVATE void nc_set_number(lua_State *L, int t, const char *key, double v);
+NC_PRIVATE void nc_set_bool(lua_State *L, int t, const char *key, int v);
+NC_PRIVATE double nc_report_ms(double seconds);
 NC_PRIVATE void nc_add_stage(lua_State *L, int stages, const char *name, int ok, double seconds);
+NC_PRIVATE int nc_push_test_lists(lua_State *L, const nc_conn *c);
 NC_PRIVATE void nc_push_first_row(lua_State *L, int lists, int i);
+
+/* report.c: the finished test's report, and a failed connection's. */
 NC_PRIVATE void nc_push_test_report(lua_State *L, nc_conn *c);
 NC_PRIVATE void nc_push_connect_failure_report(lua_State *L, nc_conn *c);
 
 /* test.c */
-NC_PRIVATE int nc_push_test_lists(lua_State *L, const nc_conn *c); /* the rows read so far */
 NC_PRIVATE int nc_l_test(lua_State *L);
 NC_PRIVATE int nc_l_test_begin(lua_State *L);
 NC_PRIVATE int nc_l_test_step(lua_State *L); /* conn:test_step */

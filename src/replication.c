@@ -126,16 +126,6 @@ int nc_replication_wanted(const nc_conn *c)
   return c->test.job.value[NC_OPT_CDC] == 1 && !c->pipe.failed && c->pg != NULL;
 }
 
-PGconn *nc_test_pg(const nc_conn *c, int *want_write)
-{
-  if (c->test.state == NC_TEST_REPLICATION && c->test.repl != NULL && c->test.repl->pg != NULL) {
-    *want_write = c->test.repl->want_write;
-    return c->test.repl->pg;
-  }
-  *want_write = c->want_write;
-  return c->pg;
-}
-
 /* The phase is over: the outcome goes into the state (an error as
  * state.replication_error), the replication connection is closed. */
 static int finish(lua_State *L, nc_conn *c, int state, int failed)
@@ -192,7 +182,7 @@ int nc_replication_step(lua_State *L, nc_conn *c, int state)
   }
   if (c->test.repl_phase == REPL_CONNECTING) {
     step = nc_connect_step(r);
-    if (step == 0 && nc_now() >= c->test.deadline) {
+    if (step == 0 && nc_now() >= nc_handshake_deadline(r, c->test.deadline)) {
       nc_connect_give_up(r);
       step = -1;
     }

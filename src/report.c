@@ -3,38 +3,6 @@
 #include <string.h>
 #include "neoconn.h"
 
-/* t[key] = v for the table at index t. */
-static void set_number(lua_State *L, int t, const char *key, double v)
-{
-  t = nc_absindex(L, t);
-  lua_pushnumber(L, v);
-  lua_setfield(L, t, key);
-}
-
-static void set_bool(lua_State *L, int t, const char *key, int v)
-{
-  t = nc_absindex(L, t);
-  lua_pushboolean(L, v);
-  lua_setfield(L, t, key);
-}
-
-static double ms(double seconds)
-{
-  return (double)(long)(seconds * 100000.0 + 0.5) / 100.0;
-}
-
-void nc_add_stage(lua_State *L, int stages, const char *name, int ok, double seconds)
-{
-  stages = nc_absindex(L, stages);
-  lua_createtable(L, 0, 4);
-  lua_pushstring(L, name);
-  lua_setfield(L, -2, "name");
-  set_bool(L, -1, "ok", ok);
-  set_number(L, -1, "ms", ms(seconds));
-  lua_pushvalue(L, -1);
-  lua_rawseti(L, stages, (int)lua_rawlen(L, stages) + 1);
-}
-
 /* Pushes the stages list: the handshake stages from the connection's
  * record, then introspection when it ran (introspect_seconds >= 0). */
 static void push_stages(lua_State *L, const nc_conn *c, const nc_error *failure,
@@ -57,7 +25,7 @@ static void push_stages(lua_State *L, const nc_conn *c, const nc_error *failure,
      * or allow then went on in plain text). */
     if (s == NC_STAGE_TLS && ok && (!c->tls_seen || (c->pg != NULL && !PQsslInUse(c->pg)))) {
       nc_add_stage(L, stages, nc_stage_names[s], ok, 0);
-      set_bool(L, -1, "skipped", 1);
+      nc_set_bool(L, -1, "skipped", 1);
     } else {
       if (done < 0)
         done = ok ? prev : c->failed_after;
@@ -103,7 +71,7 @@ static void push_ssl(lua_State *L, PGconn *pg)
 {
   const char *v;
   lua_createtable(L, 0, 3);
-  set_bool(L, -1, "in_use", PQsslInUse(pg));
+  nc_set_bool(L, -1, "in_use", PQsslInUse(pg));
   if (PQsslInUse(pg)) {
     if ((v = PQsslAttribute(pg, "protocol")) != NULL) {
       lua_pushstring(L, v);
@@ -114,16 +82,6 @@ static void push_ssl(lua_State *L, PGconn *pg)
       lua_setfield(L, -2, "cipher");
     }
   }
-}
-
-void nc_push_first_row(lua_State *L, int lists, int i)
-{
-  lua_rawgeti(L, lists, i);
-  if (lua_istable(L, -1))
-    lua_rawgeti(L, -1, 1);
-  else
-    lua_pushnil(L);
-  lua_remove(L, -2);
 }
 
 /* report[key] = list[1][key]: a subtable of the first row. */
@@ -353,14 +311,14 @@ void nc_push_test_report(lua_State *L, nc_conn *c)
   lua_newtable(L);
   report = lua_gettop(L);
   if (c->pipe.failed) {
-    set_bool(L, report, "ok", 0);
+    nc_set_bool(L, report, "ok", 0);
     nc_push_error(L, &c->error, NULL);
     lua_setfield(L, report, "error");
     push_stages(L, c, &c->error, introspected);
     lua_setfield(L, report, "stages");
   } else {
     lists = nc_push_test_lists(L, c);
-    set_bool(L, report, "ok", 1);
+    nc_set_bool(L, report, "ok", 1);
     push_stages(L, c, NULL, introspected);
     lua_setfield(L, report, "stages");
     {
@@ -403,17 +361,17 @@ void nc_push_test_report(lua_State *L, nc_conn *c)
     nc_replication_report(L, c, report, lists, Q_REPLICATION + 1, lua_gettop(L));
     lua_settop(L, report);
   }
-  set_number(L, report, "ms", ms(now - (c->test.owned ? c->started : c->test.started)));
+  nc_set_number(L, report, "ms", nc_report_ms(now - (c->test.owned ? c->started : c->test.started)));
 }
 
 void nc_push_connect_failure_report(lua_State *L, nc_conn *c)
 {
   lua_newtable(L);
-  set_bool(L, -1, "ok", 0);
+  nc_set_bool(L, -1, "ok", 0);
   nc_push_error(L, &c->error, c->secret);
   lua_setfield(L, -2, "error");
   nc_free_secret(&c->secret);
   push_stages(L, c, &c->error, -1);
   lua_setfield(L, -2, "stages");
-  set_number(L, -1, "ms", ms(c->failed_after));
+  nc_set_number(L, -1, "ms", nc_report_ms(c->failed_after));
 }

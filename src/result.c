@@ -524,7 +524,7 @@ static int run_simple(lua_State *L, nc_conn *c, const char *sql, int nparams,
       }
       if (ok) {
         nc_error_set(e, "query_failed", NC_STAGE_QUERY, "COPY is not supported by conn:query");
-        nc_error_hint_for(e, "COPY");
+        nc_error_set_hint(e, nc_setting_hint("COPY"));
         ok = 0;
       }
       continue;
@@ -538,7 +538,7 @@ static int run_simple(lua_State *L, nc_conn *c, const char *sql, int nparams,
       } else if (ok) { /* the rest is still read: the connection stays usable */
         nc_error_set(e, "query_failed", NC_STAGE_QUERY,
                      "the result has more columns and fields than this Lua can hold at once");
-        nc_error_hint_for(e, "wide");
+        nc_error_set_hint(e, nc_setting_hint("too wide"));
         ok = 0;
       }
     }

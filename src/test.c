@@ -6,15 +6,6 @@
 #include <string.h>
 #include "neoconn.h"
 
-/* Pushes the list of row lists of the test in progress. */
-int nc_push_test_lists(lua_State *L, const nc_conn *c)
-{
-  lua_rawgeti(L, LUA_REGISTRYINDEX, c->test.state_ref);
-  lua_getfield(L, -1, "lists");
-  lua_remove(L, -2);
-  return lua_gettop(L);
-}
-
 /* opts.job ({ kind =, <job options> }) and opts.proof (true, false,
  * "auto": jobs of up to NC_PROOF_AUTO_LIMIT tables, or that limit). */
 static void check_job(lua_State *L, int opts, nc_conn *c)
@@ -181,7 +172,7 @@ static int advance(lua_State *L, nc_conn *c)
   switch (c->test.state) {
   case NC_TEST_CONNECTING:
     r = c->failed ? -1 : nc_connect_step(c);
-    if (r == 0 && nc_now() >= c->test.deadline) {
+    if (r == 0 && nc_now() >= nc_handshake_deadline(c, c->test.deadline)) {
       nc_connect_give_up(c);
       r = -1;
     }
@@ -243,6 +234,19 @@ static nc_conn *begin(lua_State *L, int target, int opts)
   return c;
 }
 
+/* What the test waits on now: the socket of its connection (or of the
+ * replication connection, in that phase), whether to write, and the time
+ * to wake by (a handshake's own deadline, connect_timeout, may be sooner
+ * than the test's). */
+static int waiting_on(const nc_conn *c, int *want_write, double *until)
+{
+  const nc_conn *w = c->test.state == NC_TEST_REPLICATION && c->test.repl != NULL
+                       && (c->test.repl->pg != NULL || c->test.repl->probing) ? c->test.repl : c;
+  *want_write = w->want_write;
+  *until = w->ready ? c->test.deadline : nc_handshake_deadline(w, c->test.deadline);
+  return nc_conn_socket(w);
+}
+
 /* neoconn.test(target_or_conn [, opts]) -> report: the blocking driver. */
 int nc_l_test(lua_State *L)
 {
@@ -250,8 +254,10 @@ int nc_l_test(lua_State *L)
   lua_settop(L, 2);
   c = begin(L, 1, 2);
   while (!advance(L, c)) {
-    int want_write, fd = PQsocket(nc_test_pg(c, &want_write));
-    if (fd < 0 || nc_wait_fd(fd, want_write ? 2 : 0, c->test.deadline) < 0)
+    int want_write;
+    double until;
+    int fd = waiting_on(c, &want_write, &until);
+    if (fd < 0 || nc_wait_fd(fd, want_write ? 2 : 0, until) < 0)
       nc_wait_fd(-1, 0, nc_now() + 0.001); /* advance() reports the failure */
   }
   return 1;
@@ -271,18 +277,17 @@ int nc_l_test_begin(lua_State *L)
 int nc_l_test_step(lua_State *L)
 {
   nc_conn *c = nc_check_conn(L, 1);
-  double left;
-  int want_write;
-  PGconn *pg;
+  double left, until;
+  int want_write, fd;
   if (c->test.state == NC_TEST_NONE)
     luaL_argerror(L, 1, "no test is running on this connection");
   if (advance(L, c))
     return 1;
-  left = c->test.deadline - nc_now();
-  pg = nc_test_pg(c, &want_write);
+  fd = waiting_on(c, &want_write, &until);
+  left = until - nc_now();
   lua_pushboolean(L, 0);
   lua_pushstring(L, want_write ? "write" : "read");
-  lua_pushinteger(L, PQsocket(pg));
+  lua_pushinteger(L, fd);
   lua_pushnumber(L, left > 0 ? left : 0);
   return 4;
 }

@@ -47,6 +47,17 @@ char *nc_vformat(const char *fmt, va_list ap)
   return out;
 }
 
+char *nc_join(const char *dir, const char *name)
+{
+  size_t a = strlen(dir), b = strlen(name);
+  char *out = (char *)malloc(a + b + 1);
+  if (out != NULL) {
+    memcpy(out, dir, a);
+    memcpy(out + a, name, b + 1);
+  }
+  return out;
+}
+
 char *nc_one_line(const char *message)
 {
   char *out = nc_strdup(message != NULL ? message : ""), *w;

@@ -32,6 +32,11 @@ pg.closing_port = env("NEOCONN_TEST_CLOSING_PORT")
 -- A TLS server that ends each session in the middle of its handshake, as a
 -- server shutting down does.
 pg.tls_closing_port = env("NEOCONN_TEST_TLS_CLOSING_PORT")
+-- Services that are not PostgreSQL: a web server, an SSH server (speaks
+-- first), a TLS-only service.
+pg.http_port = env("NEOCONN_TEST_HTTP_PORT")
+pg.ssh_port = env("NEOCONN_TEST_SSH_PORT")
+pg.tls_only_port = env("NEOCONN_TEST_TLS_ONLY_PORT")
 -- pgbouncer in front of the primary: databases neoconn_session,
 -- neoconn_transaction, neoconn_statement (see with-cluster.sh).
 pg.pooler_port = env("NEOCONN_TEST_POOLER_PORT")

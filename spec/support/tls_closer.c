@@ -1,8 +1,10 @@
 /* What a PostgreSQL server shutting down looks like to a client in the
  * middle of its handshake: it accepts the SSLRequest, completes TLS, reads
  * the startup packet, then ends the session with a TLS close_notify (libpq:
- * "SSL connection has been closed unexpectedly").
- *   tls_closer PORT CERT KEY SECONDS
+ * "SSL connection has been closed unexpectedly"). With "raw" it is a
+ * TLS-only service instead (HTTPS, say): TLS from the first byte, no
+ * SSLRequest answered.
+ *   tls_closer PORT CERT KEY SECONDS [raw]
  * Serves connections one after another until SECONDS have passed. */
 #define _POSIX_C_SOURCE 200809L
 #include <arpa/inet.h>
@@ -28,10 +30,17 @@ static int read_exactly(int fd, unsigned char *buf, size_t n)
   return 0;
 }
 
-static void serve(SSL_CTX *ctx, int fd)
+static void serve(SSL_CTX *ctx, int fd, int raw)
 {
   unsigned char request[8], startup[1024];
   SSL *ssl;
+  if (raw) {
+    ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, fd);
+    SSL_accept(ssl); /* a PostgreSQL client's SSLRequest is no ClientHello: an alert */
+    SSL_free(ssl);
+    return;
+  }
   /* GSSENCRequest first (80877104): refused; then the SSLRequest. */
   if (read_exactly(fd, request, 8) != 0)
     return;
@@ -54,8 +63,8 @@ int main(int argc, char **argv)
   int listener, one = 1;
   time_t until;
   SSL_CTX *ctx;
-  if (argc != 5) {
-    fprintf(stderr, "usage: tls_closer PORT CERT KEY SECONDS\n");
+  if (argc != 5 && argc != 6) {
+    fprintf(stderr, "usage: tls_closer PORT CERT KEY SECONDS [raw]\n");
     return 64;
   }
   ctx = SSL_CTX_new(TLS_server_method());
@@ -81,7 +90,7 @@ int main(int argc, char **argv)
       continue;
     if ((fd = accept(listener, NULL, NULL)) < 0)
       continue;
-    serve(ctx, fd);
+    serve(ctx, fd, argc == 6);
     close(fd);
   }
   return 0;

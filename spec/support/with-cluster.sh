@@ -56,7 +56,7 @@ admin=neoconn_admin
 admin_pw="admin-$RANDOM$RANDOM"
 take_port port; take_port plain_port; take_port silent_port; take_port refused_port
 take_port standby_port; take_port closing_port; take_port pooler_port; take_port proxy_port
-take_port tls_closing_port
+take_port tls_closing_port; take_port http_port; take_port ssh_port; take_port tls_only_port
 
 mkdir -p "$tmp/sock"
 echo "$admin_pw" >"$tmp/pwfile"
@@ -194,6 +194,13 @@ pids+=($!)
 pids+=($!)
 "$top/build/tools/tls_closer" "$tls_closing_port" "$tmp/server.crt" "$tmp/server.key" 3600 &
 pids+=($!)
+# Other services on a port a target may name by mistake.
+"$top/build/tools/silent_listener" "$http_port" 3600 http &
+pids+=($!)
+"$top/build/tools/silent_listener" "$ssh_port" 3600 ssh &
+pids+=($!)
+"$top/build/tools/tls_closer" "$tls_only_port" "$tmp/server.crt" "$tmp/server.key" 3600 raw &
+pids+=($!)
 
 export NEOCONN_TEST_HOST=127.0.0.1
 export NEOCONN_TEST_PORT=$port
@@ -205,6 +212,9 @@ export NEOCONN_TEST_POOLER_PORT=$pooler_port
 export NEOCONN_TEST_REFUSED_PORT=$refused_port
 export NEOCONN_TEST_PROXY_PORT=$proxy_port
 export NEOCONN_TEST_TLS_CLOSING_PORT=$tls_closing_port
+export NEOCONN_TEST_HTTP_PORT=$http_port
+export NEOCONN_TEST_SSH_PORT=$ssh_port
+export NEOCONN_TEST_TLS_ONLY_PORT=$tls_only_port
 export NEOCONN_TEST_SOCKET=$tmp/sock
 export NEOCONN_TEST_CA=$tmp/server.crt
 export NEOCONN_TEST_CLIENT_CA=$tmp/client-ca.crt
