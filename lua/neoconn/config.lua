@@ -371,6 +371,17 @@ local function load_text(source, chunkname, env)
   return load(source, chunkname, "t", env)
 end
 
+local SAFE_GLOBALS = { "assert", "error", "ipairs", "next", "pairs", "pcall", "rawequal",
+  "rawget", "rawlen", "select", "tonumber", "tostring", "type" }
+local SAFE_LIBRARIES = {
+  string = { "byte", "char", "find", "format", "gmatch", "gsub", "len", "lower", "match", "rep",
+    "reverse", "sub", "upper" },
+  table = { "concat", "insert", "remove", "sort", "unpack" },
+  math = { "abs", "ceil", "exp", "floor", "fmod", "huge", "log", "max", "maxinteger", "min",
+    "mininteger", "modf", "pi", "sqrt", "tointeger", "type", "ult" },
+  utf8 = { "char", "charpattern", "codepoint", "codes", "len", "offset" },
+}
+
 --- The helpers a config can call. `env("NAME")` reads an environment
 -- variable (a config error when unset); `env("NAME", default)` falls back.
 local function helpers(getenv)
@@ -387,12 +398,18 @@ local function helpers(getenv)
     end
     return v
   end
-  box.tostring, box.tonumber, box.ipairs, box.pairs = tostring, tonumber, ipairs, pairs
-  box.string = { format = string.format, rep = string.rep, lower = string.lower,
-    upper = string.upper, sub = string.sub, gsub = string.gsub, match = string.match,
-    find = string.find }
-  box.table = { concat = table.concat, insert = table.insert }
-  box.math = { floor = math.floor, max = math.max, min = math.min }
+  -- What rules and configs may call: pure functions of their arguments.
+  -- Bounds hold whatever they call (a rule runs in a child with a CPU, a
+  -- time and a memory limit), so string.rep stays; string.dump, load and
+  -- everything that reaches files, processes or globals do not.
+  for _, name in ipairs(SAFE_GLOBALS) do box[name] = _G[name] end
+  box.unpack = rawget(_G, "unpack") or table.unpack
+  for lib, names in pairs(SAFE_LIBRARIES) do
+    local copy = {}
+    for _, name in ipairs(names) do copy[name] = _G[lib] and _G[lib][name] end
+    box[lib] = copy
+  end
+  box.table.unpack = box.unpack
   return box
 end
 

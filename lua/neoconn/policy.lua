@@ -42,14 +42,26 @@ end
 
 -- The connection's settings as rules see them: the target as libpq reads
 -- it (neoconn.target_settings: every keyword, from a URL, a key=value
--- string or fields alike), never a password, whatever its spelling.
-local function without_secrets(settings)
+-- string or fields alike), never a password, whatever its spelling; and
+-- flat, the endpoint: host, port, dbname, user and sslmode as the session
+-- really used them (defaults, environment and service files included),
+-- or as the target gives them when no session was made.
+local ENDPOINT = { host = "host", port = "port", dbname = "database", user = "session_user",
+  sslmode = "sslmode" }
+
+local function rule_settings(settings, report)
   local copy = {}
   for k, v in pairs(settings) do copy[k] = v end
   -- A target the core refuses (none, for a report judged on its own) has
   -- no settings to show.
   local ok, target = pcall(neoconn.target_settings, settings.target)
   copy.target = ok and target or {}
+  local session = report.session or {}
+  for key, used in pairs(ENDPOINT) do
+    local v = session[used]
+    if v == nil or v == "" then v = copy.target[key] end
+    copy[key] = v
+  end
   return copy
 end
 
@@ -75,7 +87,7 @@ local function new_context(report, settings, emit)
     name = settings.name,
     kind = settings.kind,
     report = report,
-    settings = without_secrets(settings),
+    settings = rule_settings(settings, report),
     role = role,
     quote = q,
     literal = fix_sql.literal,
