@@ -39,6 +39,7 @@ build = {
     ["neoconn.job_checks"] = "lua/neoconn/job_checks.lua",
     ["neoconn.cdc_checks"] = "lua/neoconn/cdc_checks.lua",
     ["neoconn.row_checks"] = "lua/neoconn/row_checks.lua",
+    ["neoconn.writable"] = "lua/neoconn/writable.lua",
     ["neoconn.fix_sql"] = "lua/neoconn/fix_sql.lua",
     ["neoconn.sandbox"] = "lua/neoconn/sandbox.lua",
     ["neoconn.nginx"] = "lua/neoconn/nginx.lua",

@@ -37,6 +37,13 @@
   " JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = w.rel"                     \
   " WHERE c.relkind IN " RELKINDS
 
+/* What the job leaves out ($4: { schema, name or NULL } pairs), around one
+ * of the scopes below (%s); only when something is. */
+static const char SCOPE_EXCLUDING[] =
+  "(SELECT * FROM %s x WHERE NOT EXISTS (SELECT 1 FROM generate_subscripts($4::text[], 1) AS i"
+  "  WHERE ($4::text[])[i][1] = x.nspname"
+  "  AND (($4::text[])[i][2] IS NULL OR ($4::text[])[i][2] = x.relname)))";
+
 static const char SCOPE_ALL[] = "(" SCOPE_IN_SCHEMAS ")";
 static const char SCOPE_SCHEMAS[] =
   "(" SCOPE_IN_SCHEMAS " AND n.nspname = ANY($1::text[]))";
@@ -238,6 +245,12 @@ static const char SQL_TABLES[] =
   " SELECT s.nspname AS \"schema\", s.relname AS name,"
   " CASE s.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'partitioned table'"
   "  WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' ELSE 'foreign table' END AS kind,"
+  /* What a relation that is not a table lets anyone write, as the server
+   * decides it (rewriteHandler.c, relation_is_updatable: an automatically
+   * updatable view, INSTEAD OF triggers, DO INSTEAD rules, the foreign data
+   * wrapper's callbacks): the bits of CMD_UPDATE, CMD_INSERT, CMD_DELETE. */
+  " CASE WHEN s.relkind IN ('v','m','f') THEN (pg_relation_is_updatable(s.oid, true) >> 2) & 7"
+  " END AS \"writes{update,insert,delete}\","
   " acl.owner AS \"owner.name\", acl.owner_flags AS \"owner{is_self,is_member}\","
   " acl.low AS \"privileges{SELECT,INSERT,UPDATE,DELETE}\","
   " acl.high AS \"privileges{TRUNCATE,REFERENCES,TRIGGER%s}\","
@@ -266,7 +279,7 @@ static const char SQL_TABLES[] =
   "  CROSS JOIN LATERAL (SELECT" ACL_FLAGS " AS bits" ACL_OF("o", "r") ") x OFFSET 0) acl%s";
 
 static const char SHAPE_TABLES[] =
-  "@tables schema:t! name:t! kind:t! owner.name:t! owner{}:f! privileges{}:f! privileges{}:f!"
+  "@tables schema:t! name:t! kind:t! writes{}:f owner.name:t! owner{}:f! privileges{}:f! privileges{}:f!"
   " rls{}:f! rls{}:f identity_always:a? generated:a? primary_key:a?";
 
 /* The tables in scope with column ACLs (%s: COLUMN_ACLS_*), and what the
@@ -468,8 +481,10 @@ void nc_catalog_queries(lua_State *L, const nc_conn *c, const char *const *param
   int upsert = dst && c->test.job.value[NC_OPT_ON_CONFLICT] == 1;
   const char *scope, *with;
 
-  scope = params[1] != NULL ? (params[0] != NULL ? SCOPE_BOTH : SCOPE_TABLES)
-                            : (params[0] != NULL ? SCOPE_SCHEMAS : SCOPE_ALL);
+  const char *base = params[1] != NULL ? (params[0] != NULL ? SCOPE_BOTH : SCOPE_TABLES)
+                                       : (params[0] != NULL ? SCOPE_SCHEMAS : SCOPE_ALL);
+
+  scope = params[3] != NULL ? lua_pushfstring(L, SCOPE_EXCLUDING, base) : base;
   /* Queries that read the scope more than once inline it (PostgreSQL 12
    * and later) rather than write every row to a tuplestore. */
   with = lua_pushfstring(L, "WITH scope AS %s%s", version >= 120000 ? "NOT MATERIALIZED " : "",
@@ -486,7 +501,7 @@ void nc_catalog_queries(lua_State *L, const nc_conn *c, const char *const *param
   queries[Q_TABLES].shape = SHAPE_TABLES;
   queries[Q_TABLES].sorted = 1;
   queries[Q_TABLES].flush = 1;
-  lua_pushfstring(L, SQL_COLUMN_ACLS, scope == SCOPE_ALL ? COLUMN_ACLS_SCAN : COLUMN_ACLS_PROBE);
+  lua_pushfstring(L, SQL_COLUMN_ACLS, base == SCOPE_ALL ? COLUMN_ACLS_SCAN : COLUMN_ACLS_PROBE);
   queries[Q_COLUMN_ACLS].sql = lua_pushfstring(L, "%s%s", with, lua_tostring(L, -1));
   queries[Q_COLUMN_ACLS].shape = SHAPE_COLUMN_ACLS;
   /* pg_sequence (PostgreSQL 10 and later) lists only the sequences: no
@@ -529,7 +544,7 @@ void nc_catalog_queries(lua_State *L, const nc_conn *c, const char *const *param
   queries[Q_CASCADE].shape = SHAPE_CASCADE;
   if (c->test.job.kind != 0)
     nc_row_checks_query(L, c, scope, &queries[Q_ROW_CHECKS]);
-  *me_out = scope == SCOPE_TABLES ? SQL_ME_LISTED : SQL_ME_ALL;
+  *me_out = base == SCOPE_TABLES ? SQL_ME_LISTED : SQL_ME_ALL;
   *scope_out = scope;
   *with_out = with;
 }

@@ -14,7 +14,7 @@
  * inputs from transaction-local settings (neoconn.*, set by the test's
  * settings step with bound parameters) and leaves its results in others,
  * which the two queries below read. %s: the scope subquery (catalog_sql.c),
- * whose $1..$3 are bound by EXECUTE ... USING. */
+ * whose $1..$4 are bound by EXECUTE ... USING. */
 #include "neoconn.h"
 
 const char nc_proof_sql[] =
@@ -27,6 +27,7 @@ const char nc_proof_sql[] =
   "  sch text[] := nullif(current_setting('neoconn.scope_schemas'), '')::text[];\n"
   "  tsch text[] := nullif(current_setting('neoconn.scope_table_schemas'), '')::text[];\n"
   "  tnam text[] := nullif(current_setting('neoconn.scope_table_names'), '')::text[];\n"
+  "  xs text[] := nullif(current_setting('neoconn.scope_exclude'), '')::text[];\n"
   "  n bigint;\n"
   "  t record;\n"
   "  c record;\n"
@@ -35,12 +36,12 @@ const char nc_proof_sql[] =
   "  o_schema text[] := '{}'; o_name text[] := '{}'; o_stmt text[] := '{}';\n"
   "  o_state text[] := '{}'; o_msg text[] := '{}';\n"
   "BEGIN\n"
-  "  EXECUTE $q$SELECT count(*) FROM %s s$q$ INTO n USING sch, tsch, tnam;\n"
+  "  EXECUTE $q$SELECT count(*) FROM %s s$q$ INTO n USING sch, tsch, tnam, xs;\n"
   "  IF n > current_setting('neoconn.proof_limit')::bigint THEN\n"
   "    status := 'over_limit';\n"
   "  ELSE\n"
   "    FOR t IN EXECUTE $q$SELECT s.oid, s.nspname::text AS nspname, s.relname::text AS relname"
-  "      FROM %s s ORDER BY 2, 3$q$ USING sch, tsch, tnam LOOP\n"
+  "      FROM %s s ORDER BY 2, 3$q$ USING sch, tsch, tnam, xs LOOP\n"
   "      IF clock_timestamp() > stop_at THEN\n"
   "        status := 'out_of_time';\n"
   "        EXIT;\n"

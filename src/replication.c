@@ -63,7 +63,7 @@ static const char SHAPE_PUBLICATION[] =
   "@publication/01 name:t! owner:t! all_tables:b! publishes.insert:b! publishes.update:b!"
   " publishes.delete:b! publishes.truncate:b! via_root:b!";
 
-/* Per job table ($4: the publication, or NULL): its replica identity, and
+/* Per job table ($5: the publication, or NULL): its replica identity, and
  * what pg_publication_tables says of it (FOR TABLE, FOR TABLES IN SCHEMA
  * and FOR ALL TABLES alike); a partitioned table is covered through its
  * partitions when the publication lists them instead (not via_root). The
@@ -74,10 +74,10 @@ static const char SQL_CDC_TABLES[] =
   " CASE c.relreplident WHEN 'n' THEN 'nothing' WHEN 'f' THEN 'full' WHEN 'i' THEN 'index'"
   "  ELSE CASE WHEN EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = s.oid AND i.indisprimary)"
   "  THEN 'primary_key' ELSE 'none' END END AS replica_identity,"
-  " CASE WHEN $4::text IS NULL THEN NULL ELSE pt.j IS NOT NULL OR (s.relkind = 'p' AND EXISTS ("
+  " CASE WHEN $5::text IS NULL THEN NULL ELSE pt.j IS NOT NULL OR (s.relkind = 'p' AND EXISTS ("
   "  SELECT 1 FROM pg_partition_tree(s.oid) l JOIN pg_class lc ON lc.oid = l.relid"
   "  JOIN pg_namespace ln ON ln.oid = lc.relnamespace JOIN pg_publication_tables lp"
-  "  ON lp.pubname = $4 AND lp.schemaname = ln.nspname AND lp.tablename = lc.relname"
+  "  ON lp.pubname = $5 AND lp.schemaname = ln.nspname AND lp.tablename = lc.relname"
   "  WHERE l.isleaf)) END AS published,"
   " pt.j ->> 'rowfilter' AS row_filter,"
   " CASE WHEN pt.j ? 'attnames' THEN ARRAY(SELECT a.attname::text FROM pg_attribute a"
@@ -85,7 +85,7 @@ static const char SQL_CDC_TABLES[] =
   "  AND NOT (pt.j -> 'attnames') ? a.attname::text ORDER BY a.attnum) END AS unpublished_columns"
   " FROM scope s JOIN pg_class c ON c.oid = s.oid"
   " LEFT JOIN LATERAL (SELECT to_jsonb(x) AS j FROM pg_publication_tables x"
-  "  WHERE x.pubname = $4 AND x.schemaname = s.nspname AND x.tablename = s.relname) pt ON true"
+  "  WHERE x.pubname = $5 AND x.schemaname = s.nspname AND x.tablename = s.relname) pt ON true"
   " WHERE s.relkind IN ('r', 'p')"
   " ORDER BY 1, 2";
 
@@ -96,26 +96,27 @@ static const char SHAPE_CDC_TABLES[] =
 int nc_replication_queries(lua_State *L, nc_conn *c, const char *with, const char *const *scope,
                            nc_step *steps, int n, int first_list)
 {
-  static const Oid table_types[] = { TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, 25 };
+  static const Oid table_types[] = { TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+                                     25 };
   const char *slot = c->test.job.name[NC_OPT_SLOT];
   const char *publication = c->test.job.name[NC_OPT_PUBLICATION];
   const char **params;
   if (c->test.job.value[NC_OPT_CDC] != 1)
     return n;
   /* Anchored on the stack until the pipeline is sent (libpq copies). */
-  params = (const char **)nc_newuserdata(L, 6 * sizeof(char *));
-  memcpy(params, scope, 3 * sizeof(char *));
-  params[3] = publication[0] != '\0' ? publication : NULL;
-  params[4] = slot;
-  params[5] = publication;
+  params = (const char **)nc_newuserdata(L, 7 * sizeof(char *));
+  memcpy(params, scope, 4 * sizeof(char *));
+  params[4] = publication[0] != '\0' ? publication : NULL;
+  params[5] = slot;
+  params[6] = publication;
   steps[n++] = (nc_step){ .sql = SQL_REPLICATION, .list = first_list, .shape = SHAPE_REPLICATION };
   if (slot[0] != '\0')
-    steps[n++] = (nc_step){ .sql = SQL_SLOT, .nparams = 1, .params = params + 4,
+    steps[n++] = (nc_step){ .sql = SQL_SLOT, .nparams = 1, .params = params + 5,
                             .list = first_list + 1, .shape = SHAPE_SLOT };
   if (publication[0] != '\0')
-    steps[n++] = (nc_step){ .sql = SQL_PUBLICATION, .nparams = 1, .params = params + 5,
+    steps[n++] = (nc_step){ .sql = SQL_PUBLICATION, .nparams = 1, .params = params + 6,
                             .list = first_list + 2, .shape = SHAPE_PUBLICATION };
-  steps[n++] = (nc_step){ .sql = lua_pushfstring(L, "%s%s", with, SQL_CDC_TABLES), .nparams = 4,
+  steps[n++] = (nc_step){ .sql = lua_pushfstring(L, "%s%s", with, SQL_CDC_TABLES), .nparams = 5,
                           .params = params, .types = table_types, .list = first_list + 3,
                           .shape = SHAPE_CDC_TABLES };
   return n;

@@ -65,6 +65,11 @@ static const requirement all[] = {
   { NC_DST, ALWAYS, "session.read_write", "connection", { NULL },
     "the session", 0, 0, "read_write_session",
     "every write fails on a hot standby or when default_transaction_read_only is on" },
+  { NC_DST, ALWAYS, "table.writable", "table", { NULL },
+    "synced views, materialized views and foreign tables", 0, 0, "writable",
+    "INSERT (and UPDATE, for an upsert) writes a view only when it is automatically updatable "
+    "or has INSTEAD OF triggers or rules, a foreign table only through a wrapper that writes, "
+    "a materialized view never: no GRANT changes that" },
   { NC_SRC | NC_DST, ALWAYS, "schema.usage", "schema", { "USAGE" }, "schemas of the synced tables",
     0, 0, "grant", "look up any object in the schema" },
   { NC_SRC, ALWAYS, "table.select", "table", { "SELECT" }, "synced tables", 1, 0, "grant",

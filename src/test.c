@@ -46,9 +46,9 @@ static void arm(lua_State *L, nc_conn *c, int opts, double started, double timeo
   int i;
   opts = nc_absindex(L, opts);
   check_job(L, opts, c);
-  nc_push_scope_params(L, opts, opts); /* $1..$3, kept in the state */
-  lua_createtable(L, 3, 1);
-  for (i = 3; i >= 1; i--) {
+  nc_push_scope_params(L, opts, opts); /* $1..$4, kept in the state */
+  lua_createtable(L, 4, 1);
+  for (i = 4; i >= 1; i--) {
     lua_insert(L, -2);
     lua_rawseti(L, -2, i);
   }
@@ -67,7 +67,7 @@ static void arm(lua_State *L, nc_conn *c, int opts, double started, double timeo
 }
 
 /* The test transaction's settings, all bound ($1 the statement timeout);
- * the proof's inputs (the job and the scope, $2..$8) only when it runs:
+ * the proof's inputs (the job and the scope, $2..$9) only when it runs:
  * each new custom setting costs a new backend (0.3 ms a test, measured). */
 #define SETTINGS                                                                         \
   "SELECT pg_catalog.set_config('statement_timeout', $1, true),"                         \
@@ -80,7 +80,8 @@ static void arm(lua_State *L, nc_conn *c, int opts, double started, double timeo
   " pg_catalog.set_config('neoconn.proof_budget_ms', $5, true),"                         \
   " pg_catalog.set_config('neoconn.scope_schemas', $6, true),"                           \
   " pg_catalog.set_config('neoconn.scope_table_schemas', $7, true),"                     \
-  " pg_catalog.set_config('neoconn.scope_table_names', $8, true)"
+  " pg_catalog.set_config('neoconn.scope_table_names', $8, true),"                       \
+  " pg_catalog.set_config('neoconn.scope_exclude', $9, true)"
 
 /* Sends the test's pipeline on the now ready connection, one round trip
  * ending in one sync: BEGIN READ ONLY, the settings, the catalog queries
@@ -88,8 +89,8 @@ static void arm(lua_State *L, nc_conn *c, int opts, double started, double timeo
  * COMMIT. */
 static void start_queries(lua_State *L, nc_conn *c)
 {
-  static const Oid types[] = { TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID };
-  const char *params[3], *settings[8];
+  static const Oid types[] = { TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID };
+  const char *params[4], *settings[9];
   nc_step queries[Q_COUNT] = { { NULL } }, steps[NC_MAX_STEPS];
   int top = lua_gettop(L), state, i, n = 0;
   double left = c->test.deadline - nc_now();
@@ -97,7 +98,7 @@ static void start_queries(lua_State *L, nc_conn *c)
 
   lua_rawgeti(L, LUA_REGISTRYINDEX, c->test.state_ref);
   state = lua_gettop(L);
-  for (i = 0; i < 3; i++) {
+  for (i = 0; i < 4; i++) {
     lua_rawgeti(L, state, i + 1);
     params[i] = lua_tostring(L, -1); /* NULL for nil: SQL NULL; anchored in the state */
     lua_pop(L, 1);
@@ -110,17 +111,17 @@ static void start_queries(lua_State *L, nc_conn *c)
   settings[2] = nc_job_choice(&c->test.job, NC_OPT_ON_CONFLICT);
   settings[3] = lua_pushfstring(L, "%d", (int)c->test.proof_limit);
   settings[4] = lua_pushfstring(L, "%d", nc_ms(left * NC_PROOF_BUDGET_SHARE, INT_MAX));
-  for (i = 0; i < 3; i++)
+  for (i = 0; i < 4; i++)
     settings[5 + i] = params[i] != NULL ? params[i] : "";
   steps[n++] = (nc_step){ .sql = "BEGIN READ ONLY ISOLATION LEVEL REPEATABLE READ" };
   steps[n++] = c->test.proof_limit > 0
-    ? (nc_step){ .sql = SETTINGS "," PROOF_SETTINGS, .nparams = 8, .params = settings }
+    ? (nc_step){ .sql = SETTINGS "," PROOF_SETTINGS, .nparams = 9, .params = settings }
     : (nc_step){ .sql = SETTINGS, .nparams = 1, .params = settings };
   steps[n++] = (nc_step){ .sql = me }; /* after search_path is set */
   for (i = 0; i < Q_PROOF_STATUS; i++)
     if (queries[i].sql != NULL) {
       steps[n] = queries[i];
-      steps[n].nparams = 3;
+      steps[n].nparams = 4;
       steps[n].params = params;
       steps[n].types = types;
       steps[n++].list = i + 1;

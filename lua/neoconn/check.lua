@@ -13,7 +13,8 @@ local function scope_of(settings, opts)
   local proof = settings.proof
   if opts.proof ~= nil then proof = opts.proof end
   return { timeout = opts.timeout or settings.timeout,
-    tables = settings.tables, schemas = settings.schemas, job = job, proof = proof }
+    tables = settings.tables, schemas = settings.schemas, exclude = settings.exclude, job = job,
+    proof = proof }
 end
 
 local function result_of(settings, report, opts)

@@ -38,10 +38,10 @@ local function job_usage()
 end
 
 local USAGE = ([[
-usage: neoconn check [CONFIG] [--only NAME]... [--json] [--fix-sql FILE] [--timeout S]
-                    [--concurrency N] [--proof auto|on|off|N]
+usage: neoconn check [CONFIG] [--only NAME]... [--exclude LIST] [--json] [--fix-sql FILE]
+                    [--timeout S] [--concurrency N] [--proof auto|on|off|N]
        neoconn test TARGET --as source|destination [--tables LIST] [--schemas LIST]
-                   JOB_FLAGS
+                   [--exclude LIST] JOB_FLAGS
                    [--proof auto|on|off|N] [--timeout S] [--json] [--fix-sql FILE]
        neoconn requirements source|destination JOB_FLAGS
                    [--role NAME] [--json]
@@ -57,6 +57,8 @@ requirements  what a source or destination role needs; with --role, the GRANTs
 --proof: whether the server's executor proves the job's statements (EXPLAIN
 as the role); auto proves jobs of up to PROOF_LIMIT tables.
 LIST is comma-separated, names in PostgreSQL syntax ("Odd Schema"."a.b").
+--exclude leaves schemas (a bare name) and tables (schema.table) out of the
+job, on top of each connection's own exclude list.
 Exit codes: 0 all pass, 1 a permission or policy error, 2 a connection could
 not be tested, 64 usage or config error. NO_COLOR turns colours off.
 ]]):gsub("JOB_FLAGS", job_usage()):gsub("PROOF_LIMIT", tostring(neoconn.proof_auto_limit))
@@ -65,9 +67,9 @@ not be tested, 64 usage or config error. NO_COLOR turns colours off.
 -- "optional" (a flag, or --name=VALUE).
 local COMMANDS = {
   check = { only = "list", json = "flag", ["fix-sql"] = "value", timeout = "value",
-    concurrency = "value", proof = "value" },
-  test = { as = "value", tables = "value", schemas = "value", timeout = "value", json = "flag",
-    proof = "value", ["fix-sql"] = "value" },
+    concurrency = "value", proof = "value", exclude = "value" },
+  test = { as = "value", tables = "value", schemas = "value", exclude = "value", timeout = "value",
+    json = "flag", proof = "value", ["fix-sql"] = "value" },
   requirements = { role = "value", json = "flag" },
 }
 for _, f in ipairs(JOB_FLAGS) do
@@ -142,16 +144,19 @@ local function split_list(text)
 end
 
 -- A LIST option's names, read as PostgreSQL reads identifiers (one reading
--- for --tables and --schemas: unquoted names fold to lower case, quoted ones
--- keep case, commas and dots): { schema, name } for tables (unqualified:
--- public), a name for schemas.
-local function names_option(flag, text, qualified)
+-- for --tables, --schemas and --exclude: unquoted names fold to lower
+-- case, quoted ones keep case, commas and dots). as: "table" gives
+-- { schema, name } (unqualified: public), "schema" a name, "exclude"
+-- { schema, name } for a qualified name and { schema } for a bare one.
+local function names_option(flag, text, as)
   local out = {}
   for _, item in ipairs(split_list(text)) do
     local schema, name, err = neoconn.parse_name(item)
     if not name then usage_error(flag .. ": " .. err .. " in " .. item) end
-    if qualified then
+    if as == "table" then
       out[#out + 1] = { schema = schema or "public", name = name }
+    elseif as == "exclude" then
+      out[#out + 1] = schema and { schema = schema, name = name } or { schema = name }
     elseif schema then
       usage_error(flag .. ": " .. item .. " is not one name (a name holding a dot is quoted: \"a.b\")")
     else
@@ -282,6 +287,17 @@ local function run_check(parsed, out, env)
   if not concurrency or concurrency < 1 or concurrency % 1 ~= 0 then
     usage_error("--concurrency expects a positive integer")
   end
+  if parsed.options.exclude then
+    local more = names_option("--exclude", parsed.options.exclude, "exclude")
+    for i, c in ipairs(selected) do
+      local copy = {}
+      for k, v in pairs(c) do copy[k] = v end
+      copy.exclude = {}
+      for _, e in ipairs(c.exclude or {}) do copy.exclude[#copy.exclude + 1] = e end
+      for _, e in ipairs(more) do copy.exclude[#copy.exclude + 1] = e end
+      selected[i] = copy
+    end
+  end
   local fix_file = open_fix_file(parsed.options)
   local progress = #selected > 1 and core.isatty(2)
   local done = 0
@@ -305,8 +321,9 @@ local function run_test(parsed, out, env)
   local kind = kind_argument(o.as, "--as")
   local settings = { name = "target", kind = kind, target = parsed.positional[1],
     options = job_options(o, kind), proof = proof_option(o) }
-  if o.tables then settings.tables = names_option("--tables", o.tables, true) end
-  if o.schemas then settings.schemas = names_option("--schemas", o.schemas, false) end
+  if o.tables then settings.tables = names_option("--tables", o.tables, "table") end
+  if o.schemas then settings.schemas = names_option("--schemas", o.schemas, "schema") end
+  if o.exclude then settings.exclude = names_option("--exclude", o.exclude, "exclude") end
   local fix_file = open_fix_file(o)
   local result = check.connection(settings, { timeout = timeout_option(o) })
   return emit_results({ result }, o, out, env, fix_file)

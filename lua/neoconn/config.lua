@@ -101,6 +101,7 @@ local CONNECTION_KEYS = {
   kind = { check = one_of({ "source", "destination" }) },
   tables = { list = "table" },
   schemas = { list = "schema" },
+  exclude = { list = "exclude" },
   rules = { rules = true },
   proof = { check = function(v)
     if is_positive_integer(v) then return true end
@@ -183,6 +184,18 @@ local function check_names(where, path, value, what)
   return value
 end
 
+-- A qualified name in PostgreSQL syntax: schema (nil when bare) and name,
+-- or what is wrong and nil.
+local function parse_qualified(text)
+  local schema, name, err = neoconn.parse_name(text)
+  if not name then
+    return err .. (text:find("\0", 1, true) and "" or (" in " .. describe_value(text)))
+  end
+  local problem = (schema and name_problem(schema)) or name_problem(name)
+  if problem then return problem end
+  return schema, name
+end
+
 -- Tables: { schema=, name= } or a qualified name in PostgreSQL syntax.
 local function check_tables(where, path, value)
   if type(value) ~= "table" then
@@ -195,13 +208,8 @@ local function check_tables(where, path, value)
   for i, t in ipairs(value) do
     local item = path .. "[" .. i .. "]"
     if type(t) == "string" then
-      local schema, name, err = neoconn.parse_name(t)
-      if not name then
-        return nil, config_error(where, item, err .. (t:find("\0", 1, true) and ""
-          or (" in " .. describe_value(t))))
-      end
-      local problem = (schema and name_problem(schema)) or name_problem(name)
-      if problem then return nil, config_error(where, item, problem) end
+      local schema, name = parse_qualified(t)
+      if not name then return nil, config_error(where, item, schema) end
       out[i] = { schema = schema or "public", name = name }
     elseif type(t) == "table" then
       for k in pairs(t) do
@@ -223,6 +231,53 @@ local function check_tables(where, path, value)
     else
       return nil, config_error(where, item, "expected \"schema.table\" or { schema=, name= }, got "
         .. describe_value(t))
+    end
+  end
+  for k in pairs(value) do
+    if type(k) ~= "number" or k > #out then
+      return nil, config_error(where, path, "expected a list, found key " .. describe_value(k))
+    end
+  end
+  return out
+end
+
+-- What a job leaves out: "schema.table" or { schema=, name= } (a table),
+-- a bare "schema" or { schema= } (a whole schema).
+local function check_exclude(where, path, value)
+  if type(value) ~= "table" then
+    return nil, config_error(where, path, "expected a list of schemas and tables, got "
+      .. describe_value(value))
+  end
+  if #value > LIMITS.list then
+    return nil, config_error(where, path, ("at most %d names (%d)"):format(LIMITS.list, #value))
+  end
+  local out = {}
+  for i, e in ipairs(value) do
+    local item = path .. "[" .. i .. "]"
+    if type(e) == "string" then
+      local schema, name = parse_qualified(e)
+      if not name then return nil, config_error(where, item, schema) end
+      out[i] = schema and { schema = schema, name = name } or { schema = name }
+    elseif type(e) == "table" then
+      for k in pairs(e) do
+        if k ~= "schema" and k ~= "name" then
+          return nil, config_error(where, item, "unknown key " .. describe_value(k)
+            .. " (expected schema and, for a table, name)")
+        end
+      end
+      local function bad(x) return type(x) ~= "string" or x == "" or name_problem(x) end
+      if bad(e.schema) then
+        return nil, config_error(where, item .. ".schema", "expected a schema name, got "
+          .. describe_value(e.schema))
+      end
+      if e.name ~= nil and bad(e.name) then
+        return nil, config_error(where, item .. ".name", "expected a table name, got "
+          .. describe_value(e.name))
+      end
+      out[i] = { schema = e.schema, name = e.name }
+    else
+      return nil, config_error(where, item, "expected \"schema\", \"schema.table\" or "
+        .. "{ schema=, name= }, got " .. describe_value(e))
     end
   end
   for k in pairs(value) do
@@ -257,6 +312,7 @@ end
 
 -- The lists a connection, and the config as a whole, may hold.
 local CONNECTION_LISTS = { { "tables", check_tables }, { "schemas", names_of("schema") },
+  { "exclude", check_exclude },
   { "rules", check_rules }, { "disable_rules", names_of("rule") } }
 local TOP_LISTS = { { "rules", check_rules }, { "disable_rules", names_of("rule") } }
 

@@ -10,6 +10,7 @@ local q = neoconn.quote_ident
 local checks = {}
 
 local comment = require("neoconn.fix_sql").comment
+local never_writable = require("neoconn.writable").never_writable
 
 local function key_of(schema, name)
   return schema .. "\0" .. name
@@ -45,7 +46,9 @@ end
 
 function checks.primary_key(ctx, need)
   for t in ctx.tables() do
-    if t.kind == "view" then
+    if never_writable(ctx, t) then
+      local _ = t -- blocked for that (checks.writable)
+    elseif t.kind == "view" then
       ctx.warn({ object_type = "table", schema = t.schema, name = t.name,
         message = "an upsert through a view finds the existing row by its base table's key: "
           .. "not proven by the executor",
@@ -55,6 +58,36 @@ function checks.primary_key(ctx, need)
         message = "no primary key: " .. need.reason,
         fix = comment(("add one: ALTER TABLE %s ADD PRIMARY KEY (<columns>);")
           :format(q(t.schema, t.name))) })
+    end
+  end
+end
+
+function checks.writable(ctx, need)
+  for t in ctx.tables() do
+    local why = never_writable(ctx, t)
+    if why then
+      local message = ("%s is %s: no GRANT makes it writable"):format(q(t.schema, t.name), why)
+      if t.refused then -- what the executor said proves it
+        message = ("%s (proven: %s)"):format(message, t.refused.message)
+      end
+      local options = {
+        ("no GRANT makes %s writable; choose one:"):format(q(t.schema, t.name)),
+        ("- leave it out of the job: add %s to exclude (the config's exclude list, or "
+          .. "--exclude)"):format(q(t.schema, t.name)),
+        "- write to the table it reads from instead",
+      }
+      if t.kind == "view" then
+        options[#options + 1] = "- give the view an INSTEAD OF trigger for the job's statements, "
+          .. "or make it automatically updatable"
+      elseif t.kind == "materialized view" then
+        options[#options + 1] = "- sync its source tables and REFRESH MATERIALIZED VIEW after "
+          .. "each sync"
+      else
+        options[#options + 1] = "- use a foreign data wrapper that writes (postgres_fdw does)"
+      end
+      ctx.error({ object_type = "table", schema = t.schema, name = t.name,
+        message = message .. " (" .. need.reason .. ")",
+        fix = comment(table.concat(options, "\n")) })
     end
   end
 end
@@ -116,7 +149,7 @@ function checks.executor(ctx)
       fix = comment("give the test a longer timeout") })
   end
   for t in ctx.tables() do
-    if t.refused then
+    if t.refused and not never_writable(ctx, t) then -- that finding says it
       ctx.error({ object_type = "table", schema = t.schema, name = t.name,
         message = ("the server refuses the job's statement: %s (SQLSTATE %s)")
           :format(t.refused.message, t.refused.sqlstate),
@@ -143,7 +176,10 @@ end
 
 function checks.truncatable(ctx)
   for t in ctx.tables() do
-    if t.kind == "view" or t.kind == "materialized view" then
+    if never_writable(ctx, t) then
+      -- Blocked for that, with its options: one finding for one cause.
+      local _ = t
+    elseif t.kind == "view" or t.kind == "materialized view" then
       ctx.error({ object_type = "table", schema = t.schema, name = t.name,
         message = "a " .. t.kind .. " cannot be truncated",
         fix = comment("leave " .. q(t.schema, t.name) .. " out of a job that truncates") })

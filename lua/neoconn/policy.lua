@@ -4,6 +4,7 @@
 -- the verdict per table.
 local neoconn = require("neoconn")
 local sandbox = require("neoconn.sandbox")
+local writable = require("neoconn.writable")
 local q = neoconn.quote_ident
 local printable = neoconn.printable
 
@@ -127,6 +128,9 @@ local builtin = {}
 -- The tables the job syncs, and the schemas they live in.
 local function synced_schemas(ctx)
   local seen, list = {}, {}
+  for _, e in ipairs(ctx.settings.exclude or {}) do
+    if e.name == nil then seen[e.schema] = true end -- a schema left out
+  end
   local function add(name)
     if name and not seen[name] then
       seen[name] = true
@@ -171,10 +175,16 @@ function grant_checks.schema(ctx, need)
   end
 end
 
+-- A relation the job can never write is blocked for that alone, with no
+-- GRANT to suggest (job_checks.writable).
+local function never_writable(ctx, t)
+  return writable.never_writable(ctx, t) ~= nil
+end
+
 function grant_checks.table(ctx, need)
   for t in ctx.tables() do
     local missing = missing_privileges(t, need)
-    if #missing > 0 then
+    if #missing > 0 and not never_writable(ctx, t) then
       ctx.emit({ level = level_of(need), object_type = "table", schema = t.schema, name = t.name,
         missing = missing, message = need.reason,
         fix = ctx.grant(missing, "table", t.schema, t.name) })
@@ -186,7 +196,7 @@ end
 local POLICY_FIELDS = { SELECT = "select_policy", INSERT = "insert_policy", UPDATE = "update_policy" }
 function checks.rls_policy(ctx, need)
   for t in ctx.tables() do
-    if t.rls and t.rls.applies then -- false for BYPASSRLS roles and owners
+    if t.rls and t.rls.applies and not never_writable(ctx, t) then -- false for BYPASSRLS roles and owners
       local missing = {}
       for _, p in ipairs(need.privileges) do
         if not t.rls[POLICY_FIELDS[p]] then missing[#missing + 1] = p end
