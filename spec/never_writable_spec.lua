@@ -149,8 +149,8 @@ describe("exclude", function()
       "exclude[1]: schema, table or qualified name expected, got number")
     pg.raises(function() neoconn.test(pg.target(user, password), { exclude = { "a.b.c" } }) end,
       "exclude[1]:")
-    local _, err = config.load_string('connections = { d = { kind = "source", exclude = { { name = "t" } } } }',
-      "bad.lua")
+    local _, err = config.load_string(
+      'connections = { d = { kind = "source", exclude = { { name = "t" } } } }', "bad.lua")
     assert.truthy(err:find("exclude[1].schema: expected a schema name", 1, true), err)
   end)
 end)
