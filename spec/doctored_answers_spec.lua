@@ -7,6 +7,7 @@ local json = require("dkjson")
 local neoconn = require("neoconn")
 local check = require("neoconn.check")
 local report = require("neoconn.report")
+local document = require("neoconn.document")
 local pg = require("pg")
 local q = neoconn.quote_ident
 
@@ -45,7 +46,7 @@ describe("a doctored answer from the server", function()
         local ok, err = doctored(mode, nth, nth * 3, function()
           local result = check.connection(settings, { timeout = 5 })
           report.human({ result })
-          assert(json.decode(report.json({ result })))
+          assert(json.decode(document.encode(document.of({ result }))))
           return result
         end)
         assert(ok, ("%s %d: %s"):format(mode, nth, tostring(err)))

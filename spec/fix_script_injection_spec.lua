@@ -7,6 +7,7 @@ local json = require("dkjson")
 local neoconn = require("neoconn")
 local check = require("neoconn.check")
 local report = require("neoconn.report")
+local document = require("neoconn.document")
 local pg = require("pg")
 local q = neoconn.quote_ident
 
@@ -192,7 +193,7 @@ describe("names holding any control byte", function()
     for i, result in ipairs(results) do
       local names = tables_of[jobs[i].name]
       assert_shown_safely(report.human({ result }), "human")
-      local text = report.json({ result })
+      local text = document.encode(document.of({ result }))
       assert_shown_safely(text, "json")
       local doc = assert(json.decode(text))
       for _, f in ipairs(doc.connections[1].findings) do

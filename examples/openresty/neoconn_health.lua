@@ -3,9 +3,7 @@
 -- Results are cached in a shared dict for `ttl` seconds and one request at
 -- a time refreshes them, so a burst of requests opens one round of database
 -- connections, not a burst. Checks yield to nginx while they wait.
-local config = require("neoconn.config")
-local check = require("neoconn.check")
-local report = require("neoconn.report")
+local neoconn = require("neoconn")
 
 local health = {}
 
@@ -17,18 +15,16 @@ local loaded
 -- concurrency.
 function health.init(path, opts)
   for k, v in pairs(opts or {}) do settings[k] = v end
-  local cfg, err = config.load_file(path)
+  local cfg, err = neoconn.config.load(path)
   if not cfg then error("neoconn health: " .. err, 0) end
   loaded = cfg
 end
 
 -- Checks every connection; "STATUS\nJSON" as stored in the cache.
 local function run_checks()
-  local results = check.connections(loaded.connections, { rules = loaded.rules,
-    disable_rules = loaded.disable_rules, timeout = settings.timeout,
+  local doc = neoconn.check(loaded, { timeout = settings.timeout,
     concurrency = settings.concurrency })
-  local status = report.exit_code(results) == report.EXIT_OK and 200 or 503
-  return status .. "\n" .. report.json(results)
+  return (doc.ok and 200 or 503) .. "\n" .. neoconn.encode(doc)
 end
 
 -- The cached result, refreshed by at most one request at a time.

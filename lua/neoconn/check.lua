@@ -2,6 +2,7 @@
 -- tested, and the report measured against its job by the policy.
 local neoconn = require("neoconn")
 local policy = require("neoconn.policy")
+local endpoint = require("neoconn.endpoint")
 
 local check = {}
 
@@ -22,6 +23,7 @@ local function result_of(settings, report, opts)
   return {
     name = settings.name,
     kind = settings.kind,
+    endpoint = (endpoint.of(settings.target, report)),
     ok = report.ok and verdict.ok,
     error = report.error,
     stages = report.stages,
@@ -36,7 +38,7 @@ end
 --- Checks one connection. settings is a config connection; opts has the
 -- config-wide rules and disable_rules, and timeout (seconds) overriding
 -- the connection's own. Returns a result:
--- { name, kind, ok, error, stages, findings, fix_sql, usable, tables, report }.
+-- { name, kind, endpoint, ok, error, stages, findings, fix_sql, usable, tables, report }.
 function check.connection(settings, opts)
   opts = opts or {}
   return result_of(settings, neoconn.test(settings.target, scope_of(settings, opts)), opts)

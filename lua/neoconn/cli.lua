@@ -5,6 +5,7 @@ local core = require("neoconn.core")
 local config = require("neoconn.config")
 local check = require("neoconn.check")
 local report = require("neoconn.report")
+local document = require("neoconn.document")
 
 local cli = {}
 
@@ -247,7 +248,7 @@ end
 local function emit_results(results, options, out, env, fix_file)
   local stream = options["fix-sql"] == "-" and "stderr" or "stdout"
   if options.json then
-    out[stream]:write(report.json(results), "\n")
+    out[stream]:write(document.encode(document.of(results)), "\n")
   else
     out[stream]:write(report.human(results, { color = use_color(stream, env) }))
   end
@@ -335,7 +336,7 @@ local function run_requirements(parsed, out)
   local opts = job_options(parsed.options, kind)
   local reqs = neoconn.requirements(kind, opts)
   if parsed.options.json then
-    out.stdout:write(report.encode(reqs), "\n")
+    out.stdout:write(document.encode(reqs), "\n")
     return report.EXIT_OK
   end
   local role = parsed.options.role

@@ -543,6 +543,9 @@ local function rule_ref(source, where, getenv, connection, name)
   end }
 end
 
+-- The mark of a loaded config.
+local LOADED = {}
+
 --- Loads a config from its text. Returns the config, or nil and one message.
 -- The config runs in a sandbox (neoconn.sandbox.CONFIG_LIMITS); its rules
 -- come back as references the policy runs in sandboxes of their own.
@@ -588,7 +591,13 @@ function config.load_string(source, file, opts)
   end
   result.rules = refs(result.rules)
   for _, c in ipairs(result.connections) do c.rules = refs(c.rules, c.name) end
-  return result
+  return setmetatable(result, LOADED)
+end
+
+--- Whether cfg is a config this module loaded (not connections written
+-- in code, which neoconn.check checks first).
+function config.is_loaded(cfg)
+  return getmetatable(cfg) == LOADED
 end
 
 --- Loads a config file (a regular file of at most config.MAX_BYTES).

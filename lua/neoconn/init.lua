@@ -25,6 +25,9 @@ local neoconn = {
   -- a target's settings as libpq reads them, without any password
   target_settings = core.target_settings,
   clock = core.clock, -- monotonic seconds
+  -- JSON null in a document (neoconn.check): error, server and tls of a
+  -- connection not reached
+  null = require("dkjson").null,
   -- One step at a time, for your own event loop.
   connect_start = core.connect_start,
   test_begin = core.test_begin,
@@ -181,5 +184,65 @@ function neoconn.test_all(targets, opts)
   end
   return test_all_poll(targets, opts, concurrency, opts.on_report)
 end
+
+--- neoconn.check(connections [, opts]) -> document: what `neoconn check
+-- --json` prints, as a Lua table (lua/neoconn/document.lua, format 1).
+-- connections: a config from neoconn.config.load, or name -> connection in
+-- the config file's syntax (checked the same way). opts: only (names),
+-- timeout, concurrency (default 1), proof, rules (name -> function(ctx)),
+-- disable_rules, on_result(i, result).
+function neoconn.check(connections, opts)
+  if type(connections) ~= "table" then
+    error("bad argument #1 to 'check' (connections: a config or a table of name = connection "
+      .. "expected, got " .. type(connections) .. ")", 2)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("bad argument #2 to 'check' (opts: options table expected, got " .. type(opts) .. ")", 2)
+  end
+  opts = opts or {}
+  local config = require("neoconn.config")
+  local cfg = connections
+  if not config.is_loaded(connections) then
+    local checked, err = config.check({ connections = connections }, { file = "neoconn.check" })
+    if not checked then error("bad argument #1 to 'check' (" .. err .. ")", 2) end
+    cfg = checked
+  end
+  local selected = cfg.connections
+  if opts.only ~= nil then
+    local by_name = {}
+    for _, c in ipairs(cfg.connections) do by_name[c.name] = c end
+    selected = {}
+    for i, name in ipairs(opts.only) do
+      if not by_name[name] then
+        error(("bad argument #2 to 'check' (only[%d]: no connection named %s)"):format(i,
+          tostring(name)), 2)
+      end
+      selected[i] = by_name[name]
+    end
+  end
+  local rules, disabled = {}, {}
+  for name, rule in pairs(cfg.rules or {}) do rules[name] = rule end
+  for name, rule in pairs(opts.rules or {}) do rules[name] = rule end
+  for _, list in ipairs({ cfg.disable_rules or {}, opts.disable_rules or {} }) do
+    for _, name in ipairs(list) do disabled[#disabled + 1] = name end
+  end
+  local document = require("neoconn.document")
+  local results = require("neoconn.check").connections(selected, { rules = rules,
+    disable_rules = disabled, timeout = opts.timeout, concurrency = opts.concurrency or 1,
+    proof = opts.proof, on_result = opts.on_result })
+  return document.of(results)
+end
+
+--- neoconn.encode(value) -> JSON text, every object's keys in a fixed order
+-- (a document's own, else byte order).
+function neoconn.encode(value)
+  return require("neoconn.document").encode(value)
+end
+
+--- Config files (lua/neoconn/config.lua): load(path [, opts]) -> config |
+-- nil, err.
+neoconn.config = {
+  load = function(path, opts) return require("neoconn.config").load_file(path, opts) end,
+}
 
 return neoconn

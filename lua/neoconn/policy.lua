@@ -5,6 +5,7 @@
 local neoconn = require("neoconn")
 local sandbox = require("neoconn.sandbox")
 local writable = require("neoconn.writable")
+local endpoint = require("neoconn.endpoint")
 local q = neoconn.quote_ident
 local printable = neoconn.printable
 
@@ -42,27 +43,13 @@ local function is_local(host)
 end
 
 -- The connection's settings as rules see them: the target as libpq reads
--- it (neoconn.target_settings: every keyword, from a URL, a key=value
--- string or fields alike), never a password, whatever its spelling; and
--- flat, the endpoint: host, port, dbname, user and sslmode as the session
--- really used them (defaults, environment and service files included),
--- or as the target gives them when no session was made.
-local ENDPOINT = { host = "host", port = "port", dbname = "database", user = "session_user",
-  sslmode = "sslmode" }
-
+-- it, and flat, the endpoint (endpoint.lua); never a password.
 local function rule_settings(settings, report)
   local copy = {}
   for k, v in pairs(settings) do copy[k] = v end
-  -- A target the core refuses (none, for a report judged on its own) has
-  -- no settings to show.
-  local ok, target = pcall(neoconn.target_settings, settings.target)
-  copy.target = ok and target or {}
-  local session = report.session or {}
-  for key, used in pairs(ENDPOINT) do
-    local v = session[used]
-    if v == nil or v == "" then v = copy.target[key] end
-    copy[key] = v
-  end
+  local flat, target = endpoint.of(settings.target, report)
+  copy.target = target
+  for _, key in ipairs({ "host", "port", "dbname", "user", "sslmode" }) do copy[key] = flat[key] end
   return copy
 end
 

@@ -1,7 +1,6 @@
 --- Reports of checked connections: for people (stages, findings grouped by
 -- object, the fix script) and for machines (one JSON document).
 local neoconn = require("neoconn")
-local json = require("dkjson")
 
 local report = {}
 
@@ -107,45 +106,6 @@ function report.human(results, opts)
     end
   end
   return table.concat(out, "\n") .. "\n"
-end
-
--- Lists stay lists in JSON even when empty.
-local function array(t)
-  return setmetatable(t or {}, { __jsontype = "array" })
-end
-
---- JSON text for any value; tables marked with array() encode as [].
-function report.encode(value)
-  return json.encode(value)
-end
-
---- The JSON document: { ok, connections = [ { name, kind, ok, error, stages,
--- findings, tables = [ { schema, name, usable, proof, blocked_by } ], fix_sql } ] }.
-function report.json(results)
-  local doc = { ok = true, connections = array() }
-  for i, r in ipairs(results) do
-    doc.ok = doc.ok and r.ok
-    local findings = array()
-    for j, f in ipairs(r.findings or {}) do
-      findings[j] = { level = f.level, rule = f.rule, object_type = f.object_type,
-        schema = f.schema, name = f.name, missing = array(f.missing), message = f.message,
-        fix = f.fix }
-    end
-    local stages = array()
-    for j, s in ipairs(r.stages or {}) do stages[j] = s end
-    local tables = array()
-    for j, t in ipairs(r.tables or {}) do
-      tables[j] = { schema = t.schema, name = t.name, usable = t.usable, proof = t.proof,
-        blocked_by = array(t.blocked_by) }
-    end
-    doc.connections[i] = {
-      name = r.name, kind = r.kind, ok = r.ok,
-      error = r.error and { code = r.error.code, stage = r.error.stage,
-        message = r.error.message, hint = r.error.hint } or json.null,
-      stages = stages, findings = findings, tables = tables, fix_sql = r.fix_sql or "",
-    }
-  end
-  return json.encode(doc)
 end
 
 --- The fix scripts of all results, one after another.

@@ -1,7 +1,7 @@
 --- /check for the nginx spec: the same check as `neoconn test TARGET --as
 -- KIND --json`, as a JSON response.
 local check = require("neoconn.check")
-local report = require("neoconn.report")
+local document = require("neoconn.document")
 
 return function()
   local args = ngx.req.get_uri_args()
@@ -9,5 +9,5 @@ return function()
     options = {} }
   local result = check.connection(settings, { timeout = tonumber(args.timeout) })
   ngx.header.content_type = "application/json"
-  ngx.say(report.json({ result }))
+  ngx.say(document.encode(document.of({ result })))
 end

@@ -2,7 +2,7 @@
 -- computing for 1.3 s of CPU (within its bound) and one looping until its
 -- bound stops it; answers with the findings as JSON.
 local check = require("neoconn.check")
-local report = require("neoconn.report")
+local document = require("neoconn.document")
 
 return function()
   local args = ngx.req.get_uri_args()
@@ -16,5 +16,5 @@ return function()
     } }
   local result = check.connection(settings, { timeout = 10 })
   ngx.header.content_type = "application/json"
-  ngx.say(report.json({ result }))
+  ngx.say(document.encode(document.of({ result })))
 end

@@ -174,17 +174,22 @@ end
 local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 pg.shell_quote = shell_quote
 
---- Runs bin/neoconn with the specs' interpreter; returns its exit code,
--- standard output and standard error. vars: environment variables to set.
-function pg.cli(args, vars)
+--- Runs a shell command; returns its exit code, standard output and
+-- standard error. vars: environment variables to set.
+function pg.run(cmd, vars)
   local out, err = os.tmpname(), os.tmpname()
   local prefix = ""
   for k, v in pairs(vars or {}) do prefix = prefix .. k .. "=" .. shell_quote(v) .. " " end
-  local code = pg.execute(("%s%s bin/neoconn %s >%s 2>%s"):format(prefix, pg.lua, args, out, err))
+  local code = pg.execute(("%s%s >%s 2>%s"):format(prefix, cmd, out, err))
   local stdout, stderr = pg.slurp(out), pg.slurp(err)
   os.remove(out)
   os.remove(err)
   return code, stdout, stderr
+end
+
+--- Runs bin/neoconn with the specs' interpreter, as pg.run.
+function pg.cli(args, vars)
+  return pg.run(pg.lua .. " bin/neoconn " .. args, vars)
 end
 
 --- Debian's psql (the client the README tells users to apply scripts with).

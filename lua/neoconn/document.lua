@@ -1,0 +1,137 @@
+--- The JSON document of checked connections: a versioned contract
+-- (schema/neoconn-check.schema.json), what `neoconn check --json` prints
+-- and `neoconn.check` returns. Every object's keys come in a fixed order:
+-- the order below, then any other key in byte order, so two runs over the
+-- same state give the same text.
+local json = require("dkjson")
+
+local document = {}
+
+--- The version of the document's format: a key added keeps it, a key
+-- removed, renamed or given another type or meaning raises it.
+document.FORMAT = 1
+
+local ORDER = {
+  document = { "format", "ok", "summary", "connections" },
+  summary = { "connections", "pass", "fail", "not_tested" },
+  connection = { "name", "kind", "verdict", "ok", "endpoint", "server", "tls", "tables_usable",
+    "tables_total", "error", "stages", "findings", "tables", "fix_sql" },
+  endpoint = { "host", "hostaddr", "port", "dbname", "user", "sslmode" },
+  server = { "version", "version_num" },
+  tls = { "in_use", "protocol", "cipher" },
+  error = { "code", "stage", "sqlstate", "message", "hint", "tried" },
+  stage = { "name", "ok", "skipped", "ms" },
+  finding = { "level", "rule", "object_type", "schema", "name", "missing", "message", "fix" },
+  table = { "schema", "name", "usable", "proof", "blocked_by" },
+}
+
+-- t as an object of a kind: its keys in the kind's order, then the others
+-- sorted (the metatable tells dkjson; Lua reads t as before).
+local function object(kind, t)
+  local order, listed = {}, {}
+  for _, k in ipairs(ORDER[kind]) do
+    listed[k] = true
+    if t[k] ~= nil then order[#order + 1] = k end
+  end
+  local rest = {}
+  for k in pairs(t) do
+    if not listed[k] then rest[#rest + 1] = k end
+  end
+  table.sort(rest)
+  for _, k in ipairs(rest) do order[#order + 1] = k end
+  return setmetatable(t, { __jsonorder = order })
+end
+
+-- Lists stay lists in JSON even when empty.
+local function array(t)
+  return setmetatable(t or {}, { __jsontype = "array" })
+end
+
+local function copy_array(list, fn)
+  local out = array()
+  for i, v in ipairs(list or {}) do out[i] = fn and fn(v) or v end
+  return out
+end
+
+local function verdict_of(r)
+  if r.error then return "not_tested" end
+  return r.ok and "pass" or "fail"
+end
+
+local function connection(r)
+  local report = r.report or {}
+  local session = report.session
+  local usable = 0
+  for _, t in ipairs(r.tables or {}) do
+    if t.usable then usable = usable + 1 end
+  end
+  local e = r.endpoint or {}
+  return object("connection", {
+    name = r.name, kind = r.kind, verdict = verdict_of(r), ok = r.ok and true or false,
+    endpoint = object("endpoint", { host = e.host, hostaddr = e.hostaddr, port = e.port,
+      dbname = e.dbname, user = e.user, sslmode = e.sslmode }),
+    server = report.server and object("server", { version = report.server.version,
+      version_num = report.server.version_num }) or json.null,
+    tls = session and session.ssl and object("tls", { in_use = session.ssl.in_use,
+      protocol = session.ssl.protocol, cipher = session.ssl.cipher }) or json.null,
+    tables_usable = usable,
+    tables_total = #(r.tables or {}),
+    error = r.error and object("error", { code = r.error.code, stage = r.error.stage,
+      sqlstate = r.error.sqlstate, message = r.error.message, hint = r.error.hint,
+      tried = r.error.tried and copy_array(r.error.tried) }) or json.null,
+    stages = copy_array(r.stages, function(s)
+      return object("stage", { name = s.name, ok = s.ok, skipped = s.skipped, ms = s.ms })
+    end),
+    findings = copy_array(r.findings, function(f)
+      return object("finding", { level = f.level, rule = f.rule, object_type = f.object_type,
+        schema = f.schema, name = f.name, missing = copy_array(f.missing), message = f.message,
+        fix = f.fix })
+    end),
+    tables = copy_array(r.tables, function(t)
+      return object("table", { schema = t.schema, name = t.name, usable = t.usable,
+        proof = t.proof, blocked_by = copy_array(t.blocked_by) })
+    end),
+    fix_sql = r.fix_sql or "",
+  })
+end
+
+--- The document (a Lua table) for the results of check.connections.
+function document.of(results)
+  local summary = object("summary", { connections = #results, pass = 0, fail = 0,
+    not_tested = 0 })
+  local doc = object("document", { format = document.FORMAT, ok = true, summary = summary,
+    connections = array() })
+  for i, r in ipairs(results) do
+    local c = connection(r)
+    doc.connections[i] = c
+    summary[c.verdict] = summary[c.verdict] + 1
+    doc.ok = doc.ok and c.verdict == "pass"
+  end
+  return doc
+end
+
+-- A copy of value whose objects all have a fixed key order: their own
+-- (objects made here), or their keys in byte order.
+local function ordered(value)
+  local mt = getmetatable(value)
+  if type(value) ~= "table" or (mt and mt.__tojson) then return value end -- json.null
+  local out = {}
+  for k, v in pairs(value) do out[k] = ordered(v) end
+  if mt and (mt.__jsonorder or mt.__jsontype) then return setmetatable(out, mt) end
+  local keys = {}
+  for k in pairs(out) do
+    if type(k) == "string" then keys[#keys + 1] = k end
+  end
+  if #keys == 0 then return out end -- a list: dkjson keeps its order
+  table.sort(keys)
+  return setmetatable(out, { __jsonorder = keys })
+end
+
+--- JSON text for a document, or any value: every object's keys in a fixed
+-- order (a document's own, else byte order); tables marked as arrays
+-- encode as [].
+function document.encode(value)
+  return json.encode(ordered(value))
+end
+
+return document

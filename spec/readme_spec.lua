@@ -1,0 +1,51 @@
+-- The README's library example runs as it is written, against a real
+-- server: what a newcomer copies works.
+local neoconn = require("neoconn")
+local pg = require("pg")
+local q = neoconn.quote_ident
+
+-- The code block that follows the marker `<!-- example: NAME ...` in the
+-- README.
+local function example(name)
+  local readme = pg.slurp("README.md")
+  local at = assert(readme:find("<!-- example: " .. name, 1, true), "no example " .. name)
+  return assert(readme:match("```lua\n(.-)```", at), "no code block after the marker")
+end
+
+-- Runs Lua code under the specs' interpreter with the checkout's modules.
+local function run_lua(code, vars)
+  local path = pg.write_temp(code, ".lua")
+  local build = jit and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))
+  vars.LUA_PATH = "lua/?.lua;lua/?/init.lua;;"
+  vars.LUA_CPATH = "build/" .. build .. "/?.so;;"
+  local code_, out, err = pg.run(pg.lua .. " " .. pg.shell_quote(path), vars)
+  os.remove(path)
+  return code_, out, err
+end
+
+describe("the README's library example", function()
+  it("runs as written: a passing database, then one missing a grant, with its fix", function()
+    local user, password = pg.login_role("readme")
+    local dbname = pg.unique("readme_db")
+    local exec, admin = pg.private_database(dbname)
+    exec(("GRANT CONNECT ON DATABASE %s TO %s; CREATE SCHEMA app; GRANT USAGE ON SCHEMA app TO %s;"
+      .. " CREATE TABLE app.items (id int PRIMARY KEY, v text);"
+      .. " GRANT SELECT, INSERT, UPDATE ON app.items TO %s"):format(q(dbname), q(user), q(user), q(user)))
+    local url = ("postgresql://%s@%s:%s/%s?sslmode=require"):format(user, pg.host, pg.port, dbname)
+    local vars = { DATABASE_URL = url, PGPASSWORD = password }
+    local code, out, err = run_lua(example("library"), vars)
+    assert.are.equal(0, code, out .. err)
+    assert.are.equal("warehouse: pass, 1 of 1 tables usable\n", out)
+    exec("REVOKE UPDATE ON app.items FROM " .. q(user))
+    code, out = run_lua(example("library"), vars)
+    assert.are.equal(1, code, out)
+    assert.truthy(out:find("^warehouse: fail, 0 of 1 tables usable\n"), out)
+    assert.truthy(out:find("\nGRANT UPDATE ON TABLE app.items TO " .. q(user), 1, true), out)
+    -- Not reached: the error's code and hint.
+    vars.PGPASSWORD = "wrong"
+    code, out = run_lua(example("library"), vars)
+    assert.are.equal(1, code, out)
+    assert.truthy(out:find("auth_failed: ", 1, true), out)
+    admin:close()
+  end)
+end)
