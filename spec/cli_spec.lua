@@ -35,7 +35,7 @@ connections = {
   it("exits 0 when every selected connection passes", function()
     local code, out = neoconn_cli("check " .. path .. " --only good_src", { CLI_PW = secret })
     assert.are.equal(0, code, out)
-    assert.truthy(out:find("good_src (source): PASS", 1, true), out)
+    assert.truthy(out:find("good_src: PASS", 1, true), out)
   end)
 
   it("exits 1 for a permission error, with findings grouped by object and the fix", function()
@@ -50,6 +50,46 @@ connections = {
     assert.truthy(sql:find(("GRANT SELECT ON TABLE %s TO %s;"):format(q(schema, "closed"), q(user)),
       1, true), sql)
     assert.is_falsy(out:find("\27[", 1, true), "colour on a pipe")
+  end)
+
+  it("reads cold: a header per connection, one line per cause, a summary with the exit code", function()
+    local code, out = neoconn_cli("check " .. path, { CLI_PW = secret })
+    assert.are.equal(2, code)
+    -- Who, where, which server, the verdict and the count, in two lines.
+    local version = pg.exec("SELECT current_setting('server_version_num')::int AS v")[1].v
+    assert.truthy(out:find(("good_src: PASS — 1 of 1 tables usable\n  source · role %s · %s:%s/%s · "
+      .. "PostgreSQL %d.%d · TLSv1."):format(q(user), pg.host, pg.port, pg.dbname,
+        math.floor(version / 10000), version % 10000), 1, true), out)
+    assert.truthy(out:find("bad_src: FAIL — 1 of 2 tables usable\n", 1, true), out)
+    assert.truthy(out:find("dead: NOT TESTED — refused at connect\n", 1, true), out)
+    -- The executor's refusal is the proof of the missing grant, not a
+    -- cause of its own.
+    assert.truthy(out:find("error missing SELECT: SELECT <all columns> FROM t (proven: permission "
+      .. "denied for table closed) [table.select]", 1, true), out)
+    assert.is_nil(out:find("the server refuses", 1, true), out)
+    -- A PASS has no fix block.
+    local good = out:match("good_src: PASS.-\n\n")
+    assert.is_nil(good:find("fix", 1, true), good)
+    local summary = "\n\n3 connections: 1 pass, 1 fail, 1 not tested (exit code 2)\n"
+    assert.are.equal(summary, out:sub(-#summary))
+  end)
+
+  it("calls a policy a policy, and writes each comment of the fix script once", function()
+    local rls_user, rls_password = pg.login_role("clirls")
+    local rls = pg.schema_with_table(rls_user, "clirls", { table = "orders",
+      grant = "SELECT, INSERT, UPDATE" })
+    pg.exec(("ALTER TABLE %s ENABLE ROW LEVEL SECURITY"):format(q(rls, "orders")))
+    local url = ("postgresql://%s@%s:%s/%s"):format(rls_user, pg.host, pg.port, pg.dbname)
+    local code, out = neoconn_cli(("test %s --as destination --schemas %s --on-conflict update")
+      :format(url, rls), { PGPASSWORD = rls_password })
+    assert.are.equal(1, code, out)
+    assert.is_nil(out:find("missing INSERT", 1, true), out)
+    assert.truthy(out:find("error row-level security: no permissive INSERT policy applies to "
+      .. q(rls_user), 1, true), out)
+    local _, header = out:gsub("row%-level security on [^\n]*: no GRANT fixes it", "")
+    local _, bypass = out:gsub("ALTER ROLE [^\n]* BYPASSRLS;", "")
+    assert.are.same({ 1, 1 }, { header, bypass }, out)
+    assert.truthy(out:find("no GRANT fixes this; the options, for an administrator:", 1, true), out)
   end)
 
   it("exits 2 when a connection cannot be tested, and prints one JSON document", function()
@@ -209,7 +249,7 @@ describe("neoconn test", function()
       :format(url, schema)
     local code, out, err = neoconn_cli(args, { PGPASSWORD = password })
     assert.are.equal(1, code)
-    assert.truthy(err:find("destination): FAIL", 1, true), err)
+    assert.truthy(err:find("target: FAIL", 1, true), err)
     for line in out:gmatch("[^\n]+") do
       assert.truthy(line:match("^%-%- ") or line:match("^GRANT ") or line:match("^ALTER "), line)
     end

@@ -71,12 +71,12 @@ describe("a fix script applied by an administrator", function()
     local sync, password = pg.login_role("fsync")
     local schema = pg.unique("closed")
     local column = "\rALTER ROLE " .. q(tenant) .. " SUPERUSER;--"
-    -- No USAGE on the schema: the executor's refusal is explained by the
-    -- statement, written as a comment.
+    -- No USAGE on the schema, and its rule turned off: the executor's
+    -- refusal is explained by the statement, written as a comment.
     pg.exec(("CREATE SCHEMA %s; CREATE TABLE %s (id int, %s text); GRANT SELECT ON %s TO %s")
       :format(q(schema), q(schema, "t"), q(column), q(schema, "t"), q(sync)))
-    local sql = run_cli_fix(key_value(sync, password),
-      ("--as source --tables %s"):format(pg.shell_quote(q(schema, "t"))))
+    local sql = check.connection({ name = "target", kind = "source", target = key_value(sync, password),
+      tables = { { schema = schema, name = "t" } } }, { disable_rules = { "schema.usage" } }).fix_sql
     assert.truthy(sql:find('-- SELECT id, "\\rALTER ROLE', 1, true), sql)
     apply_exactly(sql)
     assert.is_false(is_superuser(tenant))

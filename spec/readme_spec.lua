@@ -49,3 +49,24 @@ describe("the README's library example", function()
     admin:close()
   end)
 end)
+
+-- What differs between two runs of the demo: ports, timings, the temporary
+-- file, the server's minor version.
+local function steady(text)
+  return (text:gsub("%d+%.%d+ ms", "N ms"):gsub("localhost:%d+", "localhost:PORT")
+    :gsub("port %d+", "port PORT"):gsub("/tmp/[%w_.]+", "/tmp/FILE")
+    :gsub("PostgreSQL (%d+)%.%d+", "PostgreSQL %1.N"))
+end
+
+describe("the README's sample of make demo #client", function()
+  it("is what make demo prints", function()
+    local readme = pg.slurp("README.md")
+    local at = assert(readme:find("<!-- output: make demo", 1, true))
+    local sample = assert(readme:match("```\n(.-)\n```", at))
+    local code, out, err = pg.run("spec/support/with-cluster.sh " .. pg.lua .. " examples/demo.lua",
+      { LUA_PATH = "lua/?.lua;lua/?/init.lua;;",
+        LUA_CPATH = "build/" .. (jit and "luajit" or "lua" .. _VERSION:match("%d+%.%d+")) .. "/?.so;;" })
+    assert.are.equal(0, code, err)
+    assert.are.equal(steady(sample), steady(out:gsub("\n$", "")))
+  end)
+end)

@@ -116,6 +116,11 @@ local function executor_fix(ctx, t)
   local privileges, held = table_grants(ctx, t)
   local own = refused.message == "permission denied for table " .. t.name
     or refused.message == "permission denied for view " .. t.name
+  local schema = ctx.schema(t.schema)
+  if refused.sqlstate == "42501" and refused.message == "permission denied for schema " .. t.schema
+    and schema and not schema.usage and not ctx.disabled["schema.usage"] then
+    return nil -- the schema.usage finding fixes it
+  end
   if refused.sqlstate == "42501" and own then
     if not held then return nil end -- the grant findings fix it
     -- Held through a predefined role (pg_write_all_data), which the

@@ -189,16 +189,20 @@ function checks.rls_policy(ctx, need)
         if not t.rls[POLICY_FIELDS[p]] then missing[#missing + 1] = p end
       end
       if #missing > 0 then
-        local suggestions = {}
+        -- The options' header and BYPASSRLS are the same lines for every
+        -- policy finding of the table: the script keeps them once.
+        local options = { ("row-level security on %s: no GRANT fixes it; its owner may choose "
+          .. "one of:"):format(q(t.schema, t.name)), "ALTER ROLE " .. q(ctx.role) .. " BYPASSRLS;" }
         for _, p in ipairs(missing) do
-          suggestions[#suggestions + 1] = ("CREATE POLICY %s ON %s FOR %s TO %s %s;")
+          options[#options + 1] = ("CREATE POLICY %s ON %s FOR %s TO %s %s;")
             :format(q("neoconn_" .. p:lower()), q(t.schema, t.name), p, q(ctx.role),
               p == "INSERT" and "WITH CHECK (true)" or "USING (true)")
         end
+        -- A policy is not a privilege: nothing is "missing" that a GRANT gives.
         ctx.emit({ level = level_of(need), object_type = "table", schema = t.schema, name = t.name,
-          missing = missing, message = "row-level security: " .. need.reason,
-          fix = comment("no GRANT fixes row-level security; a table owner may choose one of:\n"
-            .. table.concat(suggestions, "\n") .. "\nALTER ROLE " .. q(ctx.role) .. " BYPASSRLS;") })
+          missing = {}, message = ("row-level security: no permissive %s policy applies to %s: %s")
+            :format(table.concat(missing, " or "), q(ctx.role), need.reason),
+          fix = comment(table.concat(options, "\n")) })
       end
     end
   end
@@ -382,6 +386,7 @@ function policy.evaluate(report, settings, opts)
   end
   local ctx = new_context(report, settings, emit)
   local disabled = set_of(opts.disable_rules, settings.disable_rules)
+  ctx.disabled = disabled -- rules that stand in for another know whether it runs
 
   local function run(name, fn, ...)
     if disabled[name] then return end
@@ -545,7 +550,7 @@ function policy.summarize(report, settings, findings, deferred)
     if added then usable, blocked_by = verdicts(report, findings) end
   end
   sort_findings(findings)
-  local fixes, seen = {}, {}
+  local fixes, seen, comments_seen = {}, {}, {}
   local ok = true
   for _, f in ipairs(findings) do
     if f.level == "error" then ok = false end
@@ -562,7 +567,14 @@ function policy.summarize(report, settings, findings, deferred)
     end
     if fix and not seen[fix] then
       seen[fix] = true
-      fixes[#fixes + 1] = fix
+      -- A comment line already in the script is not repeated (the
+      -- options shared by the findings of one object).
+      local lines = {}
+      for line in (fix .. "\n"):gmatch("([^\n]*)\n") do
+        if not (line:match("^%-%-") and comments_seen[line]) then lines[#lines + 1] = line end
+        if line:match("^%-%-") then comments_seen[line] = true end
+      end
+      if #lines > 0 then fixes[#fixes + 1] = table.concat(lines, "\n") end
     end
   end
   local tables = {}

@@ -48,63 +48,155 @@ end
 
 local function stage_line(stages, paint)
   local parts = {}
-  for _, s in ipairs(stages or {}) do
-    local state = s.skipped and "not used" or (s.ok and "ok" or "FAILED")
-    local text = ("%s %s %.1f ms"):format(shown(s.name), state, s.ms)
-    if not s.ok then text = paint("red", text) end
+  for _, st in ipairs(stages or {}) do
+    local state = st.skipped and "not used" or (st.ok and "ok" or "FAILED")
+    local text = ("%s %s %.1f ms"):format(shown(st.name), state, st.ms)
+    if not st.ok then text = paint("red", text) end
     parts[#parts + 1] = text
   end
   return table.concat(parts, paint("dim", " | "))
 end
 
--- Usable and blocked tables, and how many the executor proved.
-local function count_usable(result)
-  local usable, blocked, proven = 0, 0, 0
-  for _, t in ipairs(result.tables or {}) do
-    if t.usable then usable = usable + 1 else blocked = blocked + 1 end
-    if t.proof == "executor" then proven = proven + 1 end
-  end
-  return usable, blocked, proven
+local VERDICTS = { pass = { "PASS", "green" }, fail = { "FAIL", "red" },
+  not_tested = { "NOT TESTED", "red" } }
+
+local function verdict_of(r)
+  if r.error then return "not_tested" end
+  return r.ok and "pass" or "fail"
 end
 
---- Human-readable text for a list of results. opts.color: ANSI colours.
+-- "destination · role sync · db1:5432/app · PostgreSQL 15.10 · TLSv1.3"
+local function where_line(r)
+  local report_ = r.report or {}
+  local e = r.endpoint or {}
+  local session = report_.session or {}
+  local parts = { shown(r.kind) }
+  local role = session.user or e.user
+  if role then parts[#parts + 1] = "role " .. shown(neoconn.quote_ident(role)) end
+  if e.host then
+    parts[#parts + 1] = shown(e.host .. (e.port and (":" .. e.port) or "")
+      .. (e.dbname and ("/" .. e.dbname) or ""))
+  end
+  local server = report_.server
+  if server and server.version_num then
+    -- 150018 is 15.18 (the numbering of PostgreSQL 10 and later)
+    parts[#parts + 1] = ("PostgreSQL %d.%d"):format(math.floor(server.version_num / 10000),
+      server.version_num % 10000)
+  end
+  if session.ssl then
+    parts[#parts + 1] = session.ssl.in_use and shown(session.ssl.protocol or "TLS") or "no TLS"
+  end
+  return table.concat(parts, " · ")
+end
+
+local function is_grant(f)
+  return #f.missing > 0 and not f.rule:match("^policy%.")
+end
+
+-- The executor's refusals a grant finding already explains: the finding
+-- each is folded into (shown "proven: <server message>"), and the
+-- refusals' own findings, hidden.
+local function folded_refusals(r)
+  local refused = {}
+  for _, t in ipairs(r.report and r.report.tables or {}) do
+    if t.refused then refused[t.schema .. "\0" .. t.name] = t.refused end
+  end
+  local proofs, hidden = {}, {}
+  for _, f in ipairs(r.findings or {}) do
+    local why = f.rule == "table.statements" and refused[(f.schema or "") .. "\0" .. (f.name or "")]
+    if why then
+      local schema_denied = why.message:match("^permission denied for schema (.+)$")
+      local explainer
+      for _, g in ipairs(r.findings) do
+        if g.level == "error" and is_grant(g) and not explainer
+          and ((g.object_type == "table" and g.schema == f.schema and g.name == f.name)
+            or (schema_denied and g.object_type == "schema" and g.name == f.schema)) then
+          explainer = g
+        end
+      end
+      if explainer then
+        hidden[f] = true
+        proofs[explainer] = proofs[explainer] or why.message
+      end
+    end
+  end
+  return proofs, hidden
+end
+
+local function finding_line(f, proof, paint)
+  local level = f.level == "error" and paint("red", "error") or paint("yellow", "warning")
+  local text = is_grant(f) and ("missing " .. table.concat(f.missing, ", ") .. ": " .. f.message)
+    or f.message
+  if proof then text = text .. " (proven: " .. proof .. ")" end
+  return level .. " " .. shown(text) .. paint("dim", " [" .. shown(f.rule) .. "]")
+end
+
+-- Whether the fix script holds a statement to run (not only comments).
+local function has_statement(script)
+  for line in (script or ""):gmatch("[^\n]+") do
+    if not line:match("^%s*%-%-") then return true end
+  end
+  return false
+end
+
+local function connection_text(r, say, paint)
+  local verdict = verdict_of(r)
+  local label = VERDICTS[verdict]
+  local head = paint("bold", shown(r.name)) .. ": " .. paint(label[2], label[1])
+  if verdict == "not_tested" then
+    say(head, " — ", shown(r.error.code), " at ", shown(r.error.stage))
+  else
+    local usable = 0
+    for _, t in ipairs(r.tables or {}) do
+      if t.usable then usable = usable + 1 end
+    end
+    say(head, (" — %d of %d tables usable"):format(usable, #(r.tables or {})))
+  end
+  say("  ", paint("dim", where_line(r)))
+  say("  ", stage_line(r.stages, paint))
+  if verdict == "not_tested" then
+    say("  ", shown(r.error.message))
+    say("  hint: ", shown(r.error.hint))
+    return
+  end
+  local proofs, hidden = folded_refusals(r)
+  local last
+  for _, f in ipairs(r.findings) do
+    if not hidden[f] then
+      local object = object_label(f)
+      if object ~= last then
+        say("  ", shown(object))
+        last = object
+      end
+      say("    ", finding_line(f, proofs[f], paint))
+    end
+  end
+  -- A PASS has nothing to fix: its warnings' suggestions stay in --fix-sql.
+  if verdict == "fail" and r.fix_sql ~= "" then
+    say(has_statement(r.fix_sql) and "  fix (run as an administrator):"
+      or "  no GRANT fixes this; the options, for an administrator:")
+    for line in r.fix_sql:gmatch("[^\n]+") do
+      if not line:match("^%-%- neoconn: fixes for ") then say("    ", shown(line)) end
+    end
+  end
+end
+
+--- Human-readable text for a list of results, ending with a summary line
+-- and the exit code. opts.color: ANSI colours.
 function report.human(results, opts)
   local paint = painter(opts and opts.color)
   local out = {}
   local function say(...) out[#out + 1] = table.concat({ ... }) end
+  local counts = { pass = 0, fail = 0, not_tested = 0 }
   for i, r in ipairs(results) do
     if i > 1 then say("") end
-    local verdict = r.error and paint("red", "NOT TESTED") or
-      (r.ok and paint("green", "PASS") or paint("red", "FAIL"))
-    say(paint("bold", shown(r.name)), " (", shown(r.kind), "): ", verdict)
-    say("  ", stage_line(r.stages, paint))
-    if r.error then
-      say("  ", paint("red", shown(r.error.code)), " at ", shown(r.error.stage), ": ",
-        shown(r.error.message))
-      say("  hint: ", shown(r.error.hint))
-    else
-      local usable, blocked, proven = count_usable(r)
-      local proof = proven == usable + blocked and "all proven by the executor"
-        or proven == 0 and "verdicts from the catalog"
-        or ("%d proven by the executor, the rest from the catalog"):format(proven)
-      say(("  tables: %d usable, %d blocked (%s)"):format(usable, blocked, proof))
-      local last
-      for _, f in ipairs(r.findings) do
-        local label = object_label(f)
-        if label ~= last then
-          say("  ", shown(label))
-          last = label
-        end
-        local level = f.level == "error" and paint("red", "error") or paint("yellow", "warning")
-        local missing = #f.missing > 0 and (" missing " .. table.concat(f.missing, ", ") .. ":") or ""
-        say("    ", level, shown(missing), " ", shown(f.message), paint("dim", " [" .. shown(f.rule) .. "]"))
-      end
-      if r.fix_sql ~= "" then
-        say("  fix (run as an administrator):")
-        for line in r.fix_sql:gmatch("[^\n]+") do say("    ", shown(line)) end
-      end
-    end
+    connection_text(r, say, paint)
+    counts[verdict_of(r)] = counts[verdict_of(r)] + 1
   end
+  say("")
+  say(("%d connection%s: %d pass, %d fail, %d not tested (exit code %d)"):format(#results,
+    #results == 1 and "" or "s", counts.pass, counts.fail, counts.not_tested,
+    report.exit_code(results)))
   return table.concat(out, "\n") .. "\n"
 end
 
