@@ -11,6 +11,7 @@ endif
 
 PG_INCDIR := $(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
 LUA_CFLAGS := $(shell pkg-config --cflags $(LUA_PC) 2>/dev/null)
+LUA_INCDIR_JIT := $(shell pkg-config --variable=includedir luajit 2>/dev/null || echo /usr/include/luajit-2.1)
 CC ?= cc
 CFLAGS ?= -O2 -g
 NC_CFLAGS := -std=c99 -fPIC -Wall -Wextra -Werror -fvisibility=hidden $(LUA_CFLAGS) -I$(PG_INCDIR)
@@ -112,8 +113,29 @@ fuzz: deps
 	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  lua5.4 spec/support/fuzz.lua $(SEED) $(FUZZ_SECONDS)
 
+# make install [LUA=lua5.4|lua5.3|lua5.1|luajit] [TREE=DIR]: luarocks, offline, for
+# that Lua (LuaJIT: luarocks' 5.1 with LuaJIT's headers and interpreter), into
+# luarocks' own tree (/usr/local as root) or TREE; the man page beside it.
+ifeq ($(LUA),luajit)
+  ROCKS_LUA := 5.1
+  ROCKS_CONFIG := $(CURDIR)/build/luarocks-luajit.lua
+else
+  ROCKS_LUA := $(patsubst lua%,%,$(LUA))
+endif
+MANDIR ?= $(or $(TREE),/usr/local)/share/man/man1
+
 install:
-	luarocks make --deps-mode=none neoconn-scm-1.rockspec PQ_INCDIR=$(PG_INCDIR)
+ifeq ($(LUA),luajit)
+	@mkdir -p build
+	@printf '%s\n' 'rocks_trees = { home .. [[/.luarocks]], [[/usr/local]] }' \
+	  'lua_interpreter = "luajit"' \
+	  'variables = { LUA_BINDIR = "/usr/bin", LUA_INCDIR = "$(LUA_INCDIR_JIT)" }' >$(ROCKS_CONFIG)
+endif
+	$(if $(ROCKS_CONFIG),LUAROCKS_CONFIG=$(ROCKS_CONFIG)) luarocks --lua-version $(ROCKS_LUA) make \
+	  --deps-mode=none $(if $(TREE),--tree=$(TREE)) neoconn-scm-1.rockspec PQ_INCDIR=$(PG_INCDIR)
+	@rm -f src/*.o
+	install -d $(MANDIR)
+	install -m 644 neoconn.1 $(MANDIR)/neoconn.1
 
 clean:
 	rm -rf build

@@ -40,4 +40,67 @@ describe("neoconn-scm-1.rockspec #client", function()
       end
     end
   end)
+
+end)
+
+-- `make install` as a user runs it: for Lua 5.4 by default, LUA= choosing
+-- another, used from outside the checkout.
+describe("make install #client", function()
+  local user, password, schema
+  setup(function()
+    user, password = pg.login_role("inst")
+    schema = pg.schema_with_table(user, "inst", { grant = "SELECT" })
+  end)
+
+  for _, case in ipairs({ { lua = "lua5.4", version = "5.4", make = "" },
+    { lua = "luajit", version = "5.1", make = " LUA=luajit" } }) do
+    it("installs for " .. case.lua .. ", which then runs it from anywhere", function()
+      local tree = os.tmpname()
+      os.remove(tree)
+      local code, out, err = pg.run(("make -s install TREE=%s%s"):format(tree, case.make))
+      assert.are.equal(0, code, out .. err)
+      -- Where the tree's modules are, for every name Lua 5.4 or LuaJIT reads.
+      local lpath = ("%s/share/lua/%s/?.lua;%s/share/lua/%s/?/init.lua;;"):format(tree, case.version,
+        tree, case.version)
+      local cpath = ("%s/lib/lua/%s/?.so;;"):format(tree, case.version)
+      local env = ("env LUA_PATH=%s LUA_PATH_5_4=%s LUA_CPATH=%s LUA_CPATH_5_4=%s "):format(
+        pg.shell_quote(lpath), pg.shell_quote(lpath), pg.shell_quote(cpath), pg.shell_quote(cpath))
+      local function outside(cmd) return pg.run("cd / && " .. env .. cmd) end
+      code, out, err = outside(case.lua .. [[ -e 'local n = require("neoconn")
+        print(n.version, package.searchpath("neoconn.core", package.cpath))']])
+      assert.are.equal(0, code, err)
+      -- The installed modules, not this checkout's.
+      assert.are.equal(("%s\t%s/lib/lua/%s/neoconn/core.so\n"):format(require("neoconn").version,
+        tree, case.version), out)
+      -- The installed command runs under the chosen interpreter.
+      local wrapper = pg.slurp(tree .. "/bin/neoconn")
+      assert.truthy(wrapper:find("/usr/bin/" .. case.lua, 1, true), wrapper)
+      code, out = outside(tree .. "/bin/neoconn --version")
+      assert.are.equal(0, code)
+      assert.are.equal("neoconn " .. require("neoconn").version .. "\n", out)
+      local url = ("postgresql://%s@%s:%s/%s"):format(user, pg.host, pg.port, pg.dbname)
+      code, out, err = outside(("PGPASSWORD=%s %s/bin/neoconn test %s --as source --schemas %s")
+        :format(pg.shell_quote(password), tree, pg.shell_quote(url), schema))
+      -- (env runs the command with PGPASSWORD set too: it is an assignment
+      -- env reads.)
+      assert.are.equal(0, code, out .. err)
+      assert.truthy(out:find("target: PASS", 1, true), out)
+      -- The man page beside it.
+      assert.truthy(pg.slurp(tree .. "/share/man/man1/neoconn.1"):find(".TH NEOCONN 1", 1, true))
+      os.execute("rm -rf " .. tree)
+    end)
+  end
+end)
+
+describe("the man page #client", function()
+  it("names every flag --help names, and no other", function()
+    local _, help = pg.cli("--help")
+    local man = pg.slurp("neoconn.1"):gsub("\\%-", "-")
+    local function flags(text)
+      local set = {}
+      for flag in text:gmatch("%-%-[a-z][a-z-]*") do set[flag] = true end
+      return set
+    end
+    assert.are.same(flags(help), flags(man))
+  end)
 end)

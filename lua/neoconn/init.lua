@@ -25,9 +25,6 @@ local neoconn = {
   -- a target's settings as libpq reads them, without any password
   target_settings = core.target_settings,
   clock = core.clock, -- monotonic seconds
-  -- JSON null in a document (neoconn.check): error, server and tls of a
-  -- connection not reached
-  null = require("dkjson").null,
   -- One step at a time, for your own event loop.
   connect_start = core.connect_start,
   test_begin = core.test_begin,
@@ -244,5 +241,11 @@ end
 neoconn.config = {
   load = function(path, opts) return require("neoconn.config").load_file(path, opts) end,
 }
+
+-- neoconn.null: JSON null in a document (neoconn.check), the error, server
+-- and tls of a connection not reached; dkjson's, loaded when first asked.
+setmetatable(neoconn, { __index = function(_, key)
+  if key == "null" then return require("dkjson").null end
+end })
 
 return neoconn
