@@ -15,7 +15,32 @@ debian_bin=$(ls -d /usr/lib/postgresql/15/bin 2>/dev/null || dirname "$(command 
 pgbin=${NEOCONN_PGBIN:-$debian_bin}
 pgbin=$(cd "$pgbin" && pwd)
 server_major=$("$pgbin/postgres" --version | sed 's/[^0-9]*\([0-9]*\).*/\1/')
-tmp=$(mktemp -d /tmp/neoconn-test.XXXXXX)
+# TMPDIR: where the clusters live (their sockets too: keep it short, a
+# socket path has at most 107 bytes).
+tmpdir=${TMPDIR:-/tmp}
+if [ "$(id -u)" = 0 ] && ! runuser -u postgres -- test -w "$tmpdir"; then
+  echo "neoconn: TMPDIR=$tmpdir: the postgres user must be able to write there (the test servers run as postgres)" >&2
+  exit 1
+fi
+# As root, the servers run as postgres, which may not be able to enter the
+# directory holding a server build (a clone in a 0700 home or mktemp -d):
+# then they run from a copy postgres can read, made once per build.
+if [ "$(id -u)" = 0 ] && ! runuser -u postgres -- test -x "$pgbin/postgres"; then
+  build=$(dirname "$pgbin")
+  stamp=$(stat -c '%d-%i-%Y' "$pgbin/postgres")
+  cache="$tmpdir/neoconn-servers/$server_major-$stamp"
+  if [ ! -x "$cache/bin/postgres" ]; then
+    mkdir -p "$tmpdir/neoconn-servers"
+    chmod 755 "$tmpdir/neoconn-servers"
+    partial=$(mktemp -d "$tmpdir/neoconn-servers/partial.XXXXXX")
+    cp -a "$build/." "$partial/"
+    chmod -R a+rX "$partial"
+    chmod 755 "$partial"
+    mv -T "$partial" "$cache" 2>/dev/null || rm -rf "$partial" # another run made it first
+  fi
+  pgbin="$cache/bin"
+fi
+tmp=$(mktemp -d "$tmpdir/neoconn-test.XXXXXX")
 chmod 755 "$tmp"
 pids=()
 
@@ -41,7 +66,20 @@ trap cleanup EXIT INT TERM
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 # Ports below 32768: the kernel hands out 32768-60999 to clients' own
 # sockets, and a server there can collide with one.
-next_port=$((20000 + ($$ * 7) % 12000))
+# NEOCONN_TEST_PORT_BASE: the first port to try (1024-32700); the ports
+# after it that are free are taken in order.
+if [ -n "${NEOCONN_TEST_PORT_BASE:-}" ]; then
+  case $NEOCONN_TEST_PORT_BASE in
+    *[!0-9]*) echo "neoconn: NEOCONN_TEST_PORT_BASE must be a port number" >&2; exit 1 ;;
+  esac
+  if [ "$NEOCONN_TEST_PORT_BASE" -lt 1024 ] || [ "$NEOCONN_TEST_PORT_BASE" -gt 32700 ]; then
+    echo "neoconn: NEOCONN_TEST_PORT_BASE must be 1024-32700 (below the kernel's ephemeral ports)" >&2
+    exit 1
+  fi
+  next_port=$NEOCONN_TEST_PORT_BASE
+else
+  next_port=$((20000 + ($$ * 7) % 12000))
+fi
 # Sets the named variable to a port nothing listens on (no subshell, so
 # successive calls hand out different ports).
 take_port() {
