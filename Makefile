@@ -25,7 +25,7 @@ TOOLS := build/tools/silent_listener build/tools/delay_proxy build/tools/doctor_
   build/tools/tls_closer
 BUSTED := $(LUA_BIN) /usr/bin/busted
 
-.PHONY: all env deps servers test check-specs lint demo bench memcheck fuzz install clean
+.PHONY: all env deps servers test check-specs lint doc demo bench memcheck fuzz install clean
 
 all: $(CORE) $(TOOLS)
 
@@ -53,6 +53,7 @@ build/tools/%: bench/%.c
 env:
 	@echo "export LUA_PATH='$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;'"
 	@echo "export LUA_CPATH='$(CURDIR)/$(BUILD)/?.so;;'"
+	@echo "export PATH='$(CURDIR)/bin':\"\$$PATH\""
 
 deps:
 	@sh spec/support/deps.sh
@@ -60,10 +61,18 @@ deps:
 lint:
 	luacheck --quiet lua spec bench examples bin
 
+# The Lua API reference from the modules' doc comments (config.ld); any
+# warning LDoc prints fails it, so make test keeps the doc comments whole.
+doc:
+	@out=$$(ldoc . 2>&1); status=$$?; \
+	warnings=$$(printf '%s\n' "$$out" | grep -v -e '^reading configuration from' -e '^output written to' -e '^$$'); \
+	if [ $$status -ne 0 ] || [ -n "$$warnings" ]; then printf '%s\n' "$$out" >&2; echo "make doc: LDoc warned" >&2; exit 1; fi; \
+	echo "make doc: build/doc/index.html"
+
 # The specs under Lua 5.4 and under LuaJIT against Debian's PostgreSQL 15,
 # then under Lua 5.4 against 13, 14, 16, 17 and 18 (test-matrix.sh).
 test: deps servers
-	@$(MAKE) --no-print-directory all lint
+	@$(MAKE) --no-print-directory all lint doc
 	@$(MAKE) --no-print-directory LUA=luajit all
 	@spec/support/with-cluster.sh spec/support/run-specs.sh lua5.4 luajit
 	@spec/support/test-matrix.sh

@@ -70,3 +70,35 @@ describe("the README's sample of make demo #client", function()
     assert.are.equal(steady(sample), steady(out:gsub("\n$", "")))
   end)
 end)
+
+-- GitHub's anchor for a heading: lower case, punctuation but hyphens
+-- dropped, spaces as hyphens.
+local function slug(heading)
+  return (heading:lower():gsub("[^%w%- ]", ""):gsub(" ", "-"))
+end
+
+local function anchors(path)
+  local set = {}
+  for heading in (pg.slurp(path) or ""):gmatch("\n#+ ([^\n]+)") do set[slug(heading)] = true end
+  return set
+end
+
+describe("the README #client", function()
+  it("is a manual of at most 600 lines whose links all lead somewhere", function()
+    local readme = pg.slurp("README.md")
+    local _, lines = readme:gsub("\n", "")
+    assert.truthy(lines <= 600, lines .. " lines")
+    for _, doc in ipairs({ "README.md", "doc/reference.md", "doc/verdicts.md", "bench/README.md" }) do
+      for target in pg.slurp(doc):gmatch("%]%(([^)%s]+)%)") do
+        if not target:match("^https?:") then
+          local file, anchor = target:match("^([^#]*)#?(.*)$")
+          local dir = doc:match("^(.*)/[^/]*$")
+          local path = file == "" and doc
+            or ((dir and file:sub(1, 1) ~= "/") and (dir .. "/" .. file) or file)
+          assert.truthy(pg.slurp(path) or pg.run("test -d " .. path) == 0, doc .. ": " .. target)
+          if anchor ~= "" then assert.truthy(anchors(path)[anchor], doc .. ": " .. target) end
+        end
+      end
+    end
+  end)
+end)

@@ -25,6 +25,7 @@ local function quoted_tables(rows)
   return table.concat(names, ", ")
 end
 
+--- wal_level must be logical for logical decoding (replication.wal_level).
 function checks.wal_level_logical(ctx, need)
   local rep = replication(ctx)
   if rep.wal_level ~= "logical" then
@@ -47,6 +48,7 @@ function checks.wal_level_logical(ctx, need)
   end
 end
 
+--- The login role itself needs REPLICATION (replication.role).
 function checks.replication_role(ctx, need)
   local role = replication(ctx).login_role or {}
   if role.replication or role.superuser then return end
@@ -63,6 +65,7 @@ function checks.replication_role(ctx, need)
     fix = ("ALTER ROLE %s REPLICATION;"):format(q(role.name or ctx.role)) })
 end
 
+--- The replication connection opened and IDENTIFY_SYSTEM answered (replication.connection).
 function checks.replication_connection(ctx, need)
   local rep = replication(ctx)
   local connection = rep.connection or {}
@@ -92,6 +95,8 @@ local function free_slot(ctx, need)
   return true
 end
 
+--- The named slot is logical, uses pgoutput, belongs to this database and is
+-- free; or one can be made (replication.slot).
 function checks.replication_slot(ctx, need)
   local name = job(ctx).slot
   if name == nil then
@@ -130,6 +135,8 @@ function checks.replication_slot(ctx, need)
   end
 end
 
+--- The publication covers every synced table, every column, row and change;
+-- or the role can create it (publication.tables).
 function checks.publication(ctx, need)
   local rep = replication(ctx)
   local name = job(ctx).publication
@@ -197,6 +204,7 @@ function checks.publication(ctx, need)
   end
 end
 
+--- Tables updated or deleted through the publication have a replica identity (table.replica_identity).
 function checks.replica_identity(ctx, need)
   for _, t in ipairs(replication(ctx).tables or {}) do
     if t.replica_identity == "none" or t.replica_identity == "nothing" then
@@ -209,6 +217,7 @@ function checks.replica_identity(ctx, need)
   end
 end
 
+--- Sequences owned by synced tables are not carried by logical replication (sequence.not_replicated).
 function checks.sequences_not_replicated(ctx, need)
   for _, s in ipairs(ctx.report.sequences or {}) do
     local owner = s.owned_by

@@ -25,6 +25,7 @@ local READ_ONLY_FIXES = {
   server = "ALTER ROLE %s SET default_transaction_read_only = off;",
 }
 
+--- A destination needs a read-write session: not a hot standby, no read-only default (session.read_write).
 function checks.read_write_session(ctx, need)
   local server, session = ctx.report.server, ctx.report.session
   if server.in_hot_standby then
@@ -44,6 +45,7 @@ function checks.read_write_session(ctx, need)
   end
 end
 
+--- An upsert needs a primary key on each table (table.primary_key).
 function checks.primary_key(ctx, need)
   for t in ctx.tables() do
     if never_writable(ctx, t) then
@@ -62,6 +64,7 @@ function checks.primary_key(ctx, need)
   end
 end
 
+--- Relations no statement can write are blocked, with their options (table.writable).
 function checks.writable(ctx, need)
   for t in ctx.tables() do
     local why = never_writable(ctx, t)
@@ -136,6 +139,7 @@ local function executor_fix(ctx, t)
   return comment("run the statement as the role to see what it needs:\n" .. t.statement .. ";")
 end
 
+--- The executor proof: its status, and each statement it refused (table.statements).
 function checks.executor(ctx)
   local proof = ctx.report.proof
   if proof.status == "unavailable" then
@@ -163,6 +167,7 @@ function checks.executor(ctx)
   end
 end
 
+--- Triggers on the job's statements that run SECURITY INVOKER functions as the role (table.triggers).
 function checks.invoker_triggers(ctx, need)
   for _, tg in ipairs(ctx.report.triggers or {}) do
     local fn = tg["function"]
@@ -179,6 +184,7 @@ function checks.invoker_triggers(ctx, need)
   end
 end
 
+--- Views and foreign tables a TRUNCATE refuses (table.truncatable).
 function checks.truncatable(ctx)
   for t in ctx.tables() do
     if never_writable(ctx, t) then
@@ -197,6 +203,7 @@ function checks.truncatable(ctx)
   end
 end
 
+--- TRUNCATE ... CASCADE needs TRUNCATE on every table it reaches (table.truncate_cascade).
 function checks.cascade_grants(ctx, need)
   local outside = {} -- job table -> names of the tables outside the job it empties
   for _, r in ipairs(ctx.report.truncate_cascade or {}) do
@@ -225,7 +232,7 @@ function checks.cascade_grants(ctx, need)
   end
 end
 
--- The job truncates its usable tables in one TRUNCATE: a table referenced
+--- The job truncates its usable tables in one TRUNCATE: a table referenced
 -- from a table outside that set is blocked, and blocking it may block the
 -- tables it references in turn, so this runs on the verdicts until they
 -- settle (policy.summarize).

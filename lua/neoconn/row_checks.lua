@@ -41,6 +41,7 @@ local function object_text(on)
   return "table " .. q(on.schema, on.name)
 end
 
+--- Functions the server calls for each written row, which the role may not execute (row.execute).
 function checks.row_functions(ctx, need)
   for _, r in ipairs(rows_of(ctx, "execute")) do
     local caller = (CALLERS[r.via] or "%s"):format(q(r.object))
@@ -51,6 +52,7 @@ function checks.row_functions(ctx, need)
   end
 end
 
+--- Foreign keys checked as another table's owner, who lacks a privilege (row.foreign_keys).
 function checks.foreign_key_owners(ctx, need)
   for _, r in ipairs(rows_of(ctx, "foreign_key")) do
     local where = r.via == "references"
@@ -64,6 +66,7 @@ function checks.foreign_key_owners(ctx, need)
   end
 end
 
+--- DEFERRABLE unique keys an ON CONFLICT cannot use as arbiters (row.arbiters).
 function checks.arbiters(ctx, need)
   local upsert = (ctx.report.job or {}).on_conflict == "update"
   for _, r in ipairs(rows_of(ctx, "arbiter")) do
@@ -98,6 +101,7 @@ local function job_commands(ctx)
   return list
 end
 
+--- Row-level security policies that let the role see or write only some rows (policy.filters_rows).
 function checks.filtering_policies(ctx, need)
   local by_table, order = {}, {}
   for _, p in ipairs(rows_of(ctx, "policy")) do

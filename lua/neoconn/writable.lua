@@ -4,7 +4,7 @@
 -- (pg_relation_is_updatable); used by the checks and the grant rules alike.
 local writable = {}
 
--- Why the job can never write relation t (a view, materialized view or
+--- Why the job can never write relation t (a view, materialized view or
 -- foreign table, as the server's pg_relation_is_updatable says), or nil.
 -- Only a destination writes.
 function writable.never_writable(ctx, t)
