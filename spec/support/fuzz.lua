@@ -176,7 +176,8 @@ local function doctored_answer_judged(r)
         .. " dbname=neoconn_test sslmode=disable gssencmode=disable"):format(proxy, SECRET) },
       { timeout = 3 })
     require("neoconn.report").human({ result })
-    require("neoconn.report").json({ result })
+    local document = require("neoconn.document")
+    document.encode(document.of({ result }))
   end)
   pipe:close()
   if not ok then return BROKEN, ("%s %d %d raised: %s"):format(mode, nth, column, tostring(err)) end
