@@ -196,13 +196,26 @@ local function parse_qualified(text)
   return schema, name
 end
 
--- Tables: { schema=, name= } or a qualified name in PostgreSQL syntax.
-local function check_tables(where, path, value)
+-- The two lists of schema-qualified entries, a string in PostgreSQL syntax
+-- or { schema=, name= }: `tables` (a bare name is a table in public) and
+-- `exclude` (a bare name, or no name, is a whole schema).
+local ENTRIES = {
+  tables = { what = "tables", required = "name", default_schema = "public",
+    keys = "schema and name", expected = "\"schema.table\" or { schema=, name= }" },
+  exclude = { what = "schemas and tables", required = "schema",
+    keys = "schema and, for a table, name",
+    expected = "\"schema\", \"schema.table\" or { schema=, name= }" },
+}
+
+local function check_entries(where, path, value, kind)
+  local rule = ENTRIES[kind]
   if type(value) ~= "table" then
-    return nil, config_error(where, path, "expected a list of tables, got " .. describe_value(value))
+    return nil, config_error(where, path, ("expected a list of %s, got %s"):format(rule.what,
+      describe_value(value)))
   end
   if #value > LIMITS.list then
-    return nil, config_error(where, path, ("at most %d tables (%d)"):format(LIMITS.list, #value))
+    return nil, config_error(where, path, ("at most %d %s (%d)"):format(LIMITS.list, rule.what,
+      #value))
   end
   local out = {}
   for i, t in ipairs(value) do
@@ -210,27 +223,32 @@ local function check_tables(where, path, value)
     if type(t) == "string" then
       local schema, name = parse_qualified(t)
       if not name then return nil, config_error(where, item, schema) end
-      out[i] = { schema = schema or "public", name = name }
+      if schema then
+        out[i] = { schema = schema, name = name }
+      elseif rule.default_schema then
+        out[i] = { schema = rule.default_schema, name = name }
+      else
+        out[i] = { schema = name }
+      end
     elseif type(t) == "table" then
       for k in pairs(t) do
         if k ~= "schema" and k ~= "name" then
           return nil, config_error(where, item, "unknown key " .. describe_value(k)
-            .. " (expected schema and name)")
+            .. " (expected " .. rule.keys .. ")")
         end
       end
-      local function bad(x) return type(x) ~= "string" or x == "" or name_problem(x) end
-      if bad(t.name) then
-        return nil, config_error(where, item .. ".name", "expected a table name, got "
-          .. describe_value(t.name))
+      for _, field in ipairs({ "schema", "name" }) do
+        local v = t[field]
+        if (v ~= nil or rule.required == field)
+          and (type(v) ~= "string" or v == "" or name_problem(v)) then
+          return nil, config_error(where, item .. "." .. field, ("expected a %s name, got %s")
+            :format(field == "name" and "table" or "schema", describe_value(v)))
+        end
       end
-      if t.schema ~= nil and bad(t.schema) then
-        return nil, config_error(where, item .. ".schema", "expected a schema name, got "
-          .. describe_value(t.schema))
-      end
-      out[i] = { schema = t.schema or "public", name = t.name }
+      out[i] = { schema = t.schema or rule.default_schema, name = t.name }
     else
-      return nil, config_error(where, item, "expected \"schema.table\" or { schema=, name= }, got "
-        .. describe_value(t))
+      return nil, config_error(where, item, ("expected %s, got %s"):format(rule.expected,
+        describe_value(t)))
     end
   end
   for k in pairs(value) do
@@ -241,52 +259,8 @@ local function check_tables(where, path, value)
   return out
 end
 
--- What a job leaves out: "schema.table" or { schema=, name= } (a table),
--- a bare "schema" or { schema= } (a whole schema).
-local function check_exclude(where, path, value)
-  if type(value) ~= "table" then
-    return nil, config_error(where, path, "expected a list of schemas and tables, got "
-      .. describe_value(value))
-  end
-  if #value > LIMITS.list then
-    return nil, config_error(where, path, ("at most %d names (%d)"):format(LIMITS.list, #value))
-  end
-  local out = {}
-  for i, e in ipairs(value) do
-    local item = path .. "[" .. i .. "]"
-    if type(e) == "string" then
-      local schema, name = parse_qualified(e)
-      if not name then return nil, config_error(where, item, schema) end
-      out[i] = schema and { schema = schema, name = name } or { schema = name }
-    elseif type(e) == "table" then
-      for k in pairs(e) do
-        if k ~= "schema" and k ~= "name" then
-          return nil, config_error(where, item, "unknown key " .. describe_value(k)
-            .. " (expected schema and, for a table, name)")
-        end
-      end
-      local function bad(x) return type(x) ~= "string" or x == "" or name_problem(x) end
-      if bad(e.schema) then
-        return nil, config_error(where, item .. ".schema", "expected a schema name, got "
-          .. describe_value(e.schema))
-      end
-      if e.name ~= nil and bad(e.name) then
-        return nil, config_error(where, item .. ".name", "expected a table name, got "
-          .. describe_value(e.name))
-      end
-      out[i] = { schema = e.schema, name = e.name }
-    else
-      return nil, config_error(where, item, "expected \"schema\", \"schema.table\" or "
-        .. "{ schema=, name= }, got " .. describe_value(e))
-    end
-  end
-  for k in pairs(value) do
-    if type(k) ~= "number" or k > #out then
-      return nil, config_error(where, path, "expected a list, found key " .. describe_value(k))
-    end
-  end
-  return out
-end
+local function check_tables(where, path, value) return check_entries(where, path, value, "tables") end
+local function check_exclude(where, path, value) return check_entries(where, path, value, "exclude") end
 
 local function check_rules(where, path, value)
   if type(value) ~= "table" then

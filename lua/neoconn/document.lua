@@ -53,28 +53,35 @@ local function copy_array(list, fn)
   return out
 end
 
-local function verdict_of(r)
+--- A check result's verdict: "pass", "fail" (an error finding) or
+-- "not_tested" (its connection or introspection failed).
+function document.verdict(r)
   if r.error then return "not_tested" end
   return r.ok and "pass" or "fail"
+end
+
+--- How many of a check result's tables are usable.
+function document.tables_usable(r)
+  local usable = 0
+  for _, t in ipairs(r.tables or {}) do
+    if t.usable then usable = usable + 1 end
+  end
+  return usable
 end
 
 local function connection(r)
   local report = r.report or {}
   local session = report.session
-  local usable = 0
-  for _, t in ipairs(r.tables or {}) do
-    if t.usable then usable = usable + 1 end
-  end
   local e = r.endpoint or {}
   return object("connection", {
-    name = r.name, kind = r.kind, verdict = verdict_of(r), ok = r.ok and true or false,
+    name = r.name, kind = r.kind, verdict = document.verdict(r), ok = r.ok and true or false,
     endpoint = object("endpoint", { host = e.host, hostaddr = e.hostaddr, port = e.port,
       dbname = e.dbname, user = e.user, sslmode = e.sslmode }),
     server = report.server and object("server", { version = report.server.version,
       version_num = report.server.version_num }) or json.null,
     tls = session and session.ssl and object("tls", { in_use = session.ssl.in_use,
       protocol = session.ssl.protocol, cipher = session.ssl.cipher }) or json.null,
-    tables_usable = usable,
+    tables_usable = document.tables_usable(r),
     tables_total = #(r.tables or {}),
     error = r.error and object("error", { code = r.error.code, stage = r.error.stage,
       sqlstate = r.error.sqlstate, message = r.error.message, hint = r.error.hint,

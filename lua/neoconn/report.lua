@@ -1,6 +1,7 @@
 --- Reports of checked connections: for people (stages, findings grouped by
 -- object, the fix script) and for machines (one JSON document).
 local neoconn = require("neoconn")
+local document = require("neoconn.document")
 
 local report = {}
 
@@ -60,10 +61,7 @@ end
 local VERDICTS = { pass = { "PASS", "green" }, fail = { "FAIL", "red" },
   not_tested = { "NOT TESTED", "red" } }
 
-local function verdict_of(r)
-  if r.error then return "not_tested" end
-  return r.ok and "pass" or "fail"
-end
+local verdict_of = document.verdict
 
 -- "destination · role sync · db1:5432/app · PostgreSQL 15.10 · TLSv1.3"
 local function where_line(r)
@@ -146,11 +144,7 @@ local function connection_text(r, say, paint)
   if verdict == "not_tested" then
     say(head, " — ", shown(r.error.code), " at ", shown(r.error.stage))
   else
-    local usable = 0
-    for _, t in ipairs(r.tables or {}) do
-      if t.usable then usable = usable + 1 end
-    end
-    say(head, (" — %d of %d tables usable"):format(usable, #(r.tables or {})))
+    say(head, (" — %d of %d tables usable"):format(document.tables_usable(r), #(r.tables or {})))
   end
   say("  ", paint("dim", where_line(r)))
   say("  ", stage_line(r.stages, paint))
