@@ -23,7 +23,7 @@ build = {
     ["neoconn.core"] = {
       sources = { "src/args.c", "src/box.c", "src/catalog_sql.c", "src/classify.c", "src/compat.c", "src/conn.c", "src/conninfo.c",
         "src/core.c", "src/errors.c", "src/ident.c", "src/names.c", "src/pipeline.c", "src/probe.c", "src/proof.c",
-        "src/replication.c", "src/report.c", "src/report_parts.c", "src/requirements.c", "src/result.c", "src/row_checks.c", "src/sandbox.c",
+        "src/replication.c", "src/report.c", "src/report_parts.c", "src/requirements.c", "src/result.c", "src/row_checks.c", "src/layout.c", "src/sandbox.c",
         "src/scope.c", "src/shape.c", "src/test.c", "src/text.c", "src/time.c" },
       libraries = { "pq" },
       incdirs = { "$(PQ_INCDIR)" },

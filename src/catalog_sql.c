@@ -78,6 +78,7 @@ static const char SCOPE_BOTH[] =
 static const char SQL_SERVER[] =
   "SELECT version() AS \"server.version\","
   " current_setting('server_version_num')::int AS \"server.version_num\","
+  " current_setting('server_encoding') AS \"server.encoding\","
   " x.standby AS \"server.in_hot_standby\","
   " current_user AS \"session.user\", session_user AS \"session.session_user\","
   " current_database() AS \"session.database\","
@@ -97,7 +98,7 @@ static const char SQL_SERVER[] =
   " JOIN pg_database d ON d.datname = current_database()";
 
 static const char SHAPE_SERVER[] =
-  "@server/1 server.version:t! server.version_num:i! server.in_hot_standby:b! session.user:t!"
+  "@server/1 server.version:t! server.version_num:i! server.encoding:t! server.in_hot_standby:b! session.user:t!"
   " session.session_user:t! session.database:t! session.default_transaction_read_only:b!"
   " session.transaction_read_only:b! session.read_only_source:t database.name:t!"
   " database.owner:t! database.connect:b! database.create:b! database.temp:b!";
@@ -544,6 +545,8 @@ void nc_catalog_queries(lua_State *L, const nc_conn *c, const char *const *param
   queries[Q_CASCADE].shape = SHAPE_CASCADE;
   if (c->test.job.kind != 0)
     nc_row_checks_query(L, c, scope, &queries[Q_ROW_CHECKS]);
+  if (c->test.layout)
+    nc_layout_query(L, c, scope, &queries[Q_LAYOUT]);
   *me_out = base == SCOPE_TABLES ? SQL_ME_LISTED : SQL_ME_ALL;
   *scope_out = scope;
   *with_out = with;

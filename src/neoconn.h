@@ -58,7 +58,7 @@ typedef struct {
  * option naming an object (a slot, a publication) has its name instead,
  * "" when not given. Names are at most 63 bytes (NAMEDATALEN - 1): the
  * server keeps none longer, and longer ones are refused, not cut. */
-enum { NC_SRC = 1, NC_DST = 2 };
+enum { NC_SRC = 1, NC_DST = 2, NC_JOB = 4 }; /* NC_JOB: a source and destination pair */
 enum { NC_OPT_ON_CONFLICT, NC_OPT_TRUNCATE, NC_OPT_RESET_SEQUENCES, NC_OPT_INIT_SCHEMA,
        NC_OPT_CDC, NC_OPT_SLOT, NC_OPT_PUBLICATION, NC_OPT_COUNT };
 #define NC_NAME_MAX 63
@@ -121,6 +121,7 @@ typedef struct {
   double started, deadline, introspect_started; /* introspect_started < 0: not sent */
   nc_job job;                    /* the test's job (kind 0: none given) */
   long proof_limit;              /* prove up to this many tables; 0: no proof */
+  int layout;                    /* read the tables' layout (opts.layout) */
   struct nc_conn *repl;          /* the replication connection, in NC_TEST_REPLICATION */
   int repl_phase;                /* its own progress (replication.c) */
   double repl_started, repl_ms;
@@ -324,7 +325,7 @@ NC_PRIVATE void nc_replication_report(lua_State *L, const nc_conn *c, int report
  * list numbered its Q_ value + 1 in the test's state. */
 enum { Q_SERVER, Q_ROLE, Q_SCHEMAS, Q_TABLES, Q_SEQUENCES, Q_FUNCTIONS,
        Q_NOT_FOUND, Q_TRIGGERS, Q_FOREIGN_KEYS, Q_CASCADE, Q_COLUMN_ACLS, Q_ROW_CHECKS,
-       Q_PROOF_STATUS,
+       Q_LAYOUT, Q_PROOF_STATUS,
        Q_PROOF_ROWS, Q_REPLICATION, Q_COUNT = Q_REPLICATION + NC_REPLICATION_LISTS };
 /* Fills queries[Q_...] (zeroed by the caller; sql NULL: not sent) with each
  * query's SQL and how it is read (sorted, flush), for the test on c with
@@ -341,6 +342,11 @@ NC_PRIVATE void nc_catalog_queries(lua_State *L, const nc_conn *c, const char *c
  * statement for the test on c over the scope CTE's body, into step. */
 NC_PRIVATE void nc_row_checks_query(lua_State *L, const nc_conn *c, const char *scope,
                                     nc_step *step);
+
+/* layout.c: the columns, types and constraints of the tables in scope,
+ * for a job pairing this connection with another (opts.layout): the
+ * statement for the test on c over the scope CTE's body, into step. */
+NC_PRIVATE void nc_layout_query(lua_State *L, const nc_conn *c, const char *scope, nc_step *step);
 
 /* scope.c: pushes $1 (schemas), $2 and $3 (table schemas and names) from
  * opts.schemas and opts.tables (nil: not given); errors name argument arg. */

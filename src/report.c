@@ -328,6 +328,7 @@ void nc_push_test_report(lua_State *L, nc_conn *c)
         { Q_FUNCTIONS, "functions", 0 }, { Q_NOT_FOUND, "not_found", 0 },
         { Q_TRIGGERS, "triggers", 0 }, { Q_FOREIGN_KEYS, "foreign_keys", 0 },
         { Q_CASCADE, "truncate_cascade", 0 }, { Q_ROW_CHECKS, "row_checks", 0 },
+        { Q_LAYOUT, "layout", 0 },
       };
       size_t i;
       lua_rawgeti(L, lists, Q_SERVER + 1);

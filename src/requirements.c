@@ -23,13 +23,13 @@ typedef struct {
 } job_option;
 
 static const job_option options[NC_OPT_COUNT] = {
-  [NC_OPT_ON_CONFLICT] = { "on_conflict", NC_DST, 0, { "nothing", "update" },
+  [NC_OPT_ON_CONFLICT] = { "on_conflict", NC_DST | NC_JOB, 0, { "nothing", "update" },
     "rows that exist already: kept (nothing) or updated (update, an upsert on the primary key)" },
-  [NC_OPT_TRUNCATE] = { "truncate", NC_DST, 1, { "cascade" },
+  [NC_OPT_TRUNCATE] = { "truncate", NC_DST | NC_JOB, 1, { "cascade" },
     "empty the job's tables first, in one TRUNCATE (cascade: TRUNCATE ... CASCADE)" },
-  [NC_OPT_RESET_SEQUENCES] = { "reset_sequences", NC_DST, 1, { NULL },
+  [NC_OPT_RESET_SEQUENCES] = { "reset_sequences", NC_DST | NC_JOB, 1, { NULL },
     "move the sequences the tables own past the copied values (setval)" },
-  [NC_OPT_INIT_SCHEMA] = { "init_schema", NC_DST, 1, { NULL },
+  [NC_OPT_INIT_SCHEMA] = { "init_schema", NC_DST | NC_JOB, 1, { NULL },
     "create missing schemas and tables" },
   [NC_OPT_CDC] = { "cdc", NC_SRC, 1, { NULL },
     "read changes continuously through logical replication (pgoutput) after the copy", 0, 0 },
@@ -169,6 +169,40 @@ static const requirement all[] = {
   { NC_DST, ALWAYS, "function.execute", "function", { "EXECUTE" },
     "functions called by column defaults of the synced tables", 0, 1, "grant",
     "only when a row leaves such a column to its default" },
+
+  /* A job: the source's tables copied into the destination's. */
+  { NC_JOB, ALWAYS, "pair.table", "table", { NULL }, "destination tables of the job", 0, 0,
+    "pair_table", "each source table is copied into the destination table of the same name (or "
+    "its mapping): it must exist, or init_schema creates it (CREATE on its schema, and every "
+    "type its columns use known to the destination server)" },
+  { NC_JOB, ALWAYS, "pair.columns", "table", { NULL }, "columns of the job's tables", 0, 0,
+    "pair_columns", "every copied source column needs a destination column of its name (or "
+    "mapping); a destination column the source lacks gets its default, or NULL: NOT NULL "
+    "without a default fails every row; a generated column accepts no value" },
+  { NC_JOB, ALWAYS, "pair.types", "table", { NULL }, "columns of the job's tables", 0, 0,
+    "pair_types", "each value arrives as the source column's type: the destination server must "
+    "accept it into its column's type by an assignment cast (an enum: every source label)" },
+  { NC_JOB, ALWAYS, "pair.narrowing", "table", { NULL }, "columns of the job's tables", 0, 1,
+    "pair_narrowing", "a narrower destination type (length, precision, integer width, an "
+    "assignment-only cast, a domain's constraint, time zones) refuses or changes some values" },
+  { NC_JOB, ALWAYS, "pair.constraints", "table", { NULL }, "destination constraints", 0, 1,
+    "pair_constraints", "destination NOT NULL, UNIQUE, CHECK and exclusion constraints and "
+    "foreign keys to tables outside the job that the source does not also guarantee refuse the "
+    "rows that break them" },
+  { NC_JOB, ALWAYS, "pair.identity", "table", { NULL }, "destination identity columns", 0, 1,
+    "pair_identity", "the copy writes identity columns with OVERRIDING SYSTEM VALUE; their "
+    "sequences stay behind the copied values unless reset_sequences" },
+  { NC_JOB, WHEN(NC_OPT_ON_CONFLICT, V(1)), "pair.conflict_target", "table", { NULL },
+    "destination tables of the job", 0, 0, "pair_conflict_target",
+    "ON CONFLICT (<primary key>) DO UPDATE needs the destination's primary key, every column of "
+    "it copied from the source" },
+  { NC_JOB, ALWAYS, "pair.order", "table", { NULL },
+    "foreign keys among the job's destination tables", 0, 0, "pair_order",
+    "tables are copied parents first; a cycle of foreign keys (a table referencing itself "
+    "included) loads only with every key of the cycle DEFERRABLE, checked at COMMIT" },
+  { NC_JOB, ALWAYS, "pair.encoding", "database", { NULL }, "the two databases", 0, 1,
+    "pair_encoding", "text converts from the source's server_encoding to the destination's: "
+    "characters the destination's encoding lacks fail" },
 };
 
 /* Pushes the value of option o at index v: false, true or a choice. */
@@ -342,6 +376,10 @@ static void push_kinds(lua_State *L, int kinds)
     lua_pushliteral(L, "destination");
     lua_rawseti(L, -2, ++n);
   }
+  if (kinds & NC_JOB) {
+    lua_pushliteral(L, "job");
+    lua_rawseti(L, -2, ++n);
+  }
 }
 
 /* neoconn.job_options() -> { { name, kinds, values, default, help [, names, needs] } ... }
@@ -395,7 +433,8 @@ int nc_l_requirements(lua_State *L)
   nc_job job;
   size_t i;
   int n = 0;
-  int kind = nc_check_kind(L, 1, 1, "kind");
+  int kind = lua_type(L, 1) == LUA_TSTRING && strcmp(lua_tostring(L, 1), "job") == 0
+               ? NC_JOB : nc_check_kind(L, 1, 1, "kind");
   if (!lua_isnoneornil(L, 2) && lua_type(L, 2) != LUA_TTABLE)
     luaL_argerror(L, 2, lua_pushfstring(L, "opts: table of job options expected, got %s",
                                         luaL_typename(L, 2)));

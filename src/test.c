@@ -13,6 +13,7 @@ static void check_job(lua_State *L, int opts, nc_conn *c)
   int kind = 0;
   memset(&c->test.job, 0, sizeof c->test.job);
   c->test.proof_limit = 0;
+  c->test.layout = 0;
   if (lua_isnoneornil(L, opts))
     return;
   lua_getfield(L, opts, "job");
@@ -26,6 +27,12 @@ static void check_job(lua_State *L, int opts, nc_conn *c)
     nc_check_job(L, kind, -1, opts, 1, &c->test.job);
     c->test.proof_limit = NC_PROOF_AUTO_LIMIT;
   }
+  lua_pop(L, 1);
+  lua_getfield(L, opts, "layout");
+  if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TBOOLEAN)
+    luaL_argerror(L, opts, lua_pushfstring(L, "layout: boolean expected, got %s",
+                                           luaL_typename(L, -1)));
+  c->test.layout = lua_toboolean(L, -1);
   lua_pop(L, 1);
   lua_getfield(L, opts, "proof");
   if (lua_type(L, -1) == LUA_TBOOLEAN)

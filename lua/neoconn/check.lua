@@ -15,7 +15,7 @@ local function scope_of(settings, opts)
   if opts.proof ~= nil then proof = opts.proof end
   return { timeout = opts.timeout or settings.timeout,
     tables = settings.tables, schemas = settings.schemas, exclude = settings.exclude, job = job,
-    proof = proof }
+    proof = proof, layout = settings.layout }
 end
 
 local function result_of(settings, report, opts)
@@ -59,6 +59,25 @@ function check.connections(list, opts)
     if opts.on_result then opts.on_result(i, results[i]) end
   end })
   return results
+end
+
+--- Judges each job whose two connections are among the checked ones:
+-- connections (config connections) and their results in the same order.
+-- opts: { rules, disable_rules } for every job. Returns the job results
+-- (job.judge), in the jobs' order.
+function check.jobs(jobs, connections, results, opts)
+  local side = {}
+  for i, c in ipairs(connections) do
+    side[c.name] = { name = c.name, report = results[i].report, settings = c,
+      tables = results[i].tables, rule_settings = policy.rule_settings(c, results[i].report) }
+  end
+  local out = {}
+  for _, j in ipairs(jobs or {}) do
+    if side[j.source] and side[j.destination] then
+      out[#out + 1] = require("neoconn.job").judge(side[j.source], side[j.destination], j, opts)
+    end
+  end
+  return out
 end
 
 return check

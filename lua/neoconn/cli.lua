@@ -32,9 +32,13 @@ for _, option in ipairs(neoconn.job_options()) do
     kind = boolean and (#choices > 0 and "optional" or "flag") or "value", choices = choices }
 end
 
-local function job_usage()
+local function job_usage(kind)
   local parts = {}
-  for _, f in ipairs(JOB_FLAGS) do parts[#parts + 1] = f.usage end
+  for _, f in ipairs(JOB_FLAGS) do
+    local applies = kind == nil
+    for _, k in ipairs(f.option.kinds) do applies = applies or k == kind end
+    if applies then parts[#parts + 1] = f.usage end
+  end
   return table.concat(parts, " ")
 end
 
@@ -44,7 +48,10 @@ usage: neoconn check [CONFIG] [--only NAME]... [--exclude LIST] [--json] [--fix-
        neoconn test TARGET --as source|destination [--tables LIST] [--schemas LIST]
                    [--exclude LIST] JOB_FLAGS
                    [--proof auto|on|off|N] [--timeout S] [--json] [--fix-sql FILE]
-       neoconn requirements source|destination JOB_FLAGS
+       neoconn job SOURCE DESTINATION [--tables LIST] [--schemas LIST] [--exclude LIST]
+                   PAIR_FLAGS
+                   [--proof auto|on|off|N] [--timeout S] [--json] [--fix-sql FILE]
+       neoconn requirements source|destination|job JOB_FLAGS
                    [--role NAME] [--json]
        neoconn --help | --version
 
@@ -53,7 +60,10 @@ check         checks every connection of CONFIG (default ./neoconn.lua) against
               writes the fix script (- for standard output)
 test          tests one TARGET (a postgres:// URL or key=value string; the
               password may come from PGPASSWORD or ~/.pgpass)
-requirements  what a source or destination role needs; with --role, the GRANTs
+job           tests a SOURCE and a DESTINATION target, then judges the copy between
+              them table by table (columns, types, constraints, copy order)
+requirements  what a source or destination role needs; with --role, the GRANTs;
+              job: what a source and destination pair must agree on
 
 --proof: whether the server's executor proves the job's statements (EXPLAIN
 as the role); auto proves jobs of up to PROOF_LIMIT tables.
@@ -62,7 +72,8 @@ LIST is comma-separated, names in PostgreSQL syntax ("Odd Schema"."a.b").
 job, on top of each connection's own exclude list.
 Exit codes: 0 all pass, 1 a permission or policy error, 2 a connection could
 not be tested, 64 usage or config error. NO_COLOR turns colours off.
-]]):gsub("JOB_FLAGS", job_usage()):gsub("PROOF_LIMIT", tostring(neoconn.proof_auto_limit))
+]]):gsub("JOB_FLAGS", job_usage()):gsub("PAIR_FLAGS", job_usage("job"))
+  :gsub("PROOF_LIMIT", tostring(neoconn.proof_auto_limit))
 
 -- Options each command takes: name -> "flag" | "value" | "list" |
 -- "optional" (a flag, or --name=VALUE).
@@ -72,10 +83,15 @@ local COMMANDS = {
   test = { as = "value", tables = "value", schemas = "value", exclude = "value", timeout = "value",
     json = "flag", proof = "value", ["fix-sql"] = "value" },
   requirements = { role = "value", json = "flag" },
+  job = { tables = "value", schemas = "value", exclude = "value", timeout = "value",
+    json = "flag", proof = "value", ["fix-sql"] = "value" },
 }
 for _, f in ipairs(JOB_FLAGS) do
   COMMANDS.test[f.flag] = f.kind
   COMMANDS.requirements[f.flag] = f.kind
+  for _, kind in ipairs(f.option.kinds) do
+    if kind == "job" then COMMANDS.job[f.flag] = f.kind end
+  end
 end
 
 local function usage_error(message)
@@ -183,8 +199,11 @@ local function job_options(options, kind)
       local applies = false
       for _, k in ipairs(f.option.kinds) do applies = applies or k == kind end
       if not applies then
-        usage_error("--" .. f.flag .. " applies to " .. table.concat(f.option.kinds, " and ")
-          .. "s only")
+        local plural = {}
+        for _, k in ipairs(f.option.kinds) do
+          if k ~= "job" then plural[#plural + 1] = k .. "s" end
+        end
+        usage_error("--" .. f.flag .. " applies to " .. table.concat(plural, " and ") .. " only")
       end
       if f.option.names then
         local ok, why = config.is_object_name(raw)
@@ -313,6 +332,7 @@ local function run_check(parsed, out, env)
       end
     end })
   if progress then out.stderr:write("\r\27[K") end
+  results.jobs = check.jobs(cfg.jobs, selected, results, { disable_rules = cfg.disable_rules })
   return emit_results(results, parsed.options, out, env, fix_file)
 end
 
@@ -330,9 +350,31 @@ local function run_test(parsed, out, env)
   return emit_results({ result }, o, out, env, fix_file)
 end
 
+-- neoconn job SOURCE DESTINATION: both tested (at once), then the pair.
+local function run_job(parsed, out, env)
+  if #parsed.positional ~= 2 then usage_error("job takes a SOURCE and a DESTINATION target") end
+  local o = parsed.options
+  local spec = { name = "job", source = "source", destination = "destination",
+    options = job_options(o, "job") }
+  if o.tables then spec.tables = names_option("--tables", o.tables, "table") end
+  if o.schemas then spec.schemas = names_option("--schemas", o.schemas, "schema") end
+  if o.exclude then spec.exclude = names_option("--exclude", o.exclude, "exclude") end
+  local sides = {}
+  for i, kind in ipairs({ "source", "destination" }) do
+    sides[i] = { name = kind, kind = kind, target = parsed.positional[i], layout = true,
+      options = kind == "destination" and spec.options or {}, proof = proof_option(o),
+      tables = spec.tables, schemas = spec.schemas, exclude = spec.exclude }
+  end
+  local fix_file = open_fix_file(o)
+  local results = check.connections(sides, { timeout = timeout_option(o), concurrency = 2 })
+  results.jobs = check.jobs({ spec }, sides, results)
+  return emit_results(results, o, out, env, fix_file)
+end
+
 local function run_requirements(parsed, out)
-  if #parsed.positional ~= 1 then usage_error("requirements takes source or destination") end
-  local kind = kind_argument(parsed.positional[1], "requirements")
+  if #parsed.positional ~= 1 then usage_error("requirements takes source, destination or job") end
+  local kind = parsed.positional[1] == "job" and "job"
+    or kind_argument(parsed.positional[1], "requirements")
   local opts = job_options(parsed.options, kind)
   local reqs = neoconn.requirements(kind, opts)
   if parsed.options.json then
@@ -390,6 +432,8 @@ function cli.main(args, out, env)
       return run_check(parsed, out, env)
     elseif parsed.command == "test" then
       return run_test(parsed, out, env)
+    elseif parsed.command == "job" then
+      return run_job(parsed, out, env)
     end
     return run_requirements(parsed, out)
   end)

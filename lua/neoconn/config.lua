@@ -6,6 +6,7 @@
 local neoconn = require("neoconn")
 local core = require("neoconn.core")
 local sandbox = require("neoconn.sandbox")
+local jobs_config = require("neoconn.jobs_config")
 
 local config = {}
 
@@ -122,12 +123,16 @@ end
 -- The job's options, as the core defines them; `only` is the one kind an
 -- option applies to, if just one.
 for _, option in ipairs(neoconn.job_options()) do
-  CONNECTION_KEYS[option.name] = { job = true, only = #option.kinds == 1 and option.kinds[1] or nil,
+  local kinds = {} -- the kinds of connection it applies to (a job's are the destination's)
+  for _, k in ipairs(option.kinds) do
+    if k ~= "job" then kinds[#kinds + 1] = k end
+  end
+  CONNECTION_KEYS[option.name] = { job = true, only = #kinds == 1 and kinds[1] or nil,
     needs = option.needs,
     check = option.names and config.is_object_name or one_of(option.values, describe_value) }
 end
 
-local TOP_KEYS = { connections = true, rules = true, disable_rules = true }
+local TOP_KEYS = { connections = true, jobs = true, rules = true, disable_rules = true }
 
 --- A config error: file, line (when found), key path and what is wrong.
 local function config_error(where, path, message)
@@ -360,14 +365,14 @@ function config.check(env, where)
   for k in pairs(env) do
     if not TOP_KEYS[k] then
       return nil, config_error(where, tostring(k), "unknown top-level key (expected connections, "
-        .. "rules, disable_rules)")
+        .. "jobs, rules, disable_rules)")
     end
   end
   if type(env.connections) ~= "table" then
     return nil, config_error(where, "connections", "expected a table of name = { ... }, got "
       .. describe_value(env.connections))
   end
-  local result = { file = where.file, connections = {}, rules = {}, disable_rules = {} }
+  local result = { file = where.file, connections = {}, jobs = {}, rules = {}, disable_rules = {} }
   local names = {}
   for name in pairs(env.connections) do
     if type(name) ~= "string" or not name:match("^[%w_%.%-]+$") then
@@ -384,6 +389,19 @@ function config.check(env, where)
     local conn, err = check_connection(where, name, env.connections[name])
     if not conn then return nil, err end
     result.connections[#result.connections + 1] = conn
+  end
+  if env.jobs ~= nil then
+    local jobs, err = jobs_config.check(env.jobs, result.connections, {
+      error = function(path, message) return config_error(where, path, message) end,
+      entries = function(path, value, kind) return check_entries(where, path, value, kind) end,
+      names = function(path, value) return check_names(where, path, value, "schema") end,
+      lists = function(path, spec, out)
+        return check_lists(where, path, spec, { { "rules", check_rules },
+          { "disable_rules", names_of("rule") } }, out)
+      end,
+      parse = parse_qualified, describe = describe_value, option_keys = CONNECTION_KEYS })
+    if not jobs then return nil, err end
+    result.jobs = jobs
   end
   return check_lists(where, "", env, TOP_LISTS, result)
 end
@@ -496,23 +514,26 @@ local function as_data(cfg)
   end
   local data = { file = cfg.file, rules = names(cfg.rules), disable_rules = cfg.disable_rules,
     connections = {} }
-  for i, c in ipairs(cfg.connections) do
-    local copy = {}
-    for k, v in pairs(c) do copy[k] = v end
-    copy.rules = names(c.rules)
-    data.connections[i] = copy
+  for list, holders in pairs({ connections = cfg.connections, jobs = cfg.jobs }) do
+    data[list] = {}
+    for i, c in ipairs(holders) do
+      local copy = {}
+      for k, v in pairs(c) do copy[k] = v end
+      copy.rules = names(c.rules)
+      data[list][i] = copy
+    end
   end
   return data
 end
 
 -- A rule of the config, for the policy: load() gives its function; it is
 -- called in the rule's own sandbox child, which runs the config again.
-local function rule_ref(source, where, getenv, connection, name)
+local function rule_ref(source, where, getenv, holder, name)
   return { name = name, load = function()
     local cfg = assert(run_config(source, where, getenv))
-    if connection == nil then return cfg.rules[name] end
-    for _, c in ipairs(cfg.connections) do
-      if c.name == connection then return c.rules[name] end
+    if holder == nil then return cfg.rules[name] end
+    for _, c in ipairs(cfg[holder.list]) do
+      if c.name == holder.name then return c.rules[name] end
     end
   end }
 end
@@ -558,13 +579,15 @@ function config.load_string(source, file, opts)
     message = at .. ": " .. message:gsub("^" .. where.file:gsub("%p", "%%%0") .. ": ", "")
   end
   if message then return nil, message end
-  local function refs(names, connection)
+  local function refs(names, holder)
     local rules = {}
-    for _, name in ipairs(names) do rules[name] = rule_ref(source, where, getenv, connection, name) end
+    for _, name in ipairs(names) do rules[name] = rule_ref(source, where, getenv, holder, name) end
     return rules
   end
   result.rules = refs(result.rules)
-  for _, c in ipairs(result.connections) do c.rules = refs(c.rules, c.name) end
+  for _, list in ipairs({ "connections", "jobs" }) do
+    for _, c in ipairs(result[list]) do c.rules = refs(c.rules, { list = list, name = c.name }) end
+  end
   return setmetatable(result, LOADED)
 end
 

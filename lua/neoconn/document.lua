@@ -12,8 +12,13 @@ local document = {}
 document.FORMAT = 1
 
 local ORDER = {
-  document = { "format", "ok", "summary", "connections" },
-  summary = { "connections", "pass", "fail", "not_tested" },
+  document = { "format", "ok", "summary", "connections", "jobs" },
+  summary = { "connections", "pass", "fail", "not_tested", "jobs" },
+  job_summary = { "jobs", "pass", "fail", "not_tested" },
+  job = { "name", "source", "destination", "verdict", "ok", "options", "tables_copyable",
+    "tables_total", "order", "findings", "tables", "fix_sql" },
+  pair = { "source", "destination", "copyable", "blocked_by", "warnings" },
+  name = { "schema", "name" },
   connection = { "name", "kind", "verdict", "ok", "endpoint", "server", "tls", "tables_usable",
     "tables_total", "error", "stages", "findings", "tables", "fix_sql" },
   endpoint = { "host", "hostaddr", "port", "dbname", "user", "sslmode" },
@@ -69,6 +74,12 @@ function document.tables_usable(r)
   return usable
 end
 
+local function finding(f)
+  return object("finding", { level = f.level, rule = f.rule, object_type = f.object_type,
+    schema = f.schema, name = f.name, missing = copy_array(f.missing), message = f.message,
+    fix = f.fix })
+end
+
 local function connection(r)
   local report = r.report or {}
   local session = report.session
@@ -89,11 +100,7 @@ local function connection(r)
     stages = copy_array(r.stages, function(s)
       return object("stage", { name = s.name, ok = s.ok, skipped = s.skipped, ms = s.ms })
     end),
-    findings = copy_array(r.findings, function(f)
-      return object("finding", { level = f.level, rule = f.rule, object_type = f.object_type,
-        schema = f.schema, name = f.name, missing = copy_array(f.missing), message = f.message,
-        fix = f.fix })
-    end),
+    findings = copy_array(r.findings, finding),
     tables = copy_array(r.tables, function(t)
       return object("table", { schema = t.schema, name = t.name, usable = t.usable,
         proof = t.proof, blocked_by = copy_array(t.blocked_by) })
@@ -102,7 +109,29 @@ local function connection(r)
   })
 end
 
---- The document (a Lua table) for the results of check.connections.
+local function name_of(t) return object("name", { schema = t.schema, name = t.name }) end
+
+local function job(j)
+  local copyable = 0
+  for _, t in ipairs(j.tables) do
+    if t.copyable then copyable = copyable + 1 end
+  end
+  local options = {}
+  for k, v in pairs(j.options or {}) do options[k] = v end
+  return object("job", { name = j.name, source = j.source, destination = j.destination,
+    verdict = j.verdict, ok = j.ok and true or false, options = options,
+    tables_copyable = copyable, tables_total = #j.tables,
+    order = copy_array(j.order, name_of), findings = copy_array(j.findings, finding),
+    tables = copy_array(j.tables, function(t)
+      return object("pair", { source = name_of(t.source), destination = name_of(t.destination),
+        copyable = t.copyable, blocked_by = copy_array(t.blocked_by),
+        warnings = copy_array(t.warnings) })
+    end),
+    fix_sql = j.fix_sql or "" })
+end
+
+--- The document (a Lua table) for the results of check.connections (and
+-- results.jobs, check.jobs' results: a `jobs` list and its summary).
 function document.of(results)
   local summary = object("summary", { connections = #results, pass = 0, fail = 0,
     not_tested = 0 })
@@ -113,6 +142,16 @@ function document.of(results)
     doc.connections[i] = c
     summary[c.verdict] = summary[c.verdict] + 1
     doc.ok = doc.ok and c.verdict == "pass"
+  end
+  if results.jobs then
+    local jobs = object("job_summary", { jobs = #results.jobs, pass = 0, fail = 0, not_tested = 0 })
+    summary.jobs = jobs
+    doc.jobs = array()
+    for i, j in ipairs(results.jobs) do
+      doc.jobs[i] = job(j)
+      jobs[j.verdict] = jobs[j.verdict] + 1
+      doc.ok = doc.ok and j.verdict == "pass"
+    end
   end
   return doc
 end

@@ -44,7 +44,7 @@ end
 
 -- The connection's settings as rules see them: the target as libpq reads
 -- it, and flat, the endpoint (endpoint.lua); never a password.
-local function rule_settings(settings, report)
+function policy.rule_settings(settings, report)
   local copy = {}
   for k, v in pairs(settings) do copy[k] = v end
   local flat, target = endpoint.of(settings.target, report)
@@ -75,7 +75,7 @@ local function new_context(report, settings, emit)
     name = settings.name,
     kind = settings.kind,
     report = report,
-    settings = rule_settings(settings, report),
+    settings = policy.rule_settings(settings, report),
     role = role,
     quote = q,
     literal = fix_sql.literal,
@@ -328,6 +328,7 @@ function builtin.password_expiry(ctx, now)
 end
 
 
+-- Why f is not a finding (a message), or nil.
 local function check_finding(f)
   if f.level ~= "error" and f.level ~= "warning" then
     return "finding.level must be \"error\" or \"warning\""
@@ -340,6 +341,8 @@ local function check_finding(f)
   end
   if f.missing ~= nil and type(f.missing) ~= "table" then return "finding.missing must be a list" end
 end
+
+policy.check_finding = check_finding
 
 local function sort_findings(findings)
   table.sort(findings, function(a, b)
@@ -414,15 +417,24 @@ function policy.evaluate(report, settings, opts)
   run("superuser", builtin.superuser)
   run("source_writable", builtin.source_writable)
   run("password_expiry", builtin.password_expiry, opts.now)
-  -- Custom rules: each in a sandboxed child of its own (bounded CPU, memory
-  -- and time), on its own copy of the context: what one rule does to it
-  -- reaches neither the report nor the next rule. Only findings come back,
-  -- and they are checked again here.
+  policy.run_custom_rules(ctx, { opts.rules or {}, settings.rules or {} }, disabled, findings,
+    settings.name, function(name) current_rule = name end)
+  return policy.summarize(report, settings, findings, ctx.deferred)
+end
+
+--- Runs custom rules (name -> function(ctx), or a config's { load = }) on
+-- ctx, each in a sandboxed child of its own (bounded CPU, memory and
+-- time), on its own copy of the context: what one rule does to it reaches
+-- neither the report nor the next rule. Only findings come back, checked
+-- again here, into findings; a rule that fails is an error finding on
+-- owner (the connection or job). set_rule(name) names the rule whose
+-- findings ctx.emit adds.
+function policy.run_custom_rules(ctx, rule_sets, disabled, findings, owner, set_rule)
   local function run_custom(name, rule)
     if disabled[name] then return end
     local before = #findings
     local result, err, seen = sandbox.run(function()
-      current_rule = name
+      set_rule(name)
       local fn = type(rule) == "function" and rule or rule.load()
       if type(fn) ~= "function" then error("not a function", 0) end
       sandbox.watch(debug.getinfo(fn, "S").source)
@@ -448,17 +460,15 @@ function policy.evaluate(report, settings, opts)
     end
     if failure then
       findings[#findings + 1] = { level = "error", rule = name, object_type = "connection",
-        name = settings.name, missing = {}, message = "rule " .. name .. " failed: " .. failure }
+        name = owner, missing = {}, message = "rule " .. name .. " failed: " .. failure }
     end
   end
-  for _, rules in ipairs({ opts.rules or {}, settings.rules or {} }) do
+  for _, rules in ipairs(rule_sets) do
     local names = {}
     for name in pairs(rules) do names[#names + 1] = name end
     table.sort(names)
     for _, name in ipairs(names) do run_custom(name, rules[name]) end
   end
-
-  return policy.summarize(report, settings, findings, ctx.deferred)
 end
 
 --- Why a report cannot be measured against the job of settings (it was
@@ -549,6 +559,20 @@ function policy.summarize(report, settings, findings, deferred)
     end
     if added then usable, blocked_by = verdicts(report, findings) end
   end
+  local ok, script = policy.fix_script(findings, ("neoconn: fixes for %s (%s, role %s)"):format(
+    settings.name, settings.kind, q(report.session.user)))
+  local tables = {}
+  for i, t in ipairs(report.tables or {}) do
+    local key = t.schema .. "\0" .. t.name
+    tables[i] = { schema = t.schema, name = t.name, usable = usable[key], proof = t.proof or "catalog",
+      blocked_by = blocked_by[key] }
+  end
+  return { ok = ok, findings = findings, fix_sql = script, usable = usable, tables = tables }
+end
+
+--- Sorts findings, makes their text printable, and writes the fix script
+-- (header: its first comment): ok (no error), script ("" without fixes).
+function policy.fix_script(findings, header)
   sort_findings(findings)
   local fixes, seen, comments_seen = {}, {}, {}
   local ok = true
@@ -577,18 +601,8 @@ function policy.summarize(report, settings, findings, deferred)
       if #lines > 0 then fixes[#fixes + 1] = table.concat(lines, "\n") end
     end
   end
-  local tables = {}
-  for i, t in ipairs(report.tables or {}) do
-    local key = t.schema .. "\0" .. t.name
-    tables[i] = { schema = t.schema, name = t.name, usable = usable[key], proof = t.proof or "catalog",
-      blocked_by = blocked_by[key] }
-  end
-  local script = ""
-  if #fixes > 0 then
-    script = comment(("neoconn: fixes for %s (%s, role %s)"):format(settings.name, settings.kind,
-      q(report.session.user))) .. "\n" .. table.concat(fixes, "\n") .. "\n"
-  end
-  return { ok = ok, findings = findings, fix_sql = script, usable = usable, tables = tables }
+  if #fixes == 0 then return ok, "" end
+  return ok, comment(header) .. "\n" .. table.concat(fixes, "\n") .. "\n"
 end
 
 return policy

@@ -26,6 +26,10 @@ function report.exit_code(results)
     if r.error then return report.EXIT_UNTESTED end
     if not r.ok then code = report.EXIT_FINDINGS end
   end
+  for _, j in ipairs(results.jobs or {}) do
+    if j.verdict == "not_tested" then return report.EXIT_UNTESTED end
+    if not j.ok then code = report.EXIT_FINDINGS end
+  end
   return code
 end
 
@@ -175,6 +179,52 @@ local function connection_text(r, say, paint)
   end
 end
 
+local function qualified(t) return shown(neoconn.quote_ident(t.schema, t.name)) end
+
+-- A job: its verdict, the pairs blocked, its findings by table, the copy
+-- order and the fix.
+local function job_text(j, say, paint)
+  local label = VERDICTS[j.verdict]
+  local copyable = 0
+  for _, t in ipairs(j.tables) do
+    if t.copyable then copyable = copyable + 1 end
+  end
+  say(paint("bold", "job " .. shown(j.name)) .. ": " .. paint(label[2], label[1])
+    .. (" — %d of %d tables copyable"):format(copyable, #j.tables))
+  say("  ", paint("dim", shown(j.source) .. " -> " .. shown(j.destination)))
+  if #j.order > 1 then
+    local names = {}
+    for i, t in ipairs(j.order) do names[i] = qualified(t) end
+    say("  copy order: ", table.concat(names, ", "))
+  end
+  local last
+  for _, f in ipairs(j.findings) do
+    local object = object_label(f)
+    if object ~= last then
+      say("  ", shown(object))
+      last = object
+    end
+    say("    ", finding_line(f, nil, paint))
+  end
+  for _, t in ipairs(j.tables) do
+    local sides = {}
+    for _, rule in ipairs(t.blocked_by) do
+      if rule:find(":", 1, true) then sides[#sides + 1] = shown(rule) end
+    end
+    if #sides > 0 then
+      say("  table ", qualified(t.destination), ": ", paint("red", "blocked"), " by its connections' ",
+        "findings (", table.concat(sides, ", "), ")")
+    end
+  end
+  if j.verdict == "fail" and j.fix_sql ~= "" then
+    say(has_statement(j.fix_sql) and "  fix (run as an administrator on the destination):"
+      or "  no statement fixes this alone; the options, for an administrator:")
+    for line in j.fix_sql:gmatch("[^\n]+") do
+      if not line:match("^%-%- neoconn: fixes for ") then say("    ", shown(line)) end
+    end
+  end
+end
+
 --- Human-readable text for a list of results, ending with a summary line
 -- and the exit code. opts.color: ANSI colours.
 function report.human(results, opts)
@@ -187,9 +237,20 @@ function report.human(results, opts)
     connection_text(r, say, paint)
     counts[verdict_of(r)] = counts[verdict_of(r)] + 1
   end
+  local jobs = { pass = 0, fail = 0, not_tested = 0 }
+  for _, j in ipairs(results.jobs or {}) do
+    say("")
+    job_text(j, say, paint)
+    jobs[j.verdict] = jobs[j.verdict] + 1
+  end
   say("")
-  say(("%d connection%s: %d pass, %d fail, %d not tested (exit code %d)"):format(#results,
-    #results == 1 and "" or "s", counts.pass, counts.fail, counts.not_tested,
+  local job_summary = ""
+  if results.jobs and #results.jobs > 0 then
+    job_summary = ("; %d job%s: %d pass, %d fail, %d not tested"):format(#results.jobs,
+      #results.jobs == 1 and "" or "s", jobs.pass, jobs.fail, jobs.not_tested)
+  end
+  say(("%d connection%s: %d pass, %d fail, %d not tested%s (exit code %d)"):format(#results,
+    #results == 1 and "" or "s", counts.pass, counts.fail, counts.not_tested, job_summary,
     report.exit_code(results)))
   return table.concat(out, "\n") .. "\n"
 end
@@ -197,8 +258,10 @@ end
 --- The fix scripts of all results, one after another.
 function report.fix_sql(results)
   local parts = {}
-  for _, r in ipairs(results) do
-    if r.fix_sql and r.fix_sql ~= "" then parts[#parts + 1] = r.fix_sql end
+  for _, list in ipairs({ results, results.jobs or {} }) do
+    for _, r in ipairs(list) do
+      if r.fix_sql and r.fix_sql ~= "" then parts[#parts + 1] = r.fix_sql end
+    end
   end
   return table.concat(parts, "\n")
 end
