@@ -224,10 +224,46 @@ function neoconn.check(connections, opts)
     for _, name in ipairs(list) do disabled[#disabled + 1] = name end
   end
   local document = require("neoconn.document")
-  local results = require("neoconn.check").connections(selected, { rules = rules,
+  local check = require("neoconn.check")
+  local results = check.connections(selected, { rules = rules,
     disable_rules = disabled, timeout = opts.timeout, concurrency = opts.concurrency or 1,
     proof = opts.proof, on_result = opts.on_result })
+  if cfg.jobs and #cfg.jobs > 0 then
+    results.jobs = check.jobs(cfg.jobs, selected, results, { disable_rules = disabled })
+  end
   return document.of(results)
+end
+
+--- neoconn.check_job(source_report, destination_report, job) -> job result:
+-- the pair judged from two reports of neoconn.test made with opts.layout =
+-- true (the source's with job.kind "source", the destination's with the
+-- job's options). job: a job in the config's syntax without source and
+-- destination (tables, schemas, exclude, map, columns, the job options,
+-- rules = { name = function(ctx) }, disable_rules). Returns { name,
+-- verdict, ok, options, order, tables, findings, fix_sql }, as in the JSON
+-- document's jobs.
+function neoconn.check_job(source_report, destination_report, job)
+  for i, v in ipairs({ source_report, destination_report, job }) do
+    if type(v) ~= "table" then
+      error(("bad argument #%d to 'check_job' (%s: table expected, got %s)"):format(i,
+        ({ "source_report", "destination_report", "job" })[i], type(v)), 2)
+    end
+  end
+  local spec = { source = "source", destination = "destination" }
+  for k, v in pairs(job) do
+    if k ~= "name" then spec[k] = v end
+  end
+  local cfg, err = require("neoconn.config").check({ connections = {
+      source = { kind = "source", host = "source" },
+      destination = { kind = "destination", host = "destination" } },
+    jobs = { [job.name or "job"] = spec } }, { file = "neoconn.check_job" })
+  if not cfg then error("bad argument #3 to 'check_job' (" .. err .. ")", 2) end
+  local sides = {}
+  for i, report in ipairs({ source_report, destination_report }) do
+    local c = cfg.connections[i == 1 and 2 or 1] -- in name order: destination, source
+    sides[i] = { name = c.name, report = report, settings = c, rule_settings = c }
+  end
+  return require("neoconn.job").judge(sides[1], sides[2], cfg.jobs[1])
 end
 
 --- neoconn.encode(value) -> JSON text, every object's keys in a fixed order

@@ -25,10 +25,16 @@ fi
 # As root, the servers run as postgres, which may not be able to enter the
 # directory holding a server build (a clone in a 0700 home or mktemp -d):
 # then they run from a copy postgres can read, made once per build.
-if [ "$(id -u)" = 0 ] && ! runuser -u postgres -- test -x "$pgbin/postgres"; then
-  build=$(dirname "$pgbin")
-  stamp=$(stat -c '%d-%i-%Y' "$pgbin/postgres")
-  cache="$tmpdir/neoconn-servers/$server_major-$stamp"
+# Prints the bin directory to run the build of bin directory $1 from.
+readable_bin() {
+  local bin=$1 major build stamp cache partial
+  if [ "$(id -u)" != 0 ] || runuser -u postgres -- test -x "$bin/postgres"; then
+    echo "$bin"; return
+  fi
+  major=$("$bin/postgres" --version | sed 's/[^0-9]*\([0-9]*\).*/\1/')
+  build=$(dirname "$bin")
+  stamp=$(stat -c '%d-%i-%Y' "$bin/postgres")
+  cache="$tmpdir/neoconn-servers/$major-$stamp"
   if [ ! -x "$cache/bin/postgres" ]; then
     mkdir -p "$tmpdir/neoconn-servers"
     chmod 755 "$tmpdir/neoconn-servers"
@@ -38,7 +44,17 @@ if [ "$(id -u)" = 0 ] && ! runuser -u postgres -- test -x "$pgbin/postgres"; the
     chmod 755 "$partial"
     mv -T "$partial" "$cache" 2>/dev/null || rm -rf "$partial" # another run made it first
   fi
-  pgbin="$cache/bin"
+  echo "$cache/bin"
+}
+pgbin=$(readable_bin "$pgbin")
+# The other server: another major version, the far side of the specs' jobs
+# (Debian's 15 beside a build of the matrix; 13 beside Debian's 15, when
+# the test servers are installed).
+other_bin=
+if [ "$server_major" != 15 ]; then
+  other_bin=$debian_bin
+elif [ -x "$top/node_modules/pg13/native/bin/postgres" ]; then
+  other_bin=$(readable_bin "$top/node_modules/pg13/native/bin")
 fi
 tmp=$(mktemp -d "$tmpdir/neoconn-test.XXXXXX")
 chmod 755 "$tmp"
@@ -58,6 +74,7 @@ cleanup() {
   for d in standby data plain; do
     [ -f "$tmp/$d/postmaster.pid" ] && as_pg "$pgbin/pg_ctl" -D "$tmp/$d" -m immediate -w stop >/dev/null 2>&1
   done
+  [ -f "$tmp/other/postmaster.pid" ] && as_pg "$other_bin/pg_ctl" -D "$tmp/other" -m immediate -w stop >/dev/null 2>&1
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
   rm -rf "$tmp"
 }
@@ -95,6 +112,7 @@ admin_pw="admin-$RANDOM$RANDOM"
 take_port port; take_port plain_port; take_port silent_port; take_port refused_port
 take_port standby_port; take_port closing_port; take_port pooler_port; take_port proxy_port
 take_port tls_closing_port; take_port http_port; take_port ssh_port; take_port tls_only_port
+take_port other_port
 
 mkdir -p "$tmp/sock"
 echo "$admin_pw" >"$tmp/pwfile"
@@ -152,6 +170,21 @@ for d in data plain; do
   as_pg "$pgbin/pg_ctl" -D "$tmp/$d" -l "$tmp/$d.log" -w -t 60 start >/dev/null \
     || { cat "$tmp/$d.log"; exit 1; }
 done
+
+other_major=
+if [ -n "$other_bin" ]; then
+  as_pg "$other_bin/initdb" -D "$tmp/other" -U "$admin" --pwfile="$tmp/pwfile" \
+    --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >"$tmp/initdb-other.log" 2>&1 \
+    || { cat "$tmp/initdb-other.log"; exit 1; }
+  as_pg sh -c "cat >>'$tmp/other/postgresql.conf'" <<CONF
+$common
+port = $other_port
+ssl = off
+CONF
+  as_pg "$other_bin/pg_ctl" -D "$tmp/other" -l "$tmp/other.log" -w -t 60 start >/dev/null \
+    || { cat "$tmp/other.log"; exit 1; }
+  other_major=$("$other_bin/postgres" --version | sed 's/[^0-9]*\([0-9]*\).*/\1/')
+fi
 
 # The standby: a base backup that follows the primary (-R), on its own port,
 # made by Debian's pg_basebackup, which takes servers up to its own 15 (the
@@ -254,6 +287,9 @@ export NEOCONN_TEST_HTTP_PORT=$http_port
 export NEOCONN_TEST_SSH_PORT=$ssh_port
 export NEOCONN_TEST_TLS_ONLY_PORT=$tls_only_port
 export NEOCONN_TEST_SOCKET=$tmp/sock
+# The other server (another major version; unset when none is installed).
+export NEOCONN_TEST_OTHER_PORT=${other_major:+$other_port}
+export NEOCONN_TEST_OTHER_MAJOR=$other_major
 export NEOCONN_TEST_CA=$tmp/server.crt
 export NEOCONN_TEST_CLIENT_CA=$tmp/client-ca.crt
 export NEOCONN_TEST_CLIENT_CA_KEY=$tmp/client-ca.key
