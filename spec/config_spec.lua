@@ -60,7 +60,7 @@ connections = {
     fails('connections = { a = { kind = "source", hots = "db" } }',
       "neoconn.lua:1: connections.a.hots: unknown key")
     fails('connections = { a = { kind = "source" } }\nconections = {}',
-      "neoconn.lua:2: conections: unknown top-level key (expected connections, rules, disable_rules)")
+      "neoconn.lua:2: conections: unknown top-level key (expected connections, jobs, rules, disable_rules)")
     fails('connections = { a = { kind = "source", tables = { { schema = "s", table = "t" } } } }',
       'neoconn.lua:1: connections.a.tables[1]: unknown key "table" (expected schema and name)')
   end)

@@ -258,3 +258,97 @@ describe("a job's pair verdicts", function()
     assert.are.same({}, all)
   end)
 end)
+
+describe("jobs in a config and on the command line", function()
+  local it_other = pg.it_if(it, pending, other_port ~= nil,
+    "the harness started no server of another major version (make test installs one)")
+
+  it_other("check tests each connection once, judges the job, and the JSON validates", function()
+    local schema, src, dst = build(2)
+    local path = pg.write_temp(([[
+connections = {
+  src = { kind = "source", host = %q, port = %q, user = %q, password = %q, dbname = %q },
+  dst = { kind = "destination", host = %q, port = %q, user = %q, password = %q, dbname = %q,
+    sslmode = "disable" },
+}
+jobs = {
+  nightly = { source = "src", destination = "dst", schemas = { %q },
+    rules = { no_wide = function(ctx)
+      ctx.warn({ object_type = "database", name = ctx.destination.report.session.database,
+        message = ("%%d pairs seen from %%s"):format(#ctx.pairs, ctx.source.name) })
+    end } },
+}
+]]):format(src.host, src.port, src.user, src.password, src.dbname, dst.host, dst.port, dst.user,
+      dst.password, dst.dbname, schema), ".lua")
+    local code, out, err = pg.cli("check --json " .. path)
+    assert.are.equal(1, code, err)
+    local doc = require("dkjson").decode(out)
+    assert.are.equal(1, #doc.jobs)
+    local j = doc.jobs[1]
+    assert.are.equal("fail", j.verdict)
+    assert.are.equal(1, doc.summary.jobs.fail)
+    assert.truthy(#j.order >= 1)
+    local rules = {}
+    for _, f in ipairs(j.findings) do rules[f.rule] = true end
+    assert.truthy(rules.no_wide, out) -- the job's own rule saw both sides
+    assert.truthy(rules["pair.table"] or rules["pair.columns"] or rules["pair.types"], out)
+    local vcode, said = pg.validate_json({ out })
+    assert.are.equal(0, vcode, said)
+    local hcode, human = pg.cli("check " .. path)
+    os.remove(path)
+    assert.are.equal(1, hcode)
+    assert.truthy(human:find("job nightly: FAIL", 1, true), human)
+    assert.truthy(human:find("1 job: 0 pass, 1 fail, 0 not tested (exit code 1)", 1, true), human)
+  end)
+
+  it_other("neoconn job judges two targets given on the command line", function()
+    local schema, src, dst = build(3)
+    local function url(t)
+      return ("postgresql://%s:%s@%s:%s/%s?sslmode=%s"):format(t.user, t.password, t.host, t.port,
+        t.dbname, t.sslmode)
+    end
+    local code, out, err = pg.cli(("job %s %s --schemas %s --on-conflict update --json"):format(
+      pg.shell_quote(url(src)), pg.shell_quote(url(dst)), pg.shell_quote(schema)))
+    assert.are.equal(1, code, err)
+    local doc = require("dkjson").decode(out)
+    assert.are.equal("update", doc.jobs[1].options.on_conflict)
+    assert.are.equal(2, #doc.connections)
+    assert.falsy(out:find(src.password, 1, true))
+    local vcode, said = pg.validate_json({ out })
+    assert.are.equal(0, vcode, said)
+  end)
+
+  it("refuses jobs that would test a connection with two sets of options", function()
+    local config = require("neoconn.config")
+    local cfg, err = config.load_string([[
+connections = { s = { kind = "source", host = "h" }, d = { kind = "destination", host = "h" } }
+jobs = { a = { source = "s", destination = "d", on_conflict = "update" },
+  b = { source = "s", destination = "d", on_conflict = "nothing" } }
+]], "jobs.lua")
+    assert.is_nil(cfg)
+    assert.are.equal("jobs.lua:3: jobs.b.on_conflict: \"nothing\" differs from jobs.a.on_conflict "
+      .. "(\"update\"): a connection is tested once, with one set of options; give this job a "
+      .. "connection of its own", err)
+    cfg, err = config.load_string([[
+connections = { s = { kind = "source", host = "h" }, d = { kind = "destination", host = "h" } }
+jobs = { a = { source = "d", destination = "s" } }
+]], "jobs.lua")
+    assert.is_nil(cfg)
+    assert.are.equal("jobs.lua:2: jobs.a.source: connection d is a destination", err)
+  end)
+
+  it("gives a connection without a scope of its own its jobs' tables, mapped", function()
+    local cfg = assert(require("neoconn.config").load_string([[
+connections = { s = { kind = "source", host = "h" }, d = { kind = "destination", host = "h" } }
+jobs = { a = { source = "s", destination = "d", tables = { "app.users" }, map = { app = "copy" },
+  truncate = true } }
+]], "jobs.lua"))
+    local by = {}
+    for _, c in ipairs(cfg.connections) do by[c.name] = c end
+    assert.are.same({ { schema = "app", name = "users" } }, by.s.tables)
+    assert.are.same({ { schema = "copy", name = "users" } }, by.d.tables)
+    assert.is_true(by.d.options.truncate)
+    assert.is_true(by.s.layout)
+    assert.are.same({ truncate = true }, cfg.jobs[1].options)
+  end)
+end)

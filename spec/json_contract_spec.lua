@@ -8,27 +8,7 @@ local json = require("dkjson")
 local pg = require("pg")
 local q = neoconn.quote_ident
 
-local SCHEMA = "schema/neoconn-check.schema.json"
-
--- Validates JSON texts against the schema with python3-jsonschema; returns
--- the exit code and what the validator said.
-local function validate(texts)
-  local files = {}
-  for i, text in ipairs(texts) do files[i] = pg.shell_quote(pg.write_temp(text, ".json")) end
-  local script = "import json,sys,jsonschema\n"
-    .. "schema=json.load(open(sys.argv[1]))\n"
-    .. "jsonschema.Draft202012Validator.check_schema(schema)\n"
-    .. "v=jsonschema.Draft202012Validator(schema)\n"
-    .. "bad=0\n"
-    .. "for f in sys.argv[2:]:\n"
-    .. "  for e in v.iter_errors(json.load(open(f))):\n"
-    .. "    bad=1; print(f, list(e.absolute_path), e.message)\n"
-    .. "sys.exit(bad)\n"
-  local code, out, err = pg.run(("/usr/bin/python3 -c %s %s %s"):format(pg.shell_quote(script),
-    SCHEMA, table.concat(files, " ")))
-  for _, f in ipairs(files) do os.remove((f:gsub("^'(.*)'$", "%1"))) end
-  return code, out .. err
-end
+local validate = pg.validate_json
 
 -- The keys of the JSON object that starts at position at of text, in
 -- order (one level: nested objects and arrays are skipped).

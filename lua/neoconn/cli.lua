@@ -332,7 +332,9 @@ local function run_check(parsed, out, env)
       end
     end })
   if progress then out.stderr:write("\r\27[K") end
-  results.jobs = check.jobs(cfg.jobs, selected, results, { disable_rules = cfg.disable_rules })
+  if #cfg.jobs > 0 then -- a config without jobs keeps the document it had
+    results.jobs = check.jobs(cfg.jobs, selected, results, { disable_rules = cfg.disable_rules })
+  end
   return emit_results(results, parsed.options, out, env, fix_file)
 end
 

@@ -192,6 +192,26 @@ function pg.cli(args, vars)
   return pg.run(pg.lua .. " bin/neoconn " .. args, vars)
 end
 
+--- Validates JSON texts against the schema with python3-jsonschema; returns
+-- the exit code and what the validator said.
+function pg.validate_json(texts)
+  local files = {}
+  for i, text in ipairs(texts) do files[i] = pg.shell_quote(pg.write_temp(text, ".json")) end
+  local script = "import json,sys,jsonschema\n"
+    .. "schema=json.load(open(sys.argv[1]))\n"
+    .. "jsonschema.Draft202012Validator.check_schema(schema)\n"
+    .. "v=jsonschema.Draft202012Validator(schema)\n"
+    .. "bad=0\n"
+    .. "for f in sys.argv[2:]:\n"
+    .. "  for e in v.iter_errors(json.load(open(f))):\n"
+    .. "    bad=1; print(f, list(e.absolute_path), e.message)\n"
+    .. "sys.exit(bad)\n"
+  local code, out, err = pg.run(("/usr/bin/python3 -c %s %s %s"):format(pg.shell_quote(script),
+    "schema/neoconn-check.schema.json", table.concat(files, " ")))
+  for _, f in ipairs(files) do os.remove((f:gsub("^'(.*)'$", "%1"))) end
+  return code, out .. err
+end
+
 --- Debian's psql (the client the README tells users to apply scripts with).
 pg.psql = "/usr/lib/postgresql/15/bin/psql"
 
