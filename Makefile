@@ -90,6 +90,7 @@ bench: deps
 	@spec/support/with-cluster.sh $(LUA_BIN) bench/fleet.lua
 	@spec/support/with-cluster.sh $(LUA_BIN) bench/catalog.lua
 	@spec/support/with-cluster.sh $(LUA_BIN) bench/proof.lua
+	@spec/support/with-cluster.sh $(LUA_BIN) bench/job.lua
 	@spec/support/with-cluster.sh $(LUA_BIN) bench/soak.lua
 
 # The specs under valgrind (no invalid access, no definite leak in neoconn)
