@@ -24,6 +24,7 @@ local PROVES = {
   ["pair.order"] = { ["23503"] = true },
   ["pair.narrowing"] = { ["22001"] = true, ["22003"] = true },
   ["pair.constraints"] = { ["23502"] = true, ["23514"] = true, ["23503"] = true },
+  ["pair.conflict_target"] = { ["42P10"] = true },
 }
 
 -- Each kind of difference: the source and destination tables (%s: the
@@ -64,12 +65,21 @@ local KINDS = {
   self_deferred = { src = "id int PRIMARY KEY, parent int REFERENCES %t DEFERRABLE INITIALLY DEFERRED",
     dst = "id int PRIMARY KEY, parent int REFERENCES %t DEFERRABLE INITIALLY DEFERRED",
     rows = { "1, 2", "2, NULL" } },
+  -- a child whose parent table sorts after it: the job's order copies the parent first
+  fk_child = { parent = true, src = "id int PRIMARY KEY, p int REFERENCES %p",
+    dst = "id int PRIMARY KEY, p int REFERENCES %p", rows = { "1, 2", "2, 1" } },
+  fk_parent = { internal = true },
+  -- an upsert needs the destination's primary key
+  no_pk_dest = { src = "id int PRIMARY KEY, v text", dst = "id int, v text", rows = { "1, 'a'" },
+    update_blocked = "pair.conflict_target" },
   identity_always = { src = "id int PRIMARY KEY, v text",
     dst = "id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v text",
     rows = { "1, 'a'" }, warned = "pair.identity" },
 }
 local KIND_NAMES = {}
-for name in pairs(KINDS) do KIND_NAMES[#KIND_NAMES + 1] = name end
+for name, kind in pairs(KINDS) do
+  if not kind.internal then KIND_NAMES[#KIND_NAMES + 1] = name end
+end
 table.sort(KIND_NAMES)
 
 local other_conn
@@ -90,7 +100,8 @@ local function other(sql)
 end
 
 local function expand(text, schema, name)
-  return (text:gsub("%%t", q(schema, name)):gsub("%%e", q(schema, "e_" .. name)))
+  return (text:gsub("%%t", q(schema, name)):gsub("%%e", q(schema, "e_" .. name))
+    :gsub("%%p", q(schema, name .. "_parent")))
 end
 
 -- The two schemas of one seed: source tables on the primary, destination
@@ -120,6 +131,15 @@ local function build(seed)
       for j, l in ipairs(k.dst_enum) do labels[j] = lit(l) end
       other(("CREATE TYPE %s AS ENUM (%s)"):format(q(schema, "e_" .. name), table.concat(labels, ", ")))
     end
+    if k.parent then
+      local parent = name .. "_parent"
+      kinds[parent] = "fk_parent"
+      pg.exec(("CREATE TABLE %s (id int PRIMARY KEY); INSERT INTO %s VALUES (1), (2);"
+        .. " GRANT SELECT ON %s TO %s"):format(q(schema, parent), q(schema, parent),
+          q(schema, parent), q(user)))
+      other(("CREATE TABLE %s (id int PRIMARY KEY); GRANT SELECT, INSERT, UPDATE ON %s TO %s")
+        :format(q(schema, parent), q(schema, parent), q(dst_user)))
+    end
     pg.exec(("CREATE TABLE %s (%s)"):format(q(schema, name), expand(k.src, schema, name)))
     pg.exec(("BEGIN; SET CONSTRAINTS ALL DEFERRED; INSERT INTO %s VALUES (%s); COMMIT"):format(
       q(schema, name), table.concat(k.rows, "), (")))
@@ -134,10 +154,23 @@ local function build(seed)
       dbname = pg.dbname, sslmode = "disable" }, kinds
 end
 
+-- The primary key's columns of a table on conn (none: an empty list).
+local function key_of(conn, schema, name)
+  local rows = assert(conn:query("SELECT a.attname::text AS name FROM pg_index i"
+    .. " JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey::int2[])"
+    .. " WHERE i.indrelid = to_regclass($1) AND i.indisprimary ORDER BY a.attnum",
+    { q(schema, name) }))
+  local list = {}
+  for i, r in ipairs(rows) do list[i] = q(r.name) end
+  return list
+end
+
 -- Copies one pair as the roles: each source row in an INSERT into the
 -- destination, values typed as the source's built-in types (an enum's
--- label as text the destination reads). nil, or the SQLSTATE it failed on.
-local function copy(src, dst, pair)
+-- label as text the destination reads), ON CONFLICT DO NOTHING or, for an
+-- upsert, DO UPDATE on the destination's primary key (the source's when it
+-- has none, as a job would write it). nil, or the SQLSTATE it failed on.
+local function copy(src, dst, pair, on_conflict)
   local s, d = pair.source, pair.destination
   local columns = assert(src:query(("SELECT a.attname::text AS name, format_type(a.atttypid, NULL) AS type,"
     .. " t.typnamespace = 'pg_catalog'::regnamespace AS builtin FROM pg_attribute a"
@@ -150,6 +183,18 @@ local function copy(src, dst, pair)
   end
   local rows = assert(src:query(("SELECT %s FROM %s"):format(table.concat(reads, ", "),
     q(s.schema, s.name))))
+  local conflict = " ON CONFLICT DO NOTHING"
+  if on_conflict == "update" then
+    local keys = key_of(dst, d.schema, d.name)
+    if #keys == 0 then keys = key_of(src, s.schema, s.name) end
+    local is_key, sets = {}, {}
+    for _, k in ipairs(keys) do is_key[k] = true end
+    for _, n in ipairs(names) do
+      if not is_key[n] then sets[#sets + 1] = n .. " = EXCLUDED." .. n end
+    end
+    conflict = (" ON CONFLICT (%s) DO %s"):format(table.concat(keys, ", "),
+      #sets > 0 and ("UPDATE SET " .. table.concat(sets, ", ")) or "NOTHING")
+  end
   assert(dst:query("SAVEPOINT pair"))
   local failed
   for _, row in ipairs(rows) do
@@ -158,9 +203,8 @@ local function copy(src, dst, pair)
       local v = row["c" .. i]
       values[i] = v == nil and "NULL" or (lit(v) .. (c.builtin and ("::" .. c.type) or ""))
     end
-    local ok, err = dst:query(("INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE VALUES (%s)"
-      .. " ON CONFLICT DO NOTHING"):format(q(d.schema, d.name), table.concat(names, ", "),
-        table.concat(values, ", ")))
+    local ok, err = dst:query(("INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE VALUES (%s)%s")
+      :format(q(d.schema, d.name), table.concat(names, ", "), table.concat(values, ", "), conflict))
     if not ok then
       failed = err.sqlstate or err.code
       break
@@ -179,16 +223,17 @@ local function copy(src, dst, pair)
 end
 
 -- The disagreements of one seed between the generator, the judge and the copy.
-local function run_seed(seed)
+local function run_seed(seed, on_conflict)
   local schema, src_target, dst_target, kinds = build(seed)
   local scope = { schemas = { schema }, layout = true }
   local src_report = neoconn.test(src_target, { schemas = scope.schemas, layout = true,
     job = { kind = "source" } })
   local dst_report = neoconn.test(dst_target, { schemas = scope.schemas, layout = true,
-    job = { kind = "destination" } })
+    job = { kind = "destination", on_conflict = on_conflict } })
   assert(src_report.ok, src_report.error and src_report.error.message)
   assert(dst_report.ok, dst_report.error and dst_report.error.message)
-  local result = neoconn.check_job(src_report, dst_report, { schemas = { schema } })
+  local result = neoconn.check_job(src_report, dst_report, { schemas = { schema },
+    on_conflict = on_conflict })
   local src = assert(neoconn.connect(src_target))
   local dst = assert(neoconn.connect(dst_target))
   assert(src:query("BEGIN READ ONLY"))
@@ -202,17 +247,18 @@ local function run_seed(seed)
     if not done[t] then
       done[t] = true
       local kind = KINDS[kinds[t.destination.name]]
-      local failed = copy(src, dst, t)
+      local failed = copy(src, dst, t, on_conflict)
       local function disagree(text)
-        wrong[#wrong + 1] = ("seed %d, %s (%s): %s"):format(seed, t.destination.name,
-          kinds[t.destination.name], text)
+        wrong[#wrong + 1] = ("seed %d (%s), %s (%s): %s"):format(seed, on_conflict or "nothing",
+          t.destination.name, kinds[t.destination.name], text)
       end
       local blocked, warned = {}, {}
       for _, rule in ipairs(t.blocked_by) do blocked[rule] = true end
       for _, rule in ipairs(t.warnings) do warned[rule] = true end
-      if kind.blocked and not blocked[kind.blocked] then
-        disagree("expected blocked by " .. kind.blocked .. ", got " .. table.concat(t.blocked_by, ","))
-      elseif not kind.blocked and not t.copyable then
+      local expected = on_conflict == "update" and kind.update_blocked or kind.blocked
+      if expected and not blocked[expected] then
+        disagree("expected blocked by " .. expected .. ", got " .. table.concat(t.blocked_by, ","))
+      elseif not expected and not t.copyable then
         disagree("expected copyable, blocked by " .. table.concat(t.blocked_by, ","))
       end
       if kind.warned and not warned[kind.warned] then
@@ -257,6 +303,44 @@ describe("a job's pair verdicts", function()
     end
     assert.are.same({}, all)
   end)
+
+  it_other("agree with a real upsert (ON CONFLICT DO UPDATE on the destination's key)", function()
+    local wrong = run_seed(1, "update")
+    print(("job pairs, upsert (source PostgreSQL %d, destination %d): %d disagreements")
+      :format(pg.major, other_major, #wrong))
+    assert.are.same({}, wrong)
+  end)
+
+  pg.it_if(it, pending, other_port ~= nil and pg.major >= 14 and (other_major or 99) < 14,
+    "needs a source of PostgreSQL 14 or later and a destination before 14")(
+    "name a type an older destination lacks when init_schema must create the table", function()
+      local schema = pg.unique("jp_init")
+      pg.exec(("CREATE SCHEMA %s; CREATE TABLE %s (id int PRIMARY KEY, r int4multirange);"
+        .. " CREATE TABLE %s (id int PRIMARY KEY, v text)"):format(q(schema), q(schema, "ranges"),
+          q(schema, "plain")))
+      other(("CREATE SCHEMA %s"):format(q(schema)))
+      local admin_src = { host = pg.socket, port = pg.port, user = pg.admin_user, dbname = pg.dbname }
+      local admin_dst = { host = pg.socket, port = other_port, user = pg.admin_user, dbname = pg.dbname }
+      local result = neoconn.check_job(
+        neoconn.test(admin_src, { schemas = { schema }, layout = true, job = { kind = "source" } }),
+        neoconn.test(admin_dst, { schemas = { schema }, layout = true,
+          job = { kind = "destination", init_schema = true } }),
+        { schemas = { schema }, init_schema = true })
+      local by = {}
+      for _, t in ipairs(result.tables) do by[t.destination.name] = t end
+      assert.are.same({ "pair.table" }, by.ranges.blocked_by)
+      assert.is_true(by.plain.copyable) -- created by the job: nothing missing
+      local message
+      for _, f in ipairs(result.findings) do
+        if f.name == "ranges" then message = f.message end
+      end
+      assert.truthy(message:find("column r is of type int4multirange, which the destination "
+        .. "server (PostgreSQL " .. other_major, 1, true), message)
+      -- The proof: the destination server refuses the type.
+      local ok, err = other_conn:query(("CREATE TABLE %s (r int4multirange)"):format(q(schema, "x")))
+      assert.is_nil(ok)
+      assert.are.equal("42704", err.sqlstate)
+    end)
 end)
 
 describe("jobs in a config and on the command line", function()

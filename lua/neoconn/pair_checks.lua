@@ -220,8 +220,9 @@ function checks.pair_types(ctx)
           .. "column to one of a type it converts to"):format(q(p.destination.schema,
             p.destination.name), q(d.name), safe_type(c.source.type) or "<type>"))
       end
-      ctx.error(table_finding(p, ("column %s: %s (source %s, destination %s): every row with a "
-        .. "value fails"):format(q(d.name), why, c.source.type, d.type), fix))
+      ctx.error(table_finding(p, ("column %s: %s (source %s, destination %s): %s"):format(
+        q(d.name), why, c.source.type, d.type, labels and "rows holding them fail"
+          or "every row with a value fails"), fix))
     end
   end)
 end

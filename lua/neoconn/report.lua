@@ -141,6 +141,16 @@ local function has_statement(script)
   return false
 end
 
+-- The fix script under its heading (whether it has a statement to run, or
+-- only options), without its own header line.
+local function fix_block(script, say, runnable, options_only)
+  if script == nil or script == "" then return end
+  say(has_statement(script) and runnable or options_only)
+  for line in script:gmatch("[^\n]+") do
+    if not line:match("^%-%- neoconn: fixes for ") then say("    ", shown(line)) end
+  end
+end
+
 local function connection_text(r, say, paint)
   local verdict = verdict_of(r)
   local label = VERDICTS[verdict]
@@ -170,12 +180,9 @@ local function connection_text(r, say, paint)
     end
   end
   -- A PASS has nothing to fix: its warnings' suggestions stay in --fix-sql.
-  if verdict == "fail" and r.fix_sql ~= "" then
-    say(has_statement(r.fix_sql) and "  fix (run as an administrator):"
-      or "  no GRANT fixes this; the options, for an administrator:")
-    for line in r.fix_sql:gmatch("[^\n]+") do
-      if not line:match("^%-%- neoconn: fixes for ") then say("    ", shown(line)) end
-    end
+  if verdict == "fail" then
+    fix_block(r.fix_sql, say, "  fix (run as an administrator):",
+      "  no GRANT fixes this; the options, for an administrator:")
   end
 end
 
@@ -216,12 +223,9 @@ local function job_text(j, say, paint)
         "findings (", table.concat(sides, ", "), ")")
     end
   end
-  if j.verdict == "fail" and j.fix_sql ~= "" then
-    say(has_statement(j.fix_sql) and "  fix (run as an administrator on the destination):"
-      or "  no statement fixes this alone; the options, for an administrator:")
-    for line in j.fix_sql:gmatch("[^\n]+") do
-      if not line:match("^%-%- neoconn: fixes for ") then say("    ", shown(line)) end
-    end
+  if j.verdict == "fail" then
+    fix_block(j.fix_sql, say, "  fix (run as an administrator on the destination):",
+      "  no statement fixes this alone; the options, for an administrator:")
   end
 end
 
