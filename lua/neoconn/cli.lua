@@ -45,6 +45,7 @@ end
 local USAGE = ([[
 usage: neoconn check [CONFIG] [--only NAME]... [--exclude LIST] [--json] [--fix-sql FILE]
                     [--timeout S] [--concurrency N] [--proof auto|on|off|N]
+                    [--shard K/N] [--quiet] [--output FILE]
        neoconn test TARGET --as source|destination [--tables LIST] [--schemas LIST]
                    [--exclude LIST] JOB_FLAGS
                    [--proof auto|on|off|N] [--timeout S] [--json] [--fix-sql FILE]
@@ -57,7 +58,10 @@ usage: neoconn check [CONFIG] [--only NAME]... [--exclude LIST] [--json] [--fix-
 
 check         checks every connection of CONFIG (default ./neoconn.lua) against
               what its sync job needs, N at a time (default 1); --fix-sql FILE
-              writes the fix script (- for standard output)
+              writes the fix script (- for standard output); --shard K/N (or
+              NEOCONN_SHARD) checks shard K (0 to N-1) of the names; --quiet prints
+              nothing when all pass; --output FILE writes the JSON document there
+              atomically
 test          tests one TARGET (a postgres:// URL or key=value string; the
               password may come from PGPASSWORD or ~/.pgpass)
 job           tests a SOURCE and a DESTINATION target, then judges the copy between
@@ -79,7 +83,8 @@ not be tested, 64 usage or config error. NO_COLOR turns colours off.
 -- "optional" (a flag, or --name=VALUE).
 local COMMANDS = {
   check = { only = "list", json = "flag", ["fix-sql"] = "value", timeout = "value",
-    concurrency = "value", proof = "value", exclude = "value" },
+    concurrency = "value", proof = "value", exclude = "value", shard = "value", quiet = "flag",
+    output = "value" },
   test = { as = "value", tables = "value", schemas = "value", exclude = "value", timeout = "value",
     json = "flag", proof = "value", ["fix-sql"] = "value" },
   requirements = { role = "value", json = "flag" },
@@ -261,14 +266,46 @@ local function open_fix_file(options)
   return f
 end
 
+-- --output FILE: the JSON document written to a file beside it, then
+-- renamed over FILE, so a reader never sees half a document. The file is
+-- opened before any test runs, so a bad path is said at once.
+local function open_output(options)
+  local path = options.output
+  if not path then return nil end
+  if path == "-" then usage_error("--output writes a file: for standard output, use --json") end
+  local temp = ("%s.%d.tmp"):format(path, math.floor(neoconn.clock() * 1e6) % 1000000000)
+  local f, err = io.open(temp, "w")
+  if not f then usage_error("--output: " .. err) end
+  return { file = f, temp = temp, path = path }
+end
+
+local function write_output(output, text, out)
+  local ok, err = output.file:write(text)
+  local closed, close_err = output.file:close()
+  local renamed, rename_err = true, nil
+  if ok and closed then renamed, rename_err = os.rename(output.temp, output.path) end
+  if not (ok and closed and renamed) then
+    os.remove(output.temp)
+    out.stderr:write("neoconn: ", neoconn.printable("--output " .. output.path .. ": "
+      .. tostring(err or close_err or rename_err)), "\n")
+    return false
+  end
+  return true
+end
+
 -- The report goes to standard output, unless an option writes its own
 -- output there ("-"): then standard output carries only that, and the
--- report goes to standard error.
-local function emit_results(results, options, out, env, fix_file)
+-- report goes to standard error. --quiet: nothing when every result
+-- passes.
+local function emit_results(results, options, out, env, fix_file, output)
   local stream = options["fix-sql"] == "-" and "stderr" or "stdout"
+  local code = report.exit_code(results)
+  if output and not write_output(output, document.encode(document.of(results)) .. "\n", out) then
+    return report.EXIT_USAGE
+  end
   if options.json then
     out[stream]:write(document.encode(document.of(results)), "\n")
-  else
+  elseif not (options.quiet and code == report.EXIT_OK) then
     out[stream]:write(report.human(results, { color = use_color(stream, env) }))
   end
   if options["fix-sql"] == "-" then
@@ -282,7 +319,7 @@ local function emit_results(results, options, out, env, fix_file)
       return report.EXIT_USAGE
     end
   end
-  return report.exit_code(results)
+  return code
 end
 
 local function run_check(parsed, out, env)
@@ -318,8 +355,21 @@ local function run_check(parsed, out, env)
       selected[i] = copy
     end
   end
+  local jobs = cfg.jobs
+  local shard_text = parsed.options.shard or env("NEOCONN_SHARD")
+  local shard
+  if shard_text and shard_text ~= "" then
+    local why
+    shard, why = require("neoconn.shard").parse(shard_text)
+    if not shard then usage_error((parsed.options.shard and "--shard " or "NEOCONN_SHARD ") .. why) end
+    selected, jobs = require("neoconn.shard").select(selected, jobs, shard)
+  end
+  if parsed.options.quiet and parsed.options.json then
+    usage_error("--quiet and --json: --json always prints the document (use --output FILE)")
+  end
   local fix_file = open_fix_file(parsed.options)
-  local progress = #selected > 1 and core.isatty(2)
+  local output = open_output(parsed.options)
+  local progress = #selected > 1 and core.isatty(2) and not parsed.options.quiet
   local done = 0
   local results = check.connections(selected, { rules = cfg.rules,
     disable_rules = cfg.disable_rules, timeout = timeout_option(parsed.options),
@@ -333,9 +383,10 @@ local function run_check(parsed, out, env)
     end })
   if progress then out.stderr:write("\r\27[K") end
   if #cfg.jobs > 0 then -- a config without jobs keeps the document it had
-    results.jobs = check.jobs(cfg.jobs, selected, results, { disable_rules = cfg.disable_rules })
+    results.jobs = check.jobs(jobs, selected, results, { disable_rules = cfg.disable_rules })
   end
-  return emit_results(results, parsed.options, out, env, fix_file)
+  results.shard = shard
+  return emit_results(results, parsed.options, out, env, fix_file, output)
 end
 
 local function run_test(parsed, out, env)

@@ -12,7 +12,8 @@ local document = {}
 document.FORMAT = 1
 
 local ORDER = {
-  document = { "format", "ok", "summary", "connections", "jobs" },
+  document = { "format", "ok", "shard", "summary", "connections", "jobs" },
+  shard = { "index", "count" },
   summary = { "connections", "pass", "fail", "not_tested", "jobs" },
   job_summary = { "jobs", "pass", "fail", "not_tested" },
   job = { "name", "source", "destination", "verdict", "ok", "options", "tables_copyable",
@@ -142,6 +143,9 @@ function document.of(results)
     doc.connections[i] = c
     summary[c.verdict] = summary[c.verdict] + 1
     doc.ok = doc.ok and c.verdict == "pass"
+  end
+  if results.shard then
+    doc.shard = object("shard", { index = results.shard.index, count = results.shard.count })
   end
   if results.jobs then
     local jobs = object("job_summary", { jobs = #results.jobs, pass = 0, fail = 0, not_tested = 0 })
