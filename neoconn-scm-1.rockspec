@@ -45,6 +45,12 @@ build = {
     ["neoconn.fix_sql"] = "lua/neoconn/fix_sql.lua",
     ["neoconn.sandbox"] = "lua/neoconn/sandbox.lua",
     ["neoconn.nginx"] = "lua/neoconn/nginx.lua",
+    ["neoconn.job"] = "lua/neoconn/job.lua",
+    ["neoconn.jobs_config"] = "lua/neoconn/jobs_config.lua",
+    ["neoconn.layout"] = "lua/neoconn/layout.lua",
+    ["neoconn.pair"] = "lua/neoconn/pair.lua",
+    ["neoconn.pair_checks"] = "lua/neoconn/pair_checks.lua",
+    ["neoconn.shard"] = "lua/neoconn/shard.lua",
   },
   install = { bin = { neoconn = "bin/neoconn" } },
 }

@@ -29,6 +29,17 @@ describe("neoconn-scm-1.rockspec #client", function()
     assert.are.equal("neoconn " .. require("neoconn").version .. "\n", cli)
   end)
 
+  it("installs every module of lua/neoconn", function()
+    local rockspec = pg.slurp("neoconn-scm-1.rockspec")
+    local files = io.popen("ls lua/neoconn/*.lua"):read("*a")
+    for file in files:gmatch("[^\n]+") do
+      local name = file:match("lua/neoconn/(.-)%.lua$")
+      local module = name == "init" and "neoconn" or ("neoconn." .. name)
+      assert.truthy(rockspec:find(('["%s"] = "%s"'):format(module, file), 1, true),
+        file .. " is not a module of the rockspec")
+    end
+  end)
+
   it("lists every module the Lua layer requires from outside neoconn", function()
     local rockspec = pg.slurp("neoconn-scm-1.rockspec")
     local modules = io.popen("grep -ho 'require(\"[^\"]*\")' lua/neoconn/*.lua bin/neoconn"):read("*a")
