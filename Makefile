@@ -15,7 +15,7 @@ LUA_INCDIR_JIT := $(shell pkg-config --variable=includedir luajit 2>/dev/null ||
 CC ?= cc
 CFLAGS ?= -O2 -g
 NC_CFLAGS := -std=c99 -fPIC -Wall -Wextra -Werror -fvisibility=hidden $(LUA_CFLAGS) -I$(PG_INCDIR)
-LDLIBS := -lpq
+LDLIBS := -lpq -lssl -lcrypto
 
 BUILD := build/$(LUA)
 SRCS := $(wildcard src/*.c)

@@ -16,6 +16,7 @@ description = {
 dependencies = { "lua >= 5.1", "dkjson >= 2.5" }
 external_dependencies = {
   PQ = { header = "libpq-fe.h", library = "pq" },
+  OPENSSL = { header = "openssl/ssl.h", library = "ssl" },
 }
 build = {
   type = "builtin",
@@ -23,11 +24,11 @@ build = {
     ["neoconn.core"] = {
       sources = { "src/args.c", "src/box.c", "src/catalog_sql.c", "src/classify.c", "src/compat.c", "src/conn.c", "src/conninfo.c",
         "src/core.c", "src/errors.c", "src/ident.c", "src/names.c", "src/pipeline.c", "src/probe.c", "src/proof.c",
-        "src/replication.c", "src/report.c", "src/report_parts.c", "src/requirements.c", "src/result.c", "src/row_checks.c", "src/layout.c", "src/sandbox.c",
+        "src/replication.c", "src/report.c", "src/report_parts.c", "src/requirements.c", "src/result.c", "src/row_checks.c", "src/layout.c", "src/certificate.c", "src/sandbox.c",
         "src/scope.c", "src/shape.c", "src/test.c", "src/text.c", "src/time.c" },
-      libraries = { "pq" },
-      incdirs = { "$(PQ_INCDIR)" },
-      libdirs = { "$(PQ_LIBDIR)" },
+      libraries = { "pq", "ssl", "crypto" },
+      incdirs = { "$(PQ_INCDIR)", "$(OPENSSL_INCDIR)" },
+      libdirs = { "$(PQ_LIBDIR)", "$(OPENSSL_LIBDIR)" },
       defines = { "_POSIX_C_SOURCE=200809L" },
     },
     ["neoconn"] = "lua/neoconn/init.lua",

@@ -59,6 +59,11 @@ PQconninfoOption **nc_new_options_box(lua_State *L)
   return (PQconninfoOption **)new_box(L, release_options);
 }
 
+void **nc_new_box(lua_State *L, void (*release)(void *))
+{
+  return new_box(L, release);
+}
+
 void nc_register_box(lua_State *L)
 {
   luaL_newmetatable(L, NC_BOX_MT);

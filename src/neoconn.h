@@ -287,6 +287,12 @@ NC_PRIVATE int nc_conn_socket(const nc_conn *c);
 NC_PRIVATE PGresult *nc_take_result(lua_State *L, PGconn *pg);
 NC_PRIVATE void nc_drop_result(lua_State *L);
 NC_PRIVATE PQconninfoOption **nc_new_options_box(lua_State *L);
+/* Any allocation, freed by release when the box is collected. */
+NC_PRIVATE void **nc_new_box(lua_State *L, void (*release)(void *));
+
+/* certificate.c: the TLS session's certificates (the server's, and the
+ * client's when one was sent) into the ssl table at index ssl. */
+NC_PRIVATE void nc_set_certificates(lua_State *L, PGconn *pg, int ssl);
 NC_PRIVATE void nc_register_box(lua_State *L);
 
 /* shape.c: pushes what is wrong with res for the shape (a static string

@@ -81,6 +81,7 @@ static void push_ssl(lua_State *L, PGconn *pg)
       lua_pushstring(L, v);
       lua_setfield(L, -2, "cipher");
     }
+    nc_set_certificates(L, pg, lua_gettop(L));
   }
 }
 

@@ -110,6 +110,10 @@ local CONNECTION_KEYS = {
   end },
   disable_rules = { list = "name" },
   timeout = { check = is_positive },
+  certificate_warning_days = { check = function(v)
+    if type(v) == "number" and v >= 0 and v <= 36500 then return true end
+    return false, "expected a number of days, 0 to 36500"
+  end },
 }
 
 --- A name the core takes for a job option (a slot, a publication): true,
@@ -346,6 +350,7 @@ local function check_connection(where, name, spec)
     options = {},
     timeout = spec.timeout,
     proof = spec.proof,
+    certificate_warning_days = spec.certificate_warning_days,
     rules = {},
     disable_rules = {},
   }

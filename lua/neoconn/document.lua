@@ -24,7 +24,8 @@ local ORDER = {
     "tables_total", "error", "stages", "findings", "tables", "fix_sql" },
   endpoint = { "host", "hostaddr", "port", "dbname", "user", "sslmode" },
   server = { "version", "version_num" },
-  tls = { "in_use", "protocol", "cipher" },
+  tls = { "in_use", "protocol", "cipher", "server_certificate", "client_certificate" },
+  certificate = { "subject", "issuer", "not_after", "expires_in" },
   error = { "code", "stage", "sqlstate", "message", "hint", "tried" },
   stage = { "name", "ok", "skipped", "ms" },
   finding = { "level", "rule", "object_type", "schema", "name", "missing", "message", "fix" },
@@ -81,6 +82,11 @@ local function finding(f)
     fix = f.fix })
 end
 
+local function certificate(c)
+  return c and object("certificate", { subject = c.subject, issuer = c.issuer,
+    not_after = c.not_after, expires_in = c.expires_in }) or nil
+end
+
 local function connection(r)
   local report = r.report or {}
   local session = report.session
@@ -92,7 +98,9 @@ local function connection(r)
     server = report.server and object("server", { version = report.server.version,
       version_num = report.server.version_num }) or json.null,
     tls = session and session.ssl and object("tls", { in_use = session.ssl.in_use,
-      protocol = session.ssl.protocol, cipher = session.ssl.cipher }) or json.null,
+      protocol = session.ssl.protocol, cipher = session.ssl.cipher,
+      server_certificate = certificate(session.ssl.server_certificate),
+      client_certificate = certificate(session.ssl.client_certificate) }) or json.null,
     tables_usable = document.tables_usable(r),
     tables_total = #(r.tables or {}),
     error = r.error and object("error", { code = r.error.code, stage = r.error.stage,

@@ -20,6 +20,7 @@ for i, name in ipairs(OBJECT_TYPES) do ORDER[name] = i end
 local OBJECT_TYPE_ERROR = "finding.object_type must be " .. table.concat(OBJECT_TYPES, ", ", 1,
   #OBJECT_TYPES - 1) .. " or " .. OBJECT_TYPES[#OBJECT_TYPES]
 local PASSWORD_WARNING_DAYS = 14
+policy.CERTIFICATE_WARNING_DAYS = 30 -- certificate_warning_days when not given
 
 --- GRANT text for privileges on an object, to the role.
 function policy.grant(privileges, object_type, schema, name, role, arguments)
@@ -313,6 +314,36 @@ function builtin.source_writable(ctx)
   end
 end
 
+-- The certificates of the session's TLS, and what each is called.
+local CERTIFICATES = { { "server_certificate", "the server's certificate" },
+  { "client_certificate", "the client certificate" } }
+
+--- A certificate past its date is an error (sslmode=require does not check
+-- the server's; a server may not check the client's); one expiring within
+-- certificate_warning_days (default 30) a warning.
+function builtin.certificate_expiry(ctx)
+  local ssl = ctx.report.session and ctx.report.session.ssl or {}
+  local days = ctx.settings.certificate_warning_days or policy.CERTIFICATE_WARNING_DAYS
+  for _, which in ipairs(CERTIFICATES) do
+    local cert = ssl[which[1]]
+    if cert and cert.expires_in and cert.not_after then
+      local what = ("%s (%s, issued by %s)"):format(which[2], tostring(cert.subject),
+        tostring(cert.issuer))
+      if cert.expires_in < 0 then
+        ctx.error({ object_type = "connection", name = ctx.name,
+          message = ("%s expired on %s%s"):format(what, cert.not_after, which[1] == "server_certificate"
+            and ": sslmode=require does not check it, verify-ca and verify-full refuse it" or ""),
+          fix = comment("renew " .. which[2]) })
+      elseif cert.expires_in < days * 86400 then
+        ctx.warn({ object_type = "connection", name = ctx.name,
+          message = ("%s expires on %s, in %d days"):format(what, cert.not_after,
+            math.floor(cert.expires_in / 86400)),
+          fix = comment("renew " .. which[2] .. " before " .. cert.not_after) })
+      end
+    end
+  end
+end
+
 function builtin.password_expiry(ctx, now)
   local until_text = ctx.report.role.valid_until
   if not until_text then return end
@@ -417,6 +448,7 @@ function policy.evaluate(report, settings, opts)
   run("superuser", builtin.superuser)
   run("source_writable", builtin.source_writable)
   run("password_expiry", builtin.password_expiry, opts.now)
+  run("certificate_expiry", builtin.certificate_expiry)
   policy.run_custom_rules(ctx, { opts.rules or {}, settings.rules or {} }, disabled, findings,
     settings.name, function(name) current_rule = name end)
   return policy.summarize(report, settings, findings, ctx.deferred)

@@ -271,19 +271,20 @@ end
 
 --- Issues a client certificate for common name cn from the harness's client
 -- CA (or self-signed, with opts.self_signed), as dir/name.crt and
--- dir/name.key (0600; encrypted with opts.passphrase when given).
+-- dir/name.key (0600; encrypted with opts.passphrase when given), valid
+-- opts.days (default 3650).
 function pg.client_cert(dir, name, cn, opts)
   opts = opts or {}
   local base = ("%s/%s"):format(dir, name)
   local key = opts.passphrase and ("-passout pass:" .. opts.passphrase) or "-nodes"
   local cmd
   if opts.self_signed then
-    cmd = ("openssl req -x509 -newkey rsa:2048 -days 1 -subj /CN=%s %s -keyout %s.key -out %s.crt")
-      :format(cn, key, base, base)
+    cmd = ("openssl req -x509 -newkey rsa:2048 -days %d -subj /CN=%s %s -keyout %s.key -out %s.crt")
+      :format(opts.days or 3650, cn, key, base, base)
   else
     cmd = ("openssl req -new -newkey rsa:2048 -subj /CN=%s %s -keyout %s.key -out %s.csr"
-      .. " && openssl x509 -req -days 1 -in %s.csr -CA %s -CAkey %s -CAcreateserial -out %s.crt")
-      :format(cn, key, base, base, base, env("NEOCONN_TEST_CLIENT_CA"),
+      .. " && openssl x509 -req -days %d -in %s.csr -CA %s -CAkey %s -CAcreateserial -out %s.crt")
+      :format(cn, key, base, base, opts.days or 3650, base, env("NEOCONN_TEST_CLIENT_CA"),
         env("NEOCONN_TEST_CLIENT_CA_KEY"), base)
   end
   assert(pg.execute(("(%s) >/dev/null 2>&1 && chmod 600 %s.key"):format(cmd, base)) == 0, cmd)

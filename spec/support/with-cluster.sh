@@ -116,13 +116,13 @@ take_port other_port
 
 mkdir -p "$tmp/sock"
 echo "$admin_pw" >"$tmp/pwfile"
-openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=localhost" \
+openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=localhost" \
   -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
   -keyout "$tmp/server.key" -out "$tmp/server.crt" >/dev/null 2>&1
 chmod 600 "$tmp/server.key"
 # A CA for client certificates, which the primary trusts (ssl_ca_file);
 # specs issue their client certificates from it.
-openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=neoconn test client CA" \
+openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=neoconn test client CA" \
   -keyout "$tmp/client-ca.key" -out "$tmp/client-ca.crt" >/dev/null 2>&1
 [ "$(id -u)" = 0 ] && chown -R postgres:postgres "$tmp"
 
