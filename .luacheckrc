@@ -8,4 +8,5 @@ files["examples/demo-config.lua"] = { globals = { "connections", "rules", "disab
 files["spec/support/nginx_check.lua"] = { std = "+ngx_lua" }
 files["spec/support/nginx_rules.lua"] = { std = "+ngx_lua" }
 files["examples/openresty"] = { std = "+ngx_lua" }
+files["lua/neoconn/openresty.lua"] = { std = "+ngx_lua" }
 exclude_files = { "spec/hostile_configs" } -- hostile config files, broken on purpose

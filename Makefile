@@ -25,7 +25,7 @@ TOOLS := build/tools/silent_listener build/tools/delay_proxy build/tools/doctor_
   build/tools/tls_closer
 BUSTED := $(LUA_BIN) /usr/bin/busted
 
-.PHONY: all env deps servers test check-specs lint doc demo bench memcheck fuzz install clean
+.PHONY: all env deps servers test check-specs lint doc demo openresty-demo bench memcheck fuzz install clean
 
 all: $(CORE) $(TOOLS)
 
@@ -84,6 +84,12 @@ servers:
 demo: deps
 	@$(MAKE) --no-print-directory all
 	@spec/support/with-cluster.sh $(LUA_BIN) examples/demo.lua
+
+# Debian's nginx serving the demo's check as JSON and Prometheus metrics.
+openresty-demo: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all LUA=luajit
+	@spec/support/with-cluster.sh $(LUA_BIN) examples/openresty/demo.lua
 
 bench: deps
 	@$(MAKE) --no-print-directory all

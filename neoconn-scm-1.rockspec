@@ -52,6 +52,8 @@ build = {
     ["neoconn.pair"] = "lua/neoconn/pair.lua",
     ["neoconn.pair_checks"] = "lua/neoconn/pair_checks.lua",
     ["neoconn.shard"] = "lua/neoconn/shard.lua",
+    ["neoconn.prometheus"] = "lua/neoconn/prometheus.lua",
+    ["neoconn.openresty"] = "lua/neoconn/openresty.lua",
   },
   install = { bin = { neoconn = "bin/neoconn" } },
 }

@@ -7,22 +7,7 @@ local env = os.getenv
 
 local admin = assert(neoconn.connect({ host = env("NEOCONN_TEST_SOCKET"),
   port = env("NEOCONN_TEST_PORT"), user = env("NEOCONN_TEST_ADMIN"), dbname = "postgres" }))
-assert(admin:query([[
-  CREATE ROLE readers;
-  CREATE ROLE sync_source LOGIN PASSWORD 'source-pw' IN ROLE readers;
-  CREATE ROLE sync_dest LOGIN PASSWORD 'dest-pw';
-  CREATE ROLE sync_cdc LOGIN PASSWORD 'cdc-pw' IN ROLE readers;
-  CREATE SCHEMA app; CREATE SCHEMA "Audit Log";
-  CREATE TABLE app.users (id serial PRIMARY KEY, email text NOT NULL);
-  CREATE TABLE app.orders (id bigserial PRIMARY KEY, user_id int, total numeric);
-  CREATE TABLE "Audit Log"."events.2026" (id int, what text);
-  ALTER TABLE app.orders ENABLE ROW LEVEL SECURITY;
-  GRANT USAGE ON SCHEMA app TO readers;
-  GRANT SELECT ON ALL TABLES IN SCHEMA app TO readers;
-  GRANT USAGE ON SCHEMA app TO sync_dest;
-  GRANT INSERT, UPDATE ON app.users TO sync_dest;
-  GRANT INSERT ON app.orders TO sync_dest;
-]]))
+dofile("examples/demo_setup.lua")(admin)
 
 local config = "examples/demo-config.lua"
 local fix = os.tmpname()

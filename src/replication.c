@@ -44,12 +44,15 @@ static const char SHAPE_REPLICATION[] =
 static const char SQL_SLOT[] =
   "SELECT s.slot_name AS name, s.plugin, s.slot_type AS type, s.database, s.active,"
   " s.wal_status, s.database = current_database() AS same_database,"
+  " pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()"
+  "  ELSE pg_current_wal_lsn() END, s.restart_lsn)::bigint AS retained_bytes,"
   " (to_jsonb(s) ->> 'conflicting')::bool AS conflicting,"
   " to_jsonb(s) ->> 'invalidation_reason' AS invalidation_reason"
   " FROM pg_replication_slots s WHERE s.slot_name = $1";
 
 static const char SHAPE_SLOT[] =
   "@slot/01 name:t! plugin:t type:t! database:t active:b! wal_status:t same_database:b"
+  " retained_bytes:i"
   " conflicting:b invalidation_reason:t";
 
 static const char SQL_PUBLICATION[] =
