@@ -79,7 +79,8 @@ describe("a CDC source", function()
       assert.are.same({ name = "replication", ok = true }, { name = stages[#stages].name,
         ok = stages[#stages].ok })
       assert.are.same({ { schema = schema, name = "t", replica_identity = "primary_key",
-        published = true, unpublished_columns = pg.major >= 15 and {} or nil } }, rep.tables)
+        published = true, unpublished_columns = pg.major >= 15 and {} or nil, partitioned = false,
+        generated_columns = {} } }, rep.tables)
       assert.is_false(pg.find_table(result.report, schema, "t").owner.is_member)
     end)
 

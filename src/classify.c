@@ -141,6 +141,11 @@ static const struct {
     "for the same way, so as not to tell which exist)" },
   { "no more connections allowed", "too_many_connections", NC_STAGE_SESSION,
     POOLER "it has no free client slot (max_client_conn): close idle clients or raise it" },
+  { "unsupported startup parameter: replication", "replication_through_pooler",
+    NC_STAGE_REPLICATION,
+    POOLER "it does not pass replication connections (replication=database) through: point the "
+    "CDC connection at the PostgreSQL server itself, its own host and port, not the pooler's "
+    "(Supavisor, Neon's pooler and RDS Proxy refuse them too)" },
   { "login rejected", "hba_rejected", NC_STAGE_AUTHENTICATE,
     POOLER "its auth_hba_file refuses user {user} to database {db}: add a line accepting it" },
   { "SSL required", "hba_rejected", NC_STAGE_AUTHENTICATE,

@@ -10,10 +10,24 @@
 
 enum { REPL_NONE, REPL_CONNECTING, REPL_QUERYING, REPL_DONE };
 
+/* A replication connection that logged in but reached a normal session:
+ * something between the client and the server dropped replication=database
+ * (a pooler or proxy ignoring the parameter). */
+#define NOT_A_WALSENDER                                                                  \
+  "the replication connection reached a normal session, not a WAL sender: a pooler or proxy in " \
+  "front of the server dropped replication=database; point the CDC connection at the "         \
+  "PostgreSQL server itself, its own host and port"
+
 /* The login role (session_user) is what a replication connection logs in
  * as; REPLICATION is not inherited, so a group role holding it is named
  * only to say that it does not count. pg_stat_replication has a row for
  * every WAL sender whoever asks (pg_stat_activity hides their type). */
+/* Roles through which managed services give replication (RDS, Cloud SQL,
+ * Azure, Supabase). */
+#define PROVIDER_ROLES                                                                   \
+  "('rds_replication', 'rds_superuser', 'cloudsqlsuperuser', 'azure_pg_admin',"          \
+  " 'supabase_admin', 'supabase_replication_admin')"
+
 static const char SQL_REPLICATION[] =
   "SELECT current_setting('wal_level') AS wal_level,"
   " current_setting('max_replication_slots')::int AS max_replication_slots,"
@@ -30,41 +44,77 @@ static const char SQL_REPLICATION[] =
   "  WHERE g.rolreplication AND g.oid <> r.oid AND pg_has_role(r.oid, g.oid, 'MEMBER'))"
   "  AS \"login_role.groups_with_replication\","
   " has_database_privilege(current_database(), 'CREATE') AS database_create,"
-  " current_database() AS database"
+  " current_database() AS database,"
+  " pg_size_bytes(current_setting('max_slot_wal_keep_size')) AS max_slot_wal_keep_bytes,"
+  " (SELECT (setting::numeric * CASE unit WHEN 'min' THEN 60 WHEN 'ms' THEN 0.001 ELSE 1 END)::bigint"
+  "  FROM pg_settings WHERE name = 'idle_replication_slot_timeout') AS idle_slot_timeout_seconds,"
+  " current_setting('synchronized_standby_slots', true) AS synchronized_standby_slots,"
+  /* What a slot's creation waits for and catalog_xmin is held by: the
+   * oldest transaction with an ID, of those the role may see. */
+  " (SELECT round(extract(epoch FROM now() - min(t))::numeric, 1)::float8 FROM (SELECT a.xact_start AS t"
+  "  FROM pg_stat_activity a WHERE a.backend_xid IS NOT NULL AND a.pid <> pg_backend_pid()"
+  "  UNION ALL SELECT x.prepared FROM pg_prepared_xacts x) o) AS oldest_transaction_seconds,"
+  /* Sessions hidden from the role show no backend_type, only a database. */
+  " (SELECT count(*) FROM pg_stat_activity a WHERE a.backend_type IS NULL"
+  "  AND a.datid IS NOT NULL)::int AS hidden_sessions,"
+  /* Managed services grant the right through roles and settings. */
+  " ARRAY(SELECT g.rolname::text FROM pg_roles g WHERE g.rolname IN " PROVIDER_ROLES
+  "  ORDER BY 1) AS \"provider.roles\","
+  " ARRAY(SELECT g.rolname::text FROM pg_roles g WHERE g.rolname IN " PROVIDER_ROLES
+  "  AND pg_has_role(r.oid, g.oid, 'MEMBER') ORDER BY 1) AS \"provider.member_of\","
+  " current_setting('rds.logical_replication', true) AS \"provider.rds_logical_replication\","
+  " current_setting('cloudsql.logical_decoding', true) AS \"provider.cloudsql_logical_decoding\""
   " FROM pg_roles r WHERE r.rolname = session_user";
 
 static const char SHAPE_REPLICATION[] =
   "@replication/1 wal_level:t! max_replication_slots:i! slots_used:i! max_wal_senders:i!"
   " wal_senders_used:i! max_slot_wal_keep_size:t! wal_sender_timeout:t! hot_standby_feedback:b!"
   " in_recovery:b! login_role.replication:b! login_role.superuser:b! login_role.name:t!"
-  " login_role.groups_with_replication:a database_create:b! database:t!";
+  " login_role.groups_with_replication:a database_create:b! database:t!"
+  " max_slot_wal_keep_bytes:i! idle_slot_timeout_seconds:i synchronized_standby_slots:t"
+  " oldest_transaction_seconds:n hidden_sessions:i! provider.roles:a provider.member_of:a"
+  " provider.rds_logical_replication:t provider.cloudsql_logical_decoding:t";
 
-/* Columns that came with later versions (conflicting 16, invalidation_reason
- * 17) read through to_jsonb: NULL where the server has none. */
-static const char SQL_SLOT[] =
+/* The named slot ($1, wherever it is) and every logical slot of this
+ * database, with their health: WAL kept (from restart_lsn) and not yet
+ * confirmed (from confirmed_flush_lsn), the room left before
+ * max_slot_wal_keep_size invalidates it, its catalog_xmin's age. Columns
+ * that came with later versions (conflicting 16; invalidation_reason,
+ * failover, synced, inactive_since 17) through to_jsonb: NULL before. */
+static const char SQL_SLOTS[] =
   "SELECT s.slot_name AS name, s.plugin, s.slot_type AS type, s.database, s.active,"
-  " s.wal_status, s.database = current_database() AS same_database,"
-  " pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()"
-  "  ELSE pg_current_wal_lsn() END, s.restart_lsn)::bigint AS retained_bytes,"
+  " s.temporary, s.wal_status, s.database = current_database() AS same_database,"
   " (to_jsonb(s) ->> 'conflicting')::bool AS conflicting,"
-  " to_jsonb(s) ->> 'invalidation_reason' AS invalidation_reason"
-  " FROM pg_replication_slots s WHERE s.slot_name = $1";
+  " to_jsonb(s) ->> 'invalidation_reason' AS invalidation_reason,"
+  " (to_jsonb(s) ->> 'failover')::bool AS failover, (to_jsonb(s) ->> 'synced')::bool AS synced,"
+  " to_jsonb(s) ->> 'inactive_since' AS inactive_since,"
+  " extract(epoch FROM clock_timestamp() - (to_jsonb(s) ->> 'inactive_since')::timestamptz)"
+  "  ::float8 AS inactive_seconds,"
+  " pg_wal_lsn_diff(w.lsn, s.restart_lsn)::bigint AS retained_bytes,"
+  " pg_wal_lsn_diff(w.lsn, s.confirmed_flush_lsn)::bigint AS behind_bytes,"
+  " s.safe_wal_size AS safe_wal_bytes, age(s.catalog_xmin)::bigint AS catalog_xmin_age,"
+  " coalesce(s.slot_name = $1, false) AS named"
+  " FROM pg_replication_slots s, (SELECT CASE WHEN pg_is_in_recovery()"
+  "  THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END AS lsn) w"
+  " WHERE s.slot_name = $1 OR (s.slot_type = 'logical' AND s.database = current_database())"
+  " ORDER BY s.slot_name";
 
-static const char SHAPE_SLOT[] =
-  "@slot/01 name:t! plugin:t type:t! database:t active:b! wal_status:t same_database:b"
-  " retained_bytes:i"
-  " conflicting:b invalidation_reason:t";
+static const char SHAPE_SLOTS[] =
+  "@slots name:t! plugin:t type:t! database:t active:b! temporary:b wal_status:t"
+  " same_database:b conflicting:b invalidation_reason:t failover:b synced:b inactive_since:t"
+  " inactive_seconds:n retained_bytes:i behind_bytes:i safe_wal_bytes:i catalog_xmin_age:i"
+  " named:b!";
 
 static const char SQL_PUBLICATION[] =
   "SELECT p.pubname AS name, pg_get_userbyid(p.pubowner) AS owner, p.puballtables AS all_tables,"
   " p.pubinsert AS \"publishes.insert\", p.pubupdate AS \"publishes.update\","
   " p.pubdelete AS \"publishes.delete\", p.pubtruncate AS \"publishes.truncate\","
-  " p.pubviaroot AS via_root"
+  " p.pubviaroot AS via_root, to_jsonb(p) ->> 'pubgencols' AS generated_columns"
   " FROM pg_publication p WHERE p.pubname = $1";
 
 static const char SHAPE_PUBLICATION[] =
   "@publication/01 name:t! owner:t! all_tables:b! publishes.insert:b! publishes.update:b!"
-  " publishes.delete:b! publishes.truncate:b! via_root:b!";
+  " publishes.delete:b! publishes.truncate:b! via_root:b! generated_columns:t";
 
 /* Per job table ($5: the publication, or NULL): its replica identity, and
  * what pg_publication_tables says of it (FOR TABLE, FOR TABLES IN SCHEMA
@@ -85,7 +135,10 @@ static const char SQL_CDC_TABLES[] =
   " pt.j ->> 'rowfilter' AS row_filter,"
   " CASE WHEN pt.j ? 'attnames' THEN ARRAY(SELECT a.attname::text FROM pg_attribute a"
   "  WHERE a.attrelid = s.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''"
-  "  AND NOT (pt.j -> 'attnames') ? a.attname::text ORDER BY a.attnum) END AS unpublished_columns"
+  "  AND NOT (pt.j -> 'attnames') ? a.attname::text ORDER BY a.attnum) END AS unpublished_columns,"
+  " s.relkind = 'p' AS partitioned,"
+  " ARRAY(SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = s.oid AND a.attnum > 0"
+  "  AND NOT a.attisdropped AND a.attgenerated <> '' ORDER BY a.attnum) AS generated_columns"
   " FROM scope s JOIN pg_class c ON c.oid = s.oid"
   " LEFT JOIN LATERAL (SELECT to_jsonb(x) AS j FROM pg_publication_tables x"
   "  WHERE x.pubname = $5 AND x.schemaname = s.nspname AND x.tablename = s.relname) pt ON true"
@@ -94,7 +147,7 @@ static const char SQL_CDC_TABLES[] =
 
 static const char SHAPE_CDC_TABLES[] =
   "@replication_tables schema:t! name:t! replica_identity:t! published:b row_filter:t"
-  " unpublished_columns:a";
+  " unpublished_columns:a partitioned:b! generated_columns:a";
 
 int nc_replication_queries(lua_State *L, nc_conn *c, const char *with, const char *const *scope,
                            nc_step *steps, int n, int first_list)
@@ -110,12 +163,11 @@ int nc_replication_queries(lua_State *L, nc_conn *c, const char *with, const cha
   params = (const char **)nc_newuserdata(L, 7 * sizeof(char *));
   memcpy(params, scope, 4 * sizeof(char *));
   params[4] = publication[0] != '\0' ? publication : NULL;
-  params[5] = slot;
+  params[5] = slot[0] != '\0' ? slot : NULL;
   params[6] = publication;
   steps[n++] = (nc_step){ .sql = SQL_REPLICATION, .list = first_list, .shape = SHAPE_REPLICATION };
-  if (slot[0] != '\0')
-    steps[n++] = (nc_step){ .sql = SQL_SLOT, .nparams = 1, .params = params + 5,
-                            .list = first_list + 1, .shape = SHAPE_SLOT };
+  steps[n++] = (nc_step){ .sql = SQL_SLOTS, .nparams = 1, .params = params + 5,
+                          .list = first_list + 1, .shape = SHAPE_SLOTS };
   if (publication[0] != '\0')
     steps[n++] = (nc_step){ .sql = SQL_PUBLICATION, .nparams = 1, .params = params + 6,
                             .list = first_list + 2, .shape = SHAPE_PUBLICATION };
@@ -216,6 +268,10 @@ int nc_replication_step(lua_State *L, nc_conn *c, int state)
       keep_identity(L, res, state);
     } else {
       nc_classify_query_failure(&r->error, res, r->pg, 0, NC_STAGE_REPLICATION);
+      if (strcmp(r->error.sqlstate, "42601") == 0) { /* IDENTIFY_SYSTEM read as SQL */
+        r->error.code = "replication_through_pooler";
+        nc_error_set_hint(&r->error, NOT_A_WALSENDER);
+      }
       nc_push_error(L, &r->error, r->secret); /* what failed is kept: finish() adds nothing */
       lua_setfield(L, state, "replication_error");
     }
@@ -226,6 +282,26 @@ int nc_replication_step(lua_State *L, nc_conn *c, int state)
     return finish(L, c, state, 1);
   }
   return 0;
+}
+
+/* replication.slots (every logical slot of the database, and the named
+ * one) and replication.slot (the named one, or nil) into the table below
+ * the list at index list. */
+static void set_slots(lua_State *L, int list)
+{
+  int i, n = lua_istable(L, list) ? (int)lua_rawlen(L, list) : 0;
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, list, i);
+    lua_getfield(L, -1, "named");
+    if (lua_toboolean(L, -1)) {
+      lua_pop(L, 1);
+      lua_setfield(L, list - 1, "slot");
+    } else {
+      lua_pop(L, 2);
+    }
+  }
+  lua_pushvalue(L, list);
+  lua_setfield(L, list - 1, "slots");
 }
 
 /* report.replication: the catalog's rows, the connection's outcome; and
@@ -242,8 +318,9 @@ void nc_replication_report(lua_State *L, const nc_conn *c, int report, int lists
     lua_pop(L, 1);
     lua_newtable(L);
   }
-  nc_push_first_row(L, lists, first_list + 1);
-  lua_setfield(L, -2, "slot");
+  lua_rawgeti(L, lists, first_list + 1);
+  set_slots(L, lua_gettop(L));
+  lua_pop(L, 1);
   nc_push_first_row(L, lists, first_list + 2);
   lua_setfield(L, -2, "publication");
   lua_rawgeti(L, lists, first_list + 3);

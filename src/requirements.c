@@ -135,6 +135,17 @@ static const requirement all[] = {
     "synced tables", 0, 0, "replica_identity", "updates and deletes carry the old row's key "
     "only with a replica identity (a primary key, an index or FULL); in a publication that "
     "publishes them, a table without one refuses the application's UPDATE and DELETE" },
+  { NC_SRC, WHEN(NC_OPT_CDC, V(1)), "replication.slot_health", "slot", { NULL }, "the job's slot",
+    0, 1, "slot_health", "a slot whose consumer falls behind keeps WAL until the disk fills or "
+    "max_slot_wal_keep_size (or, on 18, idle_replication_slot_timeout) invalidates it, and its "
+    "catalog_xmin holds back vacuum: the WAL runway, the time left and the ages are named" },
+  { NC_SRC, WHEN(NC_OPT_CDC, V(1)), "replication.oldest_transaction", "server", { NULL },
+    "open transactions on the server", 0, 1, "oldest_transaction", "creating a slot waits for "
+    "every transaction with an ID to end, and a long one holds back catalog_xmin" },
+  { NC_SRC, WHEN(NC_OPT_CDC, V(1)), "replication.failover", "slot", { NULL }, "the job's slot",
+    0, 1, "slot_failover", "a logical slot survives a failover only when it is synchronized to "
+    "the standby (PostgreSQL 17: failover = true, synchronized_standby_slots); otherwise it is "
+    "missing on the new primary and the job must copy the tables again" },
   { NC_SRC, WHEN(NC_OPT_CDC, V(1)), "sequence.not_replicated", "sequence", { NULL },
     "sequences owned by columns of the synced tables", 0, 1, "sequences_not_replicated",
     "logical replication does not carry sequence values: set them after the cut-over" },

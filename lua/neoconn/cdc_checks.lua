@@ -48,10 +48,58 @@ function checks.wal_level_logical(ctx, need)
   end
 end
 
+-- Managed services and what their roles and settings say: which one it
+-- looks like (a role of that name, or its setting, exists), whether the
+-- login role's membership gives the right (then the replication connection
+-- is the proof), and that provider's fix (%s: the role).
+local PROVIDERS = {
+  { name = "Amazon RDS / Aurora", roles = { rds_replication = true, rds_superuser = true },
+    setting = "rds_logical_replication", grants = { rds_replication = true, rds_superuser = true },
+    fix = "GRANT rds_replication TO %s; and set rds.logical_replication = 1 in the DB parameter "
+      .. "group (a reboot applies it)" },
+  { name = "Google Cloud SQL", roles = { cloudsqlsuperuser = true },
+    setting = "cloudsql_logical_decoding",
+    fix = "set the flag cloudsql.logical_decoding = on, then as a cloudsqlsuperuser member: ALTER "
+      .. "USER %s WITH REPLICATION;" },
+  { name = "Azure Database for PostgreSQL", roles = { azure_pg_admin = true },
+    fix = "as a member of azure_pg_admin: ALTER ROLE %s REPLICATION; and set wal_level = logical "
+      .. "in the server parameters" },
+  { name = "Supabase", roles = { supabase_admin = true, supabase_replication_admin = true },
+    fix = "connect as postgres (which has REPLICATION), or as supabase_admin: ALTER ROLE %s "
+      .. "REPLICATION;" },
+}
+
+-- The provider the server looks like, and whether the role's memberships
+-- give it replication there.
+local function provider_of(rep)
+  local p = rep.provider or {}
+  local present, member = {}, {}
+  for _, r in ipairs(p.roles or {}) do present[r] = true end
+  for _, r in ipairs(p.member_of or {}) do member[r] = true end
+  for _, provider in ipairs(PROVIDERS) do
+    local seen = provider.setting and p[provider.setting] ~= nil
+    for r in pairs(provider.roles) do seen = seen or present[r] end
+    if seen then
+      local granted
+      for r in pairs(provider.grants or {}) do
+        if member[r] then granted = r end
+      end
+      return provider, granted
+    end
+  end
+end
+
 --- The login role itself needs REPLICATION (replication.role).
 function checks.replication_role(ctx, need)
-  local role = replication(ctx).login_role or {}
+  local rep = replication(ctx)
+  local role = rep.login_role or {}
   if role.replication or role.superuser then return end
+  local provider, granted = provider_of(rep)
+  if granted then
+    -- The service grants the right through the role: the replication
+    -- connection proves it (replication.connection says when it does not).
+    return
+  end
   local groups = role.groups_with_replication or {}
   local message = ("role %s lacks REPLICATION"):format(q(role.name or ctx.role))
   if #groups > 0 then
@@ -60,9 +108,13 @@ function checks.replication_role(ctx, need)
     message = message .. (" (it belongs to %s, which has it, but the attribute is not inherited)")
       :format(table.concat(quoted, ", "))
   end
+  local fix = ("ALTER ROLE %s REPLICATION;"):format(q(role.name or ctx.role))
+  if provider then
+    message = message .. (" (the server looks like %s)"):format(provider.name)
+    fix = comment(provider.name .. ": " .. provider.fix:format(q(role.name or ctx.role)))
+  end
   ctx.error({ object_type = "role", name = role.name or ctx.role, missing = { "REPLICATION" },
-    message = message .. ": " .. need.reason,
-    fix = ("ALTER ROLE %s REPLICATION;"):format(q(role.name or ctx.role)) })
+    message = message .. ": " .. need.reason, fix = fix })
 end
 
 --- The replication connection opened and IDENTIFY_SYSTEM answered (replication.connection).
@@ -72,8 +124,13 @@ function checks.replication_connection(ctx, need)
   if connection.ok then return end
   local err = connection.error or {}
   local role = rep.login_role or {}
-  -- Already said by replication_role, with its fix.
-  if err.code == "replication_not_allowed" and not (role.replication or role.superuser) then return end
+  -- Already said by replication_role, with its fix (unless a service's
+  -- role was to give the right: then this is the proof that it does not).
+  local _, granted = provider_of(rep)
+  if err.code == "replication_not_allowed" and not (role.replication or role.superuser)
+    and not granted then
+    return
+  end
   ctx.error({ object_type = "connection", name = ctx.name, code = err.code, stage = err.stage,
     message = ("the replication connection (replication=database) failed: %s: %s")
       :format(tostring(err.message), need.reason),
@@ -180,6 +237,32 @@ function checks.publication(ctx, need)
         :format(q(name), table.concat(silent, ", ")),
       fix = ("ALTER PUBLICATION %s SET (publish = 'insert, update, delete, truncate');"):format(q(name)) })
   end
+  if not pub.publishes.truncate then
+    ctx.warn({ object_type = "publication", name = name,
+      message = ("publication %s does not publish TRUNCATE: a truncate of a synced table never "
+        .. "reaches the job, whose copy keeps the rows"):format(q(name)),
+      fix = ("ALTER PUBLICATION %s SET (publish = 'insert, update, delete, truncate');"):format(q(name)) })
+  end
+  local version = ctx.report.server.version_num or 0
+  for _, t in ipairs(tables) do
+    if t.published and t.partitioned and not pub.via_root then
+      ctx.warn({ object_type = "table", schema = t.schema, name = t.name,
+        message = ("partitioned, and publication %s has publish_via_partition_root off: changes "
+          .. "arrive under each partition's name, not %s"):format(q(name), q(t.schema, t.name)),
+        fix = ("ALTER PUBLICATION %s SET (publish_via_partition_root = true);"):format(q(name)) })
+    end
+    if t.published and t.generated_columns and #t.generated_columns > 0
+      and pub.generated_columns ~= "s" then
+      local columns = {}
+      for i, c in ipairs(t.generated_columns) do columns[i] = q(c) end
+      ctx.warn({ object_type = "table", schema = t.schema, name = t.name,
+        message = ("generated columns %s are not replicated (%s): the destination must compute "
+          .. "them"):format(table.concat(columns, ", "), version >= 180000
+            and "publish_generated_columns = none" or "before PostgreSQL 18 never"),
+        fix = version >= 180000 and ("ALTER PUBLICATION %s SET (publish_generated_columns = stored);")
+          :format(q(name)) or nil })
+    end
+  end
   for _, t in ipairs(tables) do
     local function refuse(message)
       ctx.error({ object_type = "table", schema = t.schema, name = t.name, message = message,
@@ -201,6 +284,134 @@ function checks.publication(ctx, need)
       refuse(("publication %s has a row filter on the table (WHERE %s): changes to other rows "
         .. "never reach the job"):format(q(name), t.row_filter))
     end
+  end
+end
+
+-- The thresholds a CDC source is judged by: the connection's
+-- cdc_thresholds over these defaults.
+local THRESHOLDS = {
+  runway_bytes = 1024 * 1024 * 1024, -- WAL a slot may still keep before it is invalidated
+  catalog_xmin_age = 100000000,       -- half of autovacuum_freeze_max_age's default
+  transaction_seconds = 300,          -- an open transaction older than this
+  inactive_seconds = 86400,           -- a slot nobody has read for this long (17+ tells)
+}
+checks.CDC_THRESHOLDS = THRESHOLDS
+
+local function threshold(ctx, name)
+  local given = ctx.settings.cdc_thresholds
+  return given and given[name] or THRESHOLDS[name]
+end
+
+local function bytes(n)
+  local units = { "bytes", "kB", "MB", "GB", "TB" }
+  local i = 1
+  while n >= 1024 and i < #units do
+    n = n / 1024
+    i = i + 1
+  end
+  return i == 1 and ("%d bytes"):format(math.floor(n)) or ("%.1f %s"):format(n, units[i])
+end
+
+local function duration(seconds)
+  if seconds >= 86400 then return ("%.1f days"):format(seconds / 86400) end
+  if seconds >= 3600 then return ("%.1f hours"):format(seconds / 3600) end
+  if seconds >= 60 then return ("%.1f minutes"):format(seconds / 60) end
+  return ("%d s"):format(math.floor(seconds))
+end
+
+--- The named slot's health: the WAL it keeps and the room left, how long
+-- nobody has read it, its catalog_xmin's age (replication.slot_health).
+function checks.slot_health(ctx)
+  local rep = replication(ctx)
+  local slot = rep.slot
+  if not slot or slot.type ~= "logical" or slot.wal_status == "lost" or slot.invalidation_reason then
+    return -- none yet, or refused by replication.slot
+  end
+  local name = slot.name
+  local function warn(message, fix)
+    ctx.warn({ object_type = "slot", name = name, message = ("slot %s %s"):format(q(name), message),
+      fix = fix })
+  end
+  local kept = slot.retained_bytes and (" (it keeps %s of WAL; its consumer has not confirmed the last %s)")
+    :format(bytes(slot.retained_bytes), bytes(slot.behind_bytes or 0)) or ""
+  local catch_up = comment("let its consumer catch up (is it running?), or drop the slot if "
+    .. "nothing reads it: SELECT pg_drop_replication_slot(" .. literal(name) .. ");")
+  if slot.wal_status == "unreserved" then
+    warn(("keeps more WAL than max_slot_wal_keep_size: the next checkpoint invalidates it unless "
+      .. "its consumer catches up%s"):format(kept), catch_up)
+  elseif slot.safe_wal_bytes and slot.safe_wal_bytes < threshold(ctx, "runway_bytes") then
+    warn(("has %s of WAL left before max_slot_wal_keep_size invalidates it%s"):format(
+      bytes(math.max(slot.safe_wal_bytes, 0)), kept), catch_up)
+  elseif slot.wal_status == "extended" then
+    warn(("keeps more WAL than max_wal_size%s: with max_slot_wal_keep_size = -1 nothing stops it "
+      .. "filling the disk"):format(kept), catch_up)
+  end
+  if not slot.active then
+    local timeout = rep.idle_slot_timeout_seconds
+    if timeout and timeout > 0 and slot.inactive_seconds then
+      warn(("has not been read for %s: idle_replication_slot_timeout (%s) invalidates it in %s%s")
+        :format(duration(slot.inactive_seconds), duration(timeout),
+          duration(math.max(timeout - slot.inactive_seconds, 0)), kept), catch_up)
+    elseif slot.inactive_seconds and slot.inactive_seconds > threshold(ctx, "inactive_seconds") then
+      warn(("has not been read for %s (since %s)%s"):format(duration(slot.inactive_seconds),
+        tostring(slot.inactive_since), kept), catch_up)
+    end
+  end
+  if slot.catalog_xmin_age and slot.catalog_xmin_age > threshold(ctx, "catalog_xmin_age") then
+    warn(("holds back catalog_xmin by %d transactions: vacuum cannot clean the system catalogs "
+      .. "behind it, and wraparound comes nearer"):format(slot.catalog_xmin_age), catch_up)
+  end
+end
+
+--- The oldest open transaction: a slot's creation waits for it, and it
+-- holds back catalog_xmin (replication.oldest_transaction). Of the
+-- sessions the role may see: how many it may not is in the report
+-- (replication.hidden_sessions) and the human report's CDC line.
+function checks.oldest_transaction(ctx)
+  local rep = replication(ctx)
+  local creating = job(ctx).slot == nil or rep.slot == nil
+  local age = rep.oldest_transaction_seconds
+  if age and age > threshold(ctx, "transaction_seconds") then
+    ctx.warn({ object_type = "server", name = ctx.name,
+      message = ("a transaction has been open for %s%s"):format(duration(age), creating
+        and ": creating the job's slot waits until it ends" or ": it holds back the slot's "
+        .. "catalog_xmin and vacuum"),
+      fix = comment("find it: SELECT pid, usename, xact_start, state, query FROM pg_stat_activity "
+        .. "WHERE backend_xid IS NOT NULL ORDER BY xact_start; (and pg_prepared_xacts)") })
+  end
+end
+
+--- The slot survives a failover: synchronized to the standby on 17 and
+-- later; before 17 it cannot (replication.failover).
+function checks.slot_failover(ctx)
+  local rep = replication(ctx)
+  local name = job(ctx).slot
+  if name == nil or rep.in_recovery then return end
+  local version = ctx.report.server.version_num or 0
+  if version < 170000 then
+    ctx.warn({ object_type = "slot", name = name,
+      message = ("slot %s does not survive a failover: logical slots are synchronized to standbys "
+        .. "only from PostgreSQL 17"):format(q(name)),
+      fix = comment("after a failover, create the slot on the new primary and copy the tables "
+        .. "again (changes between the two are otherwise lost)") })
+    return
+  end
+  local slot = rep.slot
+  if slot and slot.failover == false then
+    ctx.warn({ object_type = "slot", name = name,
+      message = ("slot %s has failover = false: it is not synchronized to standbys, so after a "
+        .. "failover it is missing on the new primary"):format(q(name)),
+      fix = comment(("recreate it with failover: SELECT pg_drop_replication_slot(%s); SELECT "
+        .. "pg_create_logical_replication_slot(%s, 'pgoutput', false, false, true); or, on a "
+        .. "replication connection: ALTER_REPLICATION_SLOT %s (FAILOVER true)"):format(
+          literal(name), literal(name), q(name))) })
+  elseif slot and slot.failover and (rep.synchronized_standby_slots or "") == "" then
+    ctx.warn({ object_type = "slot", name = name,
+      message = ("slot %s has failover = true but synchronized_standby_slots is empty: its "
+        .. "consumer may receive changes a standby has not, and the slot is then unusable after a "
+        .. "failover to it"):format(q(name)),
+      fix = "ALTER SYSTEM SET synchronized_standby_slots = '<the standby''s physical slot>';\n"
+        .. "SELECT pg_reload_conf();" })
   end
 end
 

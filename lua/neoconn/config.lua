@@ -110,6 +110,18 @@ local CONNECTION_KEYS = {
   end },
   disable_rules = { list = "name" },
   timeout = { check = is_positive },
+  cdc_thresholds = { check = function(v)
+    if type(v) ~= "table" then return false, "expected a table of thresholds" end
+    for k, x in pairs(v) do
+      if not (k == "runway_bytes" or k == "catalog_xmin_age" or k == "transaction_seconds"
+        or k == "inactive_seconds") then
+        return false, "expected runway_bytes, catalog_xmin_age, transaction_seconds or "
+          .. "inactive_seconds, found " .. tostring(k)
+      end
+      if type(x) ~= "number" or x < 0 then return false, tostring(k) .. " must be a number >= 0" end
+    end
+    return true
+  end },
   certificate_warning_days = { check = function(v)
     if type(v) == "number" and v >= 0 and v <= 36500 then return true end
     return false, "expected a number of days, 0 to 36500"
@@ -351,6 +363,7 @@ local function check_connection(where, name, spec)
     timeout = spec.timeout,
     proof = spec.proof,
     certificate_warning_days = spec.certificate_warning_days,
+    cdc_thresholds = spec.cdc_thresholds,
     rules = {},
     disable_rules = {},
   }

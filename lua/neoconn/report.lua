@@ -141,6 +141,42 @@ local function has_statement(script)
   return false
 end
 
+local function size(n)
+  local units, i = { "B", "kB", "MB", "GB", "TB" }, 1
+  while n >= 1024 and i < #units do
+    n, i = n / 1024, i + 1
+  end
+  return i == 1 and ("%d B"):format(math.floor(n)) or ("%.1f %s"):format(n, units[i])
+end
+
+-- A CDC source's one line: the slot and its WAL, the publication, the
+-- replication connection.
+local function cdc_line(r)
+  local rep = r.report and r.report.replication
+  if not rep then return nil end
+  local job = r.report.job or {}
+  local parts = {}
+  local slot = rep.slot
+  if slot then
+    parts[#parts + 1] = ("slot %s %s, keeps %s"):format(neoconn.quote_ident(slot.name),
+      tostring(slot.wal_status or "?"), size(slot.retained_bytes or 0))
+  else
+    parts[#parts + 1] = job.slot and ("slot %s missing"):format(neoconn.quote_ident(job.slot))
+      or "no slot named (the job creates one)"
+  end
+  parts[#parts + 1] = job.publication and ("publication %s%s"):format(
+    neoconn.quote_ident(job.publication), rep.publication and "" or " missing")
+    or "no publication named"
+  if (rep.hidden_sessions or 0) > 0 then
+    parts[#parts + 1] = ("%d session(s) hidden from the role (pg_read_all_stats shows their "
+      .. "transactions)"):format(rep.hidden_sessions)
+  end
+  local conn = rep.connection or {}
+  parts[#parts + 1] = conn.ok and "replication connection ok"
+    or ("replication connection failed (%s)"):format(tostring(conn.error and conn.error.code))
+  return shown("cdc: " .. table.concat(parts, " · "))
+end
+
 -- The fix script under its heading (whether it has a statement to run, or
 -- only options), without its own header line.
 local function fix_block(script, say, runnable, options_only)
@@ -162,6 +198,8 @@ local function connection_text(r, say, paint)
   end
   say("  ", paint("dim", where_line(r)))
   say("  ", stage_line(r.stages, paint))
+  local cdc = cdc_line(r)
+  if cdc then say("  ", paint("dim", cdc)) end
   if verdict == "not_tested" then
     say("  ", shown(r.error.message))
     say("  hint: ", shown(r.error.hint))
