@@ -52,6 +52,7 @@ build = {
     ["neoconn.pair"] = "lua/neoconn/pair.lua",
     ["neoconn.pair_checks"] = "lua/neoconn/pair_checks.lua",
     ["neoconn.shard"] = "lua/neoconn/shard.lua",
+    ["neoconn.standby"] = "lua/neoconn/standby.lua",
     ["neoconn.prometheus"] = "lua/neoconn/prometheus.lua",
     ["neoconn.openresty"] = "lua/neoconn/openresty.lua",
   },

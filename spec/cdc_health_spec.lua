@@ -187,6 +187,84 @@ describe("a CDC source's health", function()
       1, true))
   end)
 
+  pg.it_if(it, pending, pg.major >= 17 and pg.standby_port ~= nil,
+    "failover slots came in 17, and the harness's standby is needed")(
+    "checks the standby keeping a failover slot: not yet synced, then synced", function()
+      local sb = assert(neoconn.connect({ host = pg.socket, port = pg.standby_port,
+        user = pg.admin_user, dbname = "postgres" }))
+      local function on_standby(sql) return assert(sb:query(sql)) end
+      local physical, slot = pg.unique("sb_phys"), pg.unique("fo")
+      local conninfo = on_standby("SHOW primary_conninfo")[1].primary_conninfo
+      local standby_url = ("postgresql://%s:%s@%s:%s/%s"):format(user, password, pg.host,
+        pg.standby_port, pg.dbname)
+      local function checked()
+        local s = pg.settings(user, password, "source", { cdc = true, slot = slot,
+          publication = publication }, { schemas = { schema } })
+        s.standby = standby_url
+        s.cdc_thresholds = { inactive_seconds = 1e9 }
+        local r = check.connection(s)
+        local text = {}
+        for _, f in ipairs(findings(r, "replication.failover")) do text[#text + 1] = f.message end
+        return table.concat(text, "\n"), r
+      end
+      local ok, err = pcall(function()
+        pg.exec(("SELECT pg_create_physical_replication_slot('%s')"):format(physical))
+        on_standby(("ALTER SYSTEM SET primary_slot_name = '%s'"):format(physical))
+        on_standby("ALTER SYSTEM SET hot_standby_feedback = on")
+        on_standby(("ALTER SYSTEM SET primary_conninfo = %s"):format(
+          neoconn.quote_literal(conninfo .. " dbname=postgres")))
+        on_standby("SELECT pg_reload_conf()")
+        pg.exec(("SELECT pg_create_logical_replication_slot('%s', 'pgoutput', false, false, true)")
+          :format(slot))
+        local text = checked()
+        assert.truthy(text:find("sync_replication_slots is off", 1, true), text)
+        assert.truthy(text:find("the slot is not on the standby yet", 1, true), text)
+        assert.truthy(text:find("cannot be seen by the role", 1, true), text)
+        pg.exec(("GRANT pg_read_all_settings TO %s"):format(q(user)))
+        -- Synchronized now, as the fix says: the slot sync worker copies the
+        -- slot, which persists on the standby once the primary's copy has
+        -- moved past what the standby holds (a new transaction, its
+        -- running-xacts record, and the slot advanced past both).
+        on_standby("ALTER SYSTEM SET sync_replication_slots = on")
+        on_standby("SELECT pg_reload_conf()")
+        local persisted = false
+        for _ = 1, 300 do
+          pg.exec("SELECT txid_current()")
+          pg.exec("CHECKPOINT")
+          pg.exec("SELECT pg_log_standby_snapshot()")
+          pg.exec(("SELECT pg_replication_slot_advance('%s', pg_current_wal_lsn())"):format(slot))
+          pg.wait_for_standby()
+          if #on_standby(("SELECT 1 FROM pg_replication_slots WHERE slot_name = '%s'"
+            .. " AND synced AND NOT temporary"):format(slot)) == 1 then
+            persisted = true
+            break
+          end
+          pg.exec("SELECT pg_sleep(0.1)")
+        end
+        assert.is_true(persisted, "the standby never persisted the slot")
+        local r
+        text, r = checked()
+        assert.falsy(text:find("the standby is not ready", 1, true), text)
+        assert.is_true(r.report.replication.standby.slot.synced)
+      end)
+      -- The standby as it was: no synchronization, no physical slot.
+      on_standby("ALTER SYSTEM RESET sync_replication_slots")
+      on_standby("ALTER SYSTEM RESET primary_slot_name")
+      on_standby("ALTER SYSTEM RESET hot_standby_feedback")
+      on_standby(("ALTER SYSTEM SET primary_conninfo = %s"):format(neoconn.quote_literal(conninfo)))
+      on_standby("SELECT pg_reload_conf()")
+      drop_slot(slot)
+      for _ = 1, 200 do -- until the standby's walreceiver lets go of the physical slot
+        if #pg.exec("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active",
+          { physical }) == 0 then break end
+        pg.exec("SELECT pg_sleep(0.05)")
+      end
+      drop_slot(physical)
+      pg.exec(("REVOKE pg_read_all_settings FROM %s"):format(q(user)))
+      sb:close()
+      assert(ok, err)
+    end)
+
   it("names what the publication does not publish: changes, partitions' roots, generated columns",
     function()
     local u, p, s = scenario("pubops", "CREATE TABLE {s}.parts (id int, v int) PARTITION BY RANGE (id);"

@@ -405,13 +405,64 @@ function checks.slot_failover(ctx)
         .. "pg_create_logical_replication_slot(%s, 'pgoutput', false, false, true); or, on a "
         .. "replication connection: ALTER_REPLICATION_SLOT %s (FAILOVER true)"):format(
           literal(name), literal(name), q(name))) })
-  elseif slot and slot.failover and (rep.synchronized_standby_slots or "") == "" then
+  elseif slot and slot.failover and rep.standby then
+    checks.standby_ready(ctx, name, rep.standby)
+  end
+  if slot and slot.failover and (rep.synchronized_standby_slots or "") == "" then
     ctx.warn({ object_type = "slot", name = name,
       message = ("slot %s has failover = true but synchronized_standby_slots is empty: its "
         .. "consumer may receive changes a standby has not, and the slot is then unusable after a "
         .. "failover to it"):format(q(name)),
       fix = "ALTER SYSTEM SET synchronized_standby_slots = '<the standby''s physical slot>';\n"
         .. "SELECT pg_reload_conf();" })
+  end
+end
+
+-- What the standby (the connection's `standby` target) lacks for the slot to
+-- be there after a failover: the server's own failover-ready conditions.
+function checks.standby_ready(ctx, name, sb)
+  local function warn(message, fix)
+    ctx.warn({ object_type = "slot", name = name,
+      message = ("the standby is not ready to keep slot %s through a failover: %s"):format(q(name),
+        message), fix = fix })
+  end
+  if not sb.ok then
+    warn(("it could not be checked (%s)"):format(tostring(sb.error and (sb.error.code .. ": "
+      .. sb.error.message))), comment(tostring(sb.error and sb.error.hint)))
+    return
+  end
+  local reload = "\nSELECT pg_reload_conf(); -- on the standby"
+  if not sb.in_recovery then
+    warn("the server given as the standby is not in recovery", comment("name the standby"))
+    return
+  end
+  if sb.sync_replication_slots ~= "on" then
+    warn("sync_replication_slots is off", "ALTER SYSTEM SET sync_replication_slots = on;" .. reload)
+  end
+  if not sb.hot_standby_feedback then
+    warn("hot_standby_feedback is off", "ALTER SYSTEM SET hot_standby_feedback = on;" .. reload)
+  end
+  if (sb.primary_slot_name or "") == "" then
+    warn("primary_slot_name is not set (the standby must stream through a physical slot)",
+      comment("create one on the primary (SELECT pg_create_physical_replication_slot('<name>');) "
+        .. "and ALTER SYSTEM SET primary_slot_name = '<name>'; on the standby"))
+  end
+  if sb.conninfo_names_database == false then
+    warn("primary_conninfo names no dbname (slot synchronization connects to a database)",
+      comment("add dbname=<database> to primary_conninfo on the standby"))
+  elseif sb.conninfo_names_database == nil then
+    warn("whether primary_conninfo names a dbname cannot be seen by the role",
+      comment(("GRANT pg_read_all_settings TO %s; -- on the primary, to see it"):format(q(ctx.role))))
+  end
+  local s = sb.slot
+  if not s then
+    warn("the slot is not on the standby yet", comment("with the above in place the slot sync "
+      .. "worker copies it; SELECT pg_sync_replication_slots(); on the standby does it at once "
+      .. "while sync_replication_slots is off"))
+  elseif s.temporary or not s.synced or s.invalidation_reason or s.conflicting then
+    warn(("the slot on the standby is %s"):format(s.invalidation_reason and ("invalidated ("
+      .. s.invalidation_reason .. ")") or s.temporary and "temporary (not yet persisted: the "
+      .. "standby has not caught up with it)" or "not a synchronized copy"), nil)
   end
 end
 

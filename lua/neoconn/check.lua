@@ -19,6 +19,12 @@ local function scope_of(settings, opts)
 end
 
 local function result_of(settings, report, opts)
+  -- A CDC source's standby, for failover readiness: read beside the test.
+  local options = settings.options or {}
+  if settings.standby and options.cdc and options.slot and report.ok and report.replication then
+    report.replication.standby = require("neoconn.standby").probe(settings, options.slot,
+      opts.timeout or settings.timeout)
+  end
   local verdict = policy.evaluate(report, settings, opts)
   return {
     name = settings.name,

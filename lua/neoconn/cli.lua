@@ -47,7 +47,7 @@ usage: neoconn check [CONFIG] [--only NAME]... [--exclude LIST] [--json] [--fix-
                     [--timeout S] [--concurrency N] [--proof auto|on|off|N]
                     [--shard K/N] [--quiet] [--output FILE]
        neoconn test TARGET --as source|destination [--tables LIST] [--schemas LIST]
-                   [--exclude LIST] JOB_FLAGS
+                   [--exclude LIST] JOB_FLAGS [--standby URL]
                    [--proof auto|on|off|N] [--timeout S] [--json] [--fix-sql FILE]
        neoconn job SOURCE DESTINATION [--tables LIST] [--schemas LIST] [--exclude LIST]
                    PAIR_FLAGS
@@ -85,7 +85,8 @@ local COMMANDS = {
   check = { only = "list", json = "flag", ["fix-sql"] = "value", timeout = "value",
     concurrency = "value", proof = "value", exclude = "value", shard = "value", quiet = "flag",
     output = "value" },
-  test = { as = "value", tables = "value", schemas = "value", exclude = "value", timeout = "value",
+  test = { as = "value", standby = "value",
+    tables = "value", schemas = "value", exclude = "value", timeout = "value",
     json = "flag", proof = "value", ["fix-sql"] = "value" },
   requirements = { role = "value", json = "flag" },
   job = { tables = "value", schemas = "value", exclude = "value", timeout = "value",
@@ -394,7 +395,8 @@ local function run_test(parsed, out, env)
   local o = parsed.options
   local kind = kind_argument(o.as, "--as")
   local settings = { name = "target", kind = kind, target = parsed.positional[1],
-    options = job_options(o, kind), proof = proof_option(o) }
+    options = job_options(o, kind), proof = proof_option(o), standby = o.standby }
+  if o.standby and not settings.options.cdc then usage_error("--standby needs --cdc") end
   if o.tables then settings.tables = names_option("--tables", o.tables, "table") end
   if o.schemas then settings.schemas = names_option("--schemas", o.schemas, "schema") end
   if o.exclude then settings.exclude = names_option("--exclude", o.exclude, "exclude") end

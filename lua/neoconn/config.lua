@@ -110,6 +110,7 @@ local CONNECTION_KEYS = {
   end },
   disable_rules = { list = "name" },
   timeout = { check = is_positive },
+  standby = { check = setting_of(LIMITS.target) },
   cdc_thresholds = { check = function(v)
     if type(v) ~= "table" then return false, "expected a table of thresholds" end
     for k, x in pairs(v) do
@@ -364,6 +365,7 @@ local function check_connection(where, name, spec)
     proof = spec.proof,
     certificate_warning_days = spec.certificate_warning_days,
     cdc_thresholds = spec.cdc_thresholds,
+    standby = spec.standby,
     rules = {},
     disable_rules = {},
   }
