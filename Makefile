@@ -97,6 +97,7 @@ bench: deps
 	@spec/support/with-cluster.sh $(LUA_BIN) bench/catalog.lua
 	@spec/support/with-cluster.sh $(LUA_BIN) bench/proof.lua
 	@spec/support/with-cluster.sh $(LUA_BIN) bench/job.lua
+	@spec/support/with-cluster.sh $(LUA_BIN) bench/cdc.lua
 	@spec/support/with-cluster.sh $(LUA_BIN) bench/soak.lua
 
 # The specs under valgrind (no invalid access, no definite leak in neoconn)
