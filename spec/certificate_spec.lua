@@ -64,7 +64,7 @@ local function expiry_findings(result)
   return pg.findings(result, "certificate_expiry")
 end
 
-describe("certificate expiry", function()
+describe("certificate expiry #client", function()
   local user, password = pg.login_role("certs")
   local _, t = pg.schema_with_table(user, "certs", { grant = "SELECT" })
   local function checked(extra, settings)

@@ -105,7 +105,7 @@ local function get(url, accept)
   return tonumber(code), body
 end
 
-describe("Prometheus text", function()
+describe("Prometheus text #client", function()
   it("escapes label values as the format says, after making them printable", function()
     local text = prometheus.render({ { name = 'a"b\\c\nd\27[31m', kind = "source", ok = true,
       findings = {}, tables = {}, stages = {} } }, { seconds = 0.5, finished = 1, checks = 1 })
@@ -116,7 +116,7 @@ describe("Prometheus text", function()
   end)
 end)
 
-describe("neoconn.openresty in nginx", function()
+describe("neoconn.openresty in nginx #client", function()
   local base, dir, password, slot
   local passwords = {}
   setup(function()
