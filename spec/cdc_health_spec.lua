@@ -28,11 +28,7 @@ local function cdc_check(user, password, schema, options, extra, settings)
 end
 
 local function findings(result, rule, level)
-  local list = {}
-  for _, f in ipairs(result.findings) do
-    if f.rule == rule and (level == nil or f.level == level) then list[#list + 1] = f end
-  end
-  return list
+  return pg.findings(result, rule, nil, level)
 end
 
 local function one(result, rule, level)

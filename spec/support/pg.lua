@@ -333,11 +333,14 @@ function pg.settings(user, password, kind, options, scope, extra)
   return s
 end
 
---- The findings of a check result for a rule (and, if given, a table).
-function pg.findings(result, rule, name)
+--- The findings of a check result for a rule (and, if given, an object's
+-- name and a level).
+function pg.findings(result, rule, name, level)
   local list = {}
   for _, f in ipairs(result.findings) do
-    if f.rule == rule and (name == nil or f.name == name) then list[#list + 1] = f end
+    if f.rule == rule and (name == nil or f.name == name) and (level == nil or f.level == level) then
+      list[#list + 1] = f
+    end
   end
   return list
 end
