@@ -11,7 +11,7 @@ local function lines(cmd)
   return out
 end
 
-describe("builds #client", function()
+describe("builds #client #once", function()
   for _, lua in ipairs({ "lua5.4", "lua5.3", "lua5.1", "luajit" }) do
     it("build for " .. lua .. " and export only luaopen_neoconn_core", function()
       assert.are.equal(0, pg.execute(("make -s LUA=%s >/dev/null 2>&1"):format(lua)))

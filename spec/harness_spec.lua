@@ -6,7 +6,7 @@ local pg = require("pg")
 local root = pg.run("test \"$(id -u)\" = 0") == 0
 local build = "node_modules/pg16/native"
 
-describe("the test harness #client", function()
+describe("the test harness #client #once", function()
   pg.it_if(it, pending, root and pg.slurp(build .. "/bin/postgres") ~= nil,
     "as root, with the PostgreSQL 16 build installed")(
     "runs a server build postgres cannot reach, on NEOCONN_TEST_PORT_BASE, in TMPDIR", function()

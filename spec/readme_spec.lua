@@ -83,7 +83,7 @@ local function anchors(path)
   return set
 end
 
-describe("the README #client", function()
+describe("the README #client #once", function()
   it("is a manual of at most 600 lines whose links all lead somewhere", function()
     local readme = pg.slurp("README.md")
     local _, lines = readme:gsub("\n", "")

@@ -56,7 +56,7 @@ end)
 
 -- `make install` as a user runs it: for Lua 5.4 by default, LUA= choosing
 -- another, used from outside the checkout.
-describe("make install #client", function()
+describe("make install #client #once", function()
   local user, password, schema
   setup(function()
     user, password = pg.login_role("inst")
