@@ -263,13 +263,23 @@ function checks.publication(ctx, need)
           :format(q(name)) or nil })
     end
   end
+  -- Schemas the job takes whole: a FOR TABLE publication misses the tables
+  -- created there later, FOR TABLES IN SCHEMA (15+) does not.
+  local whole = {}
+  for _, s in ipairs(ctx.settings.schemas or {}) do whole[s] = true end
   for _, t in ipairs(tables) do
     local function refuse(message)
+      local fix = t.published
+        and ("ALTER PUBLICATION %s DROP TABLE %s;\nALTER PUBLICATION %s ADD TABLE %s;")
+          :format(q(name), q(t.schema, t.name), q(name), q(t.schema, t.name))
+        or ("ALTER PUBLICATION %s ADD TABLE %s;"):format(q(name), q(t.schema, t.name))
+      if not t.published and whole[t.schema] and not pub.all_tables and version >= 150000 then
+        fix = fix .. "\n" .. comment(("or, for tables created in %s later too (as a superuser): "
+          .. "ALTER PUBLICATION %s ADD TABLES IN SCHEMA %s;"):format(q(t.schema), q(name),
+            q(t.schema)))
+      end
       ctx.error({ object_type = "table", schema = t.schema, name = t.name, message = message,
-        fix = t.published
-          and ("ALTER PUBLICATION %s DROP TABLE %s;\nALTER PUBLICATION %s ADD TABLE %s;")
-            :format(q(name), q(t.schema, t.name), q(name), q(t.schema, t.name))
-          or ("ALTER PUBLICATION %s ADD TABLE %s;"):format(q(name), q(t.schema, t.name)) })
+        fix = fix })
     end
     if not t.published then
       refuse(("not in publication %s: its changes never reach the job"):format(q(name)))
