@@ -84,6 +84,9 @@ describe("a CDC source's health", function()
           .. " SELECT repeat('x', 1000) FROM generate_series(1, 2000)")
         pg.exec("SELECT pg_switch_wal()")
       end
+      -- The checkpoint removes the segments the slot needs; the harness's
+      -- standby (which streams without a slot) must have them first.
+      if pg.standby_port then pg.wait_for_standby() end
       pg.exec("CHECKPOINT")
       local r = cdc_check(user, password, schema, { slot = slot, publication = publication })
       local f = one(r, "replication.slot", "error")

@@ -172,7 +172,8 @@ describe("secrets", function()
         assert.truthy(err.hint:find("%40", 1, true), err.hint)
         local report = neoconn.test(url, { timeout = 2 })
         for _, text in ipairs({ tostring(err), report.error.message, report.error.hint }) do
-          for _, piece in ipairs({ "Zq7", "Secr3t", "Xy", "123" }) do
+          -- "123" as the password's own start (the harness's port may hold 123)
+          for _, piece in ipairs({ "Zq7", "Secr3t", "Xy", "src:123" }) do
             assert.is_nil(text:find(piece, 1, true), text)
           end
         end
