@@ -3,7 +3,7 @@
 # some are missing. As root it uses apt-get; otherwise it names them.
 set -eu
 packages="gcc make pkg-config libc6-dev lua5.4 liblua5.4-dev libpq-dev postgresql-15
-  postgresql-client-15 lua-busted lua-check lua-dkjson luarocks openssl valgrind
+  postgresql-client-15 lua-busted lua-check lua-dkjson luarocks openssl libssl-dev valgrind
   luajit2 libluajit2-5.1-dev lua5.1 liblua5.1-0-dev liblua5.3-dev
   nginx libnginx-mod-http-lua pgbouncer curl python3-jsonschema lua-ldoc"
 missing=""
