@@ -52,6 +52,11 @@ local KINDS = {
   enum_missing = { src = "id int PRIMARY KEY, m %e", dst = "id int PRIMARY KEY, m %e",
     src_enum = { "sad", "ok", "happy" }, dst_enum = { "sad", "ok" },
     rows = { "1, 'sad'", "2, 'happy'" }, blocked = "pair.types" },
+  -- an array of an enum: judged element by element, the fix on the enum itself
+  enum_array_missing = { src = "id int PRIMARY KEY, m %e[]", dst = "id int PRIMARY KEY, m %e[]",
+    src_enum = { "sad", "ok", "happy" }, dst_enum = { "sad", "ok" },
+    rows = { "1, '{sad}'", "2, '{ok,happy}'" }, blocked = "pair.types",
+    fix = "ALTER TYPE %s ADD VALUE IF NOT EXISTS 'happy';" },
   generated_dest = { src = "id int PRIMARY KEY, g int",
     dst = "id int PRIMARY KEY, g int GENERATED ALWAYS AS (id * 2) STORED",
     rows = { "1, 5" }, blocked = "pair.columns" },
@@ -260,6 +265,14 @@ local function run_seed(seed, on_conflict)
         disagree("expected blocked by " .. expected .. ", got " .. table.concat(t.blocked_by, ","))
       elseif not expected and not t.copyable then
         disagree("expected copyable, blocked by " .. table.concat(t.blocked_by, ","))
+      end
+      if kind.fix then
+        local want = kind.fix:format(q(schema, "e_" .. t.destination.name))
+        local found = false
+        for _, f in ipairs(result.findings) do
+          found = found or (f.name == t.destination.name and (f.fix or ""):find(want, 1, true) ~= nil)
+        end
+        if not found then disagree("no finding's fix says " .. want) end
       end
       if kind.warned and not warned[kind.warned] then
         disagree("expected a warning of " .. kind.warned .. ", got " .. table.concat(t.warnings, ","))

@@ -158,6 +158,10 @@ local function accepts(ctx, sname, sm, dname, dm, note)
   end
   local why = narrower(sname, sm, dname, dm)
   if why then note(why) end
+  -- Arrays element by element, the same array type too (an enum's labels).
+  if s.category == "A" and d.category == "A" then
+    return accepts(ctx, s.element, -1, d.element, -1, note)
+  end
   if sname == dname then
     if d.kind == "e" then
       local missing = {}
@@ -166,15 +170,12 @@ local function accepts(ctx, sname, sm, dname, dm, note)
       end
       if #missing > 0 then
         return false, ("the destination's enum %s lacks the source's labels %s"):format(d.type,
-          table.concat(missing, ", ")), missing
+          table.concat(missing, ", ")), missing, dname
       end
     elseif d.kind == "c" then
       note(("composite type %s: its fields are not compared"):format(d.type))
     end
     return true
-  end
-  if s.category == "A" and d.category == "A" then
-    return accepts(ctx, s.element, -1, d.element, -1, note)
   end
   if d.category == "S" then return true end -- every type converts to a string type
   if contains(d.implicit_from, sname) then return true end
@@ -200,17 +201,32 @@ local function each_copied(ctx, fn)
   end
 end
 
+-- The destination's verdict on a copied column c going into d, judged once
+-- for both checks: { ok, why, labels (an enum's missing ones), enum (its
+-- name: the column's own type, or the base of its domain or array), notes }.
+local function judged(ctx, c, d)
+  ctx.judged = ctx.judged or {}
+  local v = ctx.judged[c]
+  if not v then
+    v = { notes = {} }
+    v.ok, v.why, v.labels, v.enum = accepts(ctx, c.source.type_name, c.source.typmod, d.type_name,
+      d.typmod, function(text) v.notes[#v.notes + 1] = text end)
+    ctx.judged[c] = v
+  end
+  return v
+end
+
 --- The destination takes each column's values (pair.types).
 function checks.pair_types(ctx)
   each_copied(ctx, function(p, c, d)
-    local ok, why, labels = accepts(ctx, c.source.type_name, c.source.typmod, d.type_name, d.typmod,
-      function() end)
-    if not ok then
+    local v = judged(ctx, c, d)
+    local why, labels = v.why, v.labels
+    if not v.ok then
       local fix
       if labels then
         local adds = {}
         for _, label in ipairs(labels) do
-          local schema, name = d.type_name:match("^(.-)%.(.*)$")
+          local schema, name = v.enum:match("^(.-)%.(.*)$")
           adds[#adds + 1] = ("ALTER TYPE %s ADD VALUE IF NOT EXISTS %s;"):format(q(schema, name),
             neoconn.quote_literal(label))
         end
@@ -230,10 +246,7 @@ end
 --- What a narrower destination refuses or changes (pair.narrowing).
 function checks.pair_narrowing(ctx)
   each_copied(ctx, function(p, c, d)
-    local notes = {}
-    accepts(ctx, c.source.type_name, c.source.typmod, d.type_name, d.typmod,
-      function(text) notes[#notes + 1] = text end)
-    for _, text in ipairs(notes) do
+    for _, text in ipairs(judged(ctx, c, d).notes) do
       ctx.warn(table_finding(p, ("column %s (source %s, destination %s): %s"):format(q(d.name),
         c.source.type, d.type, text)))
     end
