@@ -483,6 +483,14 @@ void nc_classify_query_failure(nc_error *e, const PGresult *res, PGconn *pg, int
     nc_error_set_hint(e, "the server ended the session: it is shutting down or restarting, or an "
                          "administrator terminated the session (pg_terminate_backend); retry "
                          "shortly");
+  } else if (stage == NC_STAGE_REPLICATION && strcmp(st, "42601") == 0) {
+    /* IDENTIFY_SYSTEM read as SQL: the replication connection logged in but
+     * reached a normal session (a pooler or proxy dropped the parameter). */
+    e->code = "replication_through_pooler";
+    nc_error_set_hint(e, "the replication connection reached a normal session, not a WAL sender: "
+                         "a pooler or proxy in front of the server dropped replication=database; "
+                         "point the CDC connection at the PostgreSQL server itself, its own host "
+                         "and port");
   } else if (strcmp(st, "57P03") == 0) {
     e->code = "server_starting";
     nc_error_set_hint(e, "the server is starting up, shutting down or recovering: retry shortly");

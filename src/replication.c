@@ -10,14 +10,6 @@
 
 enum { REPL_NONE, REPL_CONNECTING, REPL_QUERYING, REPL_DONE };
 
-/* A replication connection that logged in but reached a normal session:
- * something between the client and the server dropped replication=database
- * (a pooler or proxy ignoring the parameter). */
-#define NOT_A_WALSENDER                                                                  \
-  "the replication connection reached a normal session, not a WAL sender: a pooler or proxy in " \
-  "front of the server dropped replication=database; point the CDC connection at the "         \
-  "PostgreSQL server itself, its own host and port"
-
 /* The login role (session_user) is what a replication connection logs in
  * as; REPLICATION is not inherited, so a group role holding it is named
  * only to say that it does not count. pg_stat_replication has a row for
@@ -268,10 +260,6 @@ int nc_replication_step(lua_State *L, nc_conn *c, int state)
       keep_identity(L, res, state);
     } else {
       nc_classify_query_failure(&r->error, res, r->pg, 0, NC_STAGE_REPLICATION);
-      if (strcmp(r->error.sqlstate, "42601") == 0) { /* IDENTIFY_SYSTEM read as SQL */
-        r->error.code = "replication_through_pooler";
-        nc_error_set_hint(&r->error, NOT_A_WALSENDER);
-      }
       nc_push_error(L, &r->error, r->secret); /* what failed is kept: finish() adds nothing */
       lua_setfield(L, state, "replication_error");
     }
