@@ -56,12 +56,14 @@ if [ "$server_major" != 15 ]; then
 elif [ -x "$top/node_modules/pg13/native/bin/postgres" ]; then
   other_bin=$(readable_bin "$top/node_modules/pg13/native/bin")
 fi
-tmp=$(mktemp -d "$tmpdir/neoconn-test.XXXXXX")
+tmp=$(cd "$(mktemp -d "$tmpdir/neoconn-test.XXXXXX")" && pwd)
 chmod 755 "$tmp"
 pids=()
 
+# From /: the server tools read their working directory, and complain on
+# the terminal when postgres may not enter it (a clone in mktemp -d).
 as_pg() {
-  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+  if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 
 command_pid=
